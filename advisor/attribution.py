@@ -1,0 +1,299 @@
+"""From the probes' raw records to per-unit breakdowns, hot spots and the function table.
+
+Pure functions over a ``RawCapture``: nothing here measures. For an asyncio task the
+ledger already split the time between steps into I/O, waiting and scheduling; the time
+inside its steps is compute, except what the sampler saw off the CPU, which is the
+task *blocking* its loop (classified I/O or waiting by the stack, or scheduling when
+the GIL was held by another thread). For a thread the CPU time is exact and the rest of
+its wall time is split in the proportions its off-CPU samples show. The four parts add
+up to the unit's wall time by construction.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import CodeType
+
+from advisor.probes.records import Stack, UnitRecord
+
+from .blocking import Blocked, classify_stack
+from .frames import display_path, function_name, is_advisor_file, is_user_file
+from .profile import (
+    BlockingSite,
+    Breakdown,
+    FunctionStat,
+    HotSpot,
+    SampleFrame,
+    Samples,
+    StackSample,
+    Task,
+)
+
+HOT_PER_UNIT = 5
+BLOCKING_SITES_PER_UNIT = 5
+MAX_FUNCTIONS = 200
+
+
+@dataclass
+class OffCpu:
+    """A unit's sampled off-CPU seconds by state, and where it blocked."""
+
+    io: float = 0.0
+    waiting: float = 0.0
+    idle: float = 0.0
+    scheduling: float = 0.0
+    sites: dict[tuple[str, str, CodeType | None, int], float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return self.io + self.waiting + self.idle + self.scheduling
+
+
+def visible(stack: Stack) -> Stack:
+    """The stack without advisor's own frames (the hooks around a step)."""
+    return tuple(frame for frame in stack if not is_advisor_file(frame[0].co_filename))
+
+
+def off_cpu(samples: dict[Stack, list[float]] | None) -> OffCpu:
+    """Classify a unit's off-CPU samples."""
+    result = OffCpu()
+    if not samples:
+        return result
+    for stack, (_on, off, contended) in samples.items():
+        if off <= 0.0:
+            continue
+        blocked = classify_stack(stack)
+        state = blocked.state
+        if state == "unknown":
+            # off the CPU in plain Python code: waiting for the GIL if others ran, else unknown
+            result.scheduling += contended
+            result.waiting += off - contended
+            continue
+        if state == "idle":
+            result.idle += off
+            continue
+        if state == "io":
+            result.io += off
+        else:
+            result.waiting += off
+        add_site(result, blocked, off)
+    return result
+
+
+def add_site(result: OffCpu, blocked: Blocked, seconds: float) -> None:
+    code, line = blocked.site if blocked.site is not None else (None, 0)
+    key = (blocked.state, blocked.call, code, line)
+    result.sites[key] = result.sites.get(key, 0.0) + seconds
+
+
+def blocking_sites(offcpu: OffCpu, limit: int = BLOCKING_SITES_PER_UNIT) -> list[BlockingSite]:
+    """The places a unit blocked most, in the user's code where known."""
+    sites = []
+    for (state, call, code, line), seconds in sorted(offcpu.sites.items(), key=lambda item: -item[1]):
+        if seconds <= 0.0 or state not in ("io", "waiting"):
+            continue
+        sites.append(BlockingSite(
+            kind="io" if state == "io" else "waiting",
+            call=call or "?",
+            function=function_name(code) if code is not None else "",
+            file=display_path(code.co_filename) if code is not None else "",
+            line=line,
+            seconds=round(seconds, 6),
+        ))
+        if len(sites) >= limit:
+            break
+    return sites
+
+
+def hot_spots(samples: dict[Stack, list[float]] | None, limit: int = HOT_PER_UNIT) -> list[HotSpot]:
+    """The functions a unit spent its on-CPU samples in (leaf, i.e. self time)."""
+    if not samples:
+        return []
+    by_code: dict[CodeType, float] = defaultdict(float)
+    lines: dict[CodeType, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    for stack, (on, _off, _contended) in samples.items():
+        if on <= 0.0:
+            continue
+        frames = visible(stack)
+        if not frames:
+            continue
+        code, line = frames[0]
+        by_code[code] += on
+        lines[code][line] += on
+    ranked = sorted(by_code.items(), key=lambda item: -item[1])[:limit]
+    return [
+        HotSpot(
+            function=function_name(code),
+            file=display_path(code.co_filename),
+            line=max(lines[code].items(), key=lambda item: item[1])[0],
+            self_s=round(seconds, 6),
+        )
+        for code, seconds in ranked
+        if seconds > 0.0
+    ]
+
+
+def _r(value: float) -> float:
+    return round(max(0.0, value), 6)
+
+
+def unit_id(record: UnitRecord) -> str:
+    prefix = "asyncio" if record.kind == "asyncio-task" else record.kind
+    return f"{prefix}:{record.uid}"
+
+
+def task_entry(record: UnitRecord) -> tuple[Task, OffCpu]:
+    """The report entry of an asyncio task (or a fold of them)."""
+    offcpu = off_cpu(record.samples)
+    running = record.running_s
+    inside = offcpu.total
+    if inside > running > 0.0:
+        scale = running / inside
+        offcpu.io *= scale
+        offcpu.waiting *= scale
+        offcpu.idle *= scale
+        offcpu.scheduling *= scale
+        offcpu.sites = {key: value * scale for key, value in offcpu.sites.items()}
+        inside = running
+    compute = running - inside
+    blocking = offcpu.io + offcpu.waiting + offcpu.idle
+    breakdown = Breakdown(
+        compute_s=_r(compute),
+        io_s=_r(record.io_s + offcpu.io),
+        waiting_s=_r(record.waiting_s + offcpu.waiting + offcpu.idle),
+        scheduling_s=_r(record.scheduling_s + offcpu.scheduling),
+    )
+    name = record.name if record.count == 1 or record.named else record.target
+    task = Task(
+        id=unit_id(record),
+        name=name,
+        target=record.target,
+        kind="asyncio-task",
+        count=record.count,
+        wall_s=_r(record.wall_s),
+        cpu_s=_r(compute),
+        breakdown=breakdown,
+        blocking_s=_r(blocking),
+        hot=hot_spots(record.samples),
+        blocking=blocking_sites(offcpu),
+        steps=record.steps,
+        longest_step_s=_r(record.longest_step_s),
+        file=display_path(record.target_file),
+        line=record.target_line,
+    )
+    return task, offcpu
+
+
+def thread_entry(record: UnitRecord) -> tuple[Task, OffCpu]:
+    """The report entry of a thread: exact CPU, sampled split of the rest."""
+    wall = record.wall_s
+    cpu = min(record.cpu_s or 0.0, wall)
+    rest = wall - cpu
+    offcpu = off_cpu(record.samples)
+    sampled = offcpu.total
+    if sampled > 0.0:
+        share = rest / sampled
+        io = offcpu.io * share
+        waiting = (offcpu.waiting + offcpu.idle) * share
+        scheduling = offcpu.scheduling * share
+    else:
+        io, waiting, scheduling = 0.0, rest, 0.0
+    task = Task(
+        id=unit_id(record),
+        name=record.name,
+        target=record.target,
+        kind="thread",
+        count=record.count,
+        wall_s=_r(wall),
+        cpu_s=_r(cpu),
+        breakdown=Breakdown(compute_s=_r(cpu), io_s=_r(io), waiting_s=_r(waiting),
+                            scheduling_s=_r(scheduling)),
+        blocking_s=0.0,
+        hot=hot_spots(record.samples),
+        blocking=blocking_sites(offcpu),
+        file=display_path(record.target_file),
+        line=record.target_line,
+    )
+    return task, offcpu
+
+
+def unit_entries(units: Iterable[UnitRecord]) -> list[Task]:
+    """Report entries for all units, longest wall time first within each kind."""
+    tasks: list[Task] = []
+    for record in units:
+        entry, _ = thread_entry(record) if record.kind == "thread" else task_entry(record)
+        tasks.append(entry)
+    order = {"thread": 0, "asyncio-task": 1, "greenlet": 2}
+    tasks.sort(key=lambda task: (order.get(task.kind, 9), -task.wall_s))
+    return tasks
+
+
+def function_table(threads: Iterable[UnitRecord], limit: int = MAX_FUNCTIONS) -> list[FunctionStat]:
+    """Per function over every thread's samples: self and total time (idle excluded), CPU."""
+    self_s: dict[CodeType, float] = defaultdict(float)
+    total_s: dict[CodeType, float] = defaultdict(float)
+    cpu_s: dict[CodeType, float] = defaultdict(float)
+    first_line: dict[CodeType, int] = {}
+    for record in threads:
+        for stack, (on, off, _contended) in (record.samples or {}).items():
+            frames = visible(stack)
+            if not frames:
+                continue
+            busy = on
+            if off > 0.0 and classify_stack(stack).state != "idle":
+                busy += off
+            if busy <= 0.0:
+                continue
+            leaf = frames[0][0]
+            self_s[leaf] += busy
+            seen: set[CodeType] = set()
+            for code, _line in frames:
+                if code in seen:
+                    continue
+                seen.add(code)
+                total_s[code] += busy
+                cpu_s[code] += on
+                first_line.setdefault(code, code.co_firstlineno)
+    ranked = sorted(total_s, key=lambda code: (-self_s.get(code, 0.0), -total_s[code]))[:limit]
+    return [
+        FunctionStat(
+            function=function_name(code),
+            file=display_path(code.co_filename),
+            line=first_line[code],
+            self_s=_r(self_s.get(code, 0.0)),
+            total_s=_r(total_s[code]),
+            cpu_s=_r(cpu_s[code]),
+        )
+        for code in ranked
+        if self_s.get(code, 0.0) > 0.0 or is_user_file(code.co_filename)
+    ]
+
+
+def sample_table(units: Iterable[tuple[str, UnitRecord]], interval: float) -> Samples:
+    """The sampled stacks of every unit, with a shared frame table (for flame graphs)."""
+    frames: list[SampleFrame] = []
+    index: dict[tuple[CodeType, int], int] = {}
+    stacks: list[StackSample] = []
+    for uid, record in units:
+        for stack, (on, off, contended) in (record.samples or {}).items():
+            shown = visible(stack)
+            if not shown:
+                continue
+            ids = []
+            for frame in shown:
+                position = index.get(frame)
+                if position is None:
+                    code, line = frame
+                    position = index[frame] = len(frames)
+                    frames.append(SampleFrame(function=function_name(code),
+                                              file=display_path(code.co_filename), line=line))
+                ids.append(position)
+            state = "running"
+            if off > on:
+                blocked = classify_stack(stack).state
+                state = {"unknown": "scheduling" if contended > 0.0 else "waiting"}.get(blocked, blocked)
+            stacks.append(StackSample(unit=uid, frames=ids, on_cpu_s=_r(on), off_cpu_s=_r(off),
+                                      state=state))  # type: ignore[arg-type]
+    return Samples(interval_s=interval, frames=frames, stacks=stacks)

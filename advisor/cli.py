@@ -1,0 +1,227 @@
+"""The command line: parse arguments, call the runner, capture, report and renderers.
+
+``advisor run [OPTIONS] SCRIPT [ARGS...]`` and ``advisor run [OPTIONS] -m MODULE
+[ARGS...]``: options stop at the script (or the module), everything after belongs to
+the target untouched. ``advisor report FILE.json`` re-renders a saved report. Errors the
+user can cause print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import NoReturn
+
+from .capture import DEFAULT_SAMPLE_RATE, Capture
+from .errors import UsageError
+from .frames import hide_launcher
+from .profile import SEVERITIES, Report, ReportError, load_report, report_json, write_atomically
+from .render import RENDERERS
+from .report import RunFacts, build_report
+from .runner import Target, check_target, end_like_python, execute
+
+USAGE_STATUS = 2
+FAIL_ON_STATUS = 3
+FORMATS = tuple(RENDERERS)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but its errors are ours: one line, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _sample_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1.0 <= value <= 1000.0:
+        raise argparse.ArgumentTypeError("must be between 1 and 1000 samples a second")
+    return value
+
+
+def run_options_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="advisor run", add_help=True,
+                            usage="advisor run [OPTIONS] SCRIPT [ARGS...] | advisor run [OPTIONS] -m MODULE [ARGS...]")
+    parser.add_argument("--mode", choices=("light",), default="light",
+                        help="light: task/thread attribution and a statistical sampler (default)")
+    parser.add_argument("--json", metavar="PATH", help="write the report as JSON to PATH")
+    parser.add_argument("--format", choices=FORMATS, default="text", help="what goes to stderr")
+    parser.add_argument("--fail-on", choices=SEVERITIES, metavar="SEVERITY",
+                        help="exit 3 when a finding is at or above SEVERITY (after a target exit 0)")
+    parser.add_argument("--sample-rate", type=_sample_rate, default=DEFAULT_SAMPLE_RATE, metavar="HZ",
+                        help=f"stack samples a second (default {DEFAULT_SAMPLE_RATE:g})")
+    return parser
+
+
+# options of `advisor run` that take a value (the rest are flags)
+_VALUE_OPTIONS = {"--mode", "--json", "--format", "--fail-on", "--sample-rate"}
+
+
+def split_run_arguments(tokens: Sequence[str]) -> tuple[list[str], Target]:
+    """Advisor's options, and the target with its untouched arguments."""
+    options: list[str] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token == "--":
+            index += 1
+            break
+        if token == "-m":
+            if index + 1 >= len(tokens):
+                raise UsageError("-m needs a module name")
+            return options, Target(None, tokens[index + 1], tuple(tokens[index + 2:]))
+        if token.startswith("-m") and len(token) > 2 and not token.startswith("--"):
+            return options, Target(None, token[2:], tuple(tokens[index + 1:]))
+        if not token.startswith("-") or token == "-":
+            break
+        options.append(token)
+        if token in _VALUE_OPTIONS:
+            if index + 1 >= len(tokens):
+                raise UsageError(f"option {token} needs a value")
+            options.append(tokens[index + 1])
+            index += 1
+        index += 1
+    if index >= len(tokens):
+        if "-h" in options or "--help" in options:
+            return options, Target(None, None)
+        raise UsageError("no script given: advisor run [OPTIONS] SCRIPT [ARGS...]")
+    return options, Target(tokens[index], None, tuple(tokens[index + 1:]))
+
+
+def severity_reached(report: Report, threshold: str) -> bool:
+    limit = SEVERITIES.index(threshold)  # type: ignore[arg-type]
+    return any(SEVERITIES.index(finding.severity) <= limit for finding in report.findings)
+
+
+def emit(report: Report, stderr_format: str, json_path: str | None) -> None:
+    """Write the report where it was asked for; stderr gets the chosen format."""
+    if json_path:
+        write_atomically(json_path, report_json(report))
+    if stderr_format == "text":
+        from rich.console import Console
+
+        from .render.text import text_renderables
+
+        # a pipe or file gets a wide plain table; a terminal its own width and colours
+        width = None if sys.stderr.isatty() else 140
+        Console(stderr=True, highlight=False, width=width).print(text_renderables(report))
+    else:
+        sys.stderr.write(RENDERERS[stderr_format](report))
+    sys.stderr.flush()
+
+
+def command_run(tokens: Sequence[str]) -> int:
+    option_tokens, target = split_run_arguments(tokens)
+    options = run_options_parser().parse_args(option_tokens)
+    check_target(target)
+    if options.json:
+        _check_writable(options.json)
+    capture = Capture(mode=options.mode, sample_rate=options.sample_rate)
+    started_at = dt.datetime.now(dt.timezone.utc)
+    capture.start()
+    try:
+        outcome = execute(target)
+    finally:
+        raw = capture.stop()
+    try:
+        report = build_report(raw, RunFacts(argv=target.argv, mode=options.mode, started_at=started_at,
+                                            exit_code=outcome.exit_code, partial=outcome.partial))
+        emit(report, options.format, options.json)
+    except Exception as error:  # a bug of ours must not change how the target ended
+        sys.stderr.write(f"advisor: internal error, no report: {type(error).__name__}: {error}\n")
+        if os.environ.get("ADVISOR_DEBUG"):
+            traceback.print_exc()
+        end_like_python(outcome)
+        return outcome.exit_code
+    end_like_python(outcome)
+    if outcome.exit_code == 0 and options.fail_on and severity_reached(report, options.fail_on):
+        sys.stderr.write(f"advisor: findings at or above {options.fail_on}: exit {FAIL_ON_STATUS}\n")
+        return FAIL_ON_STATUS
+    return outcome.exit_code
+
+
+def _check_writable(path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a directory")
+    if not os.path.isdir(directory):
+        raise UsageError(f"{path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"{path}: directory {directory} is not writable")
+
+
+def command_report(tokens: Sequence[str]) -> int:
+    parser = ArgumentParser(prog="advisor report", description="render a saved JSON report")
+    parser.add_argument("file", metavar="FILE.json")
+    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--json", metavar="PATH", help="write the (validated) report as JSON to PATH")
+    options = parser.parse_args(list(tokens))
+    try:
+        report = load_report(options.file)
+    except ReportError as error:
+        raise UsageError(str(error)) from None
+    if options.json:
+        _check_writable(options.json)
+    if options.format == "text" and sys.stdout.isatty():
+        from rich.console import Console
+
+        from .render.text import text_renderables
+
+        Console(highlight=False).print(text_renderables(report))
+    else:
+        sys.stdout.write(RENDERERS[options.format](report))
+    if options.json:
+        write_atomically(options.json, report_json(report))
+    return 0
+
+
+COMMANDS = {"run": command_run, "report": command_report}
+
+HELP = """usage: advisor COMMAND ...
+
+advisor profiles a Python program (asyncio tasks, threads) and reports where each unit's
+time went: compute, I/O, waiting and scheduling.
+
+commands:
+  run [OPTIONS] SCRIPT [ARGS...]      profile a script as __main__ (report to stderr)
+  run [OPTIONS] -m MODULE [ARGS...]   profile a module, like python -m
+  report FILE.json [--format F]       render a saved report
+
+advisor COMMAND --help shows a command's options.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not tokens or tokens[0] in ("-h", "--help", "help"):
+            sys.stdout.write(HELP)
+            return 0 if tokens else USAGE_STATUS
+        if tokens[0] == "--version":
+            from .profile import TOOL_VERSION
+
+            sys.stdout.write(f"advisor {TOOL_VERSION}\n")
+            return 0
+        command = COMMANDS.get(tokens[0])
+        if command is None:
+            raise UsageError(f"unknown command {tokens[0]!r} (commands: {', '.join(COMMANDS)})")
+        return command(tokens[1:])
+    except UsageError as error:
+        sys.stderr.write(f"advisor: error: {error}\n")
+        return USAGE_STATUS
+    except SystemExit as done:  # argparse's --help
+        return done.code if isinstance(done.code, int) else 0
+
+
+def entry() -> None:
+    """The ``advisor`` console script."""
+    if sys.argv and sys.argv[0]:
+        hide_launcher(sys.argv[0])
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""The report model (schema version 1): what a run measured and what advisor advises.
+
+These pydantic models are the contract of ``CONTRACT.md`` made executable: the JSON that
+``--json`` writes, that ``advisor report`` reads back and that pipelines rely on. Fields
+may be added, never renamed or removed. ``load_report`` turns every way a file can be
+wrong into a ``ReportError`` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA_VERSION = 1
+TOOL_NAME = "advisor"
+TOOL_VERSION = "0.1.0"
+
+UnitKind = Literal["asyncio-task", "greenlet", "thread"]
+Severity = Literal["high", "medium", "low", "info"]
+SEVERITIES: tuple[Severity, ...] = ("high", "medium", "low", "info")
+
+
+class Model(BaseModel):
+    """Base of every report model: unknown fields are kept, so newer minor additions load."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+
+class Tool(Model):
+    name: str = TOOL_NAME
+    version: str = TOOL_VERSION
+
+
+class Overhead(Model):
+    """How much the probes slowed the run, and whether the figures were corrected for it."""
+
+    factor_estimate: float = 1.0
+    corrected: bool = False
+    overhead_s: float = 0.0
+    probe_cpu_s: float = 0.0
+    hooked_steps: int = 0
+    per_step_cost_s: float = 0.0
+    sampler_ticks: int = 0
+    sample_interval_s: float = 0.0
+
+
+class ProbeStatus(Model):
+    name: str
+    active: bool
+    note: str = ""
+
+
+class RunInfo(Model):
+    argv: list[str]
+    mode: Literal["light", "deep"] = "light"
+    python: str
+    cpu_count: int
+    started_at: str
+    wall_s: float
+    cpu_s: float
+    exit_code: int
+    partial: bool = False
+    overhead: Overhead = Field(default_factory=Overhead)
+    cwd: str = ""
+    probes: list[ProbeStatus] = Field(default_factory=list)
+
+
+class Breakdown(Model):
+    compute_s: float = 0.0
+    io_s: float = 0.0
+    waiting_s: float = 0.0
+    scheduling_s: float = 0.0
+
+    def total(self) -> float:
+        return self.compute_s + self.io_s + self.waiting_s + self.scheduling_s
+
+
+class HotSpot(Model):
+    function: str
+    file: str
+    line: int
+    self_s: float
+
+
+class BlockingSite(Model):
+    """Where a unit was blocked while holding its thread or loop, and in what."""
+
+    kind: Literal["io", "waiting"]
+    call: str
+    function: str
+    file: str
+    line: int
+    seconds: float
+
+
+class Task(Model):
+    id: str
+    name: str
+    target: str
+    kind: UnitKind
+    count: int = 1
+    wall_s: float
+    cpu_s: float
+    breakdown: Breakdown
+    blocking_s: float = 0.0
+    hot: list[HotSpot] = Field(default_factory=list)
+    blocking: list[BlockingSite] = Field(default_factory=list)
+    steps: int = 0
+    longest_step_s: float = 0.0
+    file: str = ""
+    line: int = 0
+
+
+class FunctionStat(Model):
+    function: str
+    file: str
+    line: int
+    calls: int | None = None
+    self_s: float
+    total_s: float
+    cpu_s: float
+
+
+class Location(Model):
+    file: str
+    line: int
+    function: str = ""
+
+
+class Finding(Model):
+    rule: str
+    code: str
+    severity: Severity
+    message: str
+    location: Location
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    estimated_savings_s: float = 0.0
+    fix: str | None = None
+
+
+class SampleFrame(Model):
+    function: str
+    file: str
+    line: int
+
+
+class StackSample(Model):
+    """One distinct sampled stack of one unit (frames are indices into ``frames``, leaf first)."""
+
+    unit: str
+    frames: list[int]
+    on_cpu_s: float
+    off_cpu_s: float
+    state: Literal["running", "io", "waiting", "idle", "scheduling"]
+
+
+class Samples(Model):
+    interval_s: float = 0.0
+    frames: list[SampleFrame] = Field(default_factory=list)
+    stacks: list[StackSample] = Field(default_factory=list)
+
+
+class Report(Model):
+    schema_version: int = SCHEMA_VERSION
+    tool: Tool = Field(default_factory=Tool)
+    run: RunInfo
+    tasks: list[Task] = Field(default_factory=list)
+    functions: list[FunctionStat] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    samples: Samples = Field(default_factory=Samples)
+
+
+class ReportError(Exception):
+    """A report file that cannot be used; the message is one line for the user."""
+
+
+def _reject_constant(value: str) -> float:
+    raise ValueError(f"{value} is not allowed in a report")
+
+
+def load_report(path: str | os.PathLike[str]) -> Report:
+    """Read and validate a saved report, or raise ReportError with a one-line reason."""
+    where = Path(path)
+    if where.is_dir():
+        raise ReportError(f"{where}: is a directory, not a report file")
+    try:
+        text = where.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReportError(f"{where}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ReportError(f"{where}: cannot read: {getattr(error, 'strerror', None) or error}") from None
+    return parse_report(text, str(where))
+
+
+def parse_report(text: str, source: str = "<report>") -> Report:
+    """Validate a report's JSON text (see ``load_report``)."""
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ReportError(f"{source}: not a report: JSON nested too deeply") from None
+    except ValueError as error:
+        raise ReportError(f"{source}: not valid JSON: {str(error).splitlines()[0]}") from None
+    if not isinstance(document, dict):
+        raise ReportError(f"{source}: not a report: the top level is not a JSON object")
+    version = document.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ReportError(f"{source}: not an advisor report: no integer schema_version")
+    if version > SCHEMA_VERSION:
+        raise ReportError(f"{source}: schema_version {version} is newer than this advisor understands "
+                          f"({SCHEMA_VERSION}); upgrade advisor")
+    if version < 1:
+        raise ReportError(f"{source}: schema_version {version} is not a known version")
+    try:
+        return Report.model_validate(document)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise ReportError(f"{source}: invalid report: {where}: {first['msg']}") from None
+    except RecursionError:
+        raise ReportError(f"{source}: not a report: nested too deeply") from None
+
+
+def report_json(report: Report) -> str:
+    """The report as indented JSON text."""
+    return report.model_dump_json(indent=2, exclude_none=False) + "\n"
+
+
+def write_atomically(path: str | os.PathLike[str], text: str) -> None:
+    """Write a file so that readers see the old or the new content, never half of it."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+

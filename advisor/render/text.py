@@ -1,0 +1,138 @@
+"""The terminal report: run summary, the units' time breakdown, hot functions, findings.
+
+Built with rich tables. ``text_renderables`` gives the rich objects (the CLI prints them
+in colour on a terminal); ``render_text`` gives plain text of a fixed width, for files
+and snapshot tests.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from advisor.profile import Report, Task
+
+TOP_FUNCTIONS = 10
+MAX_UNITS_SHOWN = 40
+SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
+
+
+def seconds(value: float) -> str:
+    """A duration for people: 1.23 s, 45.6 ms, 789 µs."""
+    if value >= 1.0:
+        return f"{value:.2f} s"
+    if value >= 0.001:
+        return f"{value * 1000:.1f} ms"
+    if value > 0.0:
+        return f"{value * 1_000_000:.0f} µs"
+    return "0"
+
+
+def percent(part: float, whole: float) -> str:
+    return f"{100.0 * part / whole:.0f}%" if whole > 0 else "-"
+
+
+def summary_line(report: Report) -> Text:
+    run = report.run
+    text = Text()
+    text.append("advisor ", style="bold")
+    text.append(" ".join(run.argv) or "?")
+    text.append(f"  ·  {run.mode} mode  ·  wall {seconds(run.wall_s)}  ·  cpu {seconds(run.cpu_s)}"
+                f"  ·  exit {run.exit_code}")
+    if run.partial:
+        text.append("  ·  PARTIAL (interrupted)", style="bold red")
+    overhead = run.overhead
+    text.append(f"\nprobe overhead ≈ ×{overhead.factor_estimate:.2f} "
+                f"({overhead.hooked_steps} hooked steps, {overhead.sampler_ticks} samples"
+                f"{', figures corrected' if overhead.corrected else ''})", style="dim")
+    for probe in run.probes:
+        if not probe.active:
+            text.append(f"\nprobe {probe.name} inactive: {probe.note}", style="yellow")
+    return text
+
+
+def short_place(file: str, line: int) -> str:
+    """file:line with the file shortened to its last two path parts."""
+    parts = file.replace("\\", "/").split("/")
+    return f"{'/'.join(parts[-2:]) if len(parts) > 2 else file}:{line}"
+
+
+def _hottest(task: Task) -> str:
+    if task.blocking:
+        site = task.blocking[0]
+        where = short_place(site.file, site.line) if site.file else site.function
+        return f"blocked in {site.call} @ {where}"
+    if task.hot:
+        spot = task.hot[0]
+        return f"{spot.function} @ {short_place(spot.file, spot.line)}"
+    return ""
+
+
+def units_table(report: Report) -> Table:
+    table = Table(title=f"Units ({len(report.tasks)})", title_justify="left", expand=False)
+    for column, justify in (("unit", "left"), ("kind", "left"), ("n", "right"), ("wall", "right"),
+                            ("compute", "right"), ("io", "right"), ("waiting", "right"),
+                            ("sched", "right"), ("blocking", "right"), ("where", "left")):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for task in report.tasks[:MAX_UNITS_SHOWN]:
+        split = task.breakdown
+        table.add_row(
+            task.name, task.kind, str(task.count), seconds(task.wall_s),
+            f"{seconds(split.compute_s)} {percent(split.compute_s, task.wall_s)}",
+            seconds(split.io_s), seconds(split.waiting_s), seconds(split.scheduling_s),
+            Text(seconds(task.blocking_s), style="bold red" if task.blocking_s > 0.01 else ""),
+            _hottest(task),
+        )
+    if len(report.tasks) > MAX_UNITS_SHOWN:
+        table.caption = f"{len(report.tasks) - MAX_UNITS_SHOWN} more units in the JSON report"
+    return table
+
+
+def functions_table(report: Report) -> Table:
+    table = Table(title="Hot functions (sampled, by self time)", title_justify="left")
+    for column, justify in (("function", "left"), ("where", "left"), ("self", "right"),
+                            ("total", "right"), ("cpu", "right"), ("calls", "right")):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for function in report.functions[:TOP_FUNCTIONS]:
+        table.add_row(function.function, short_place(function.file, function.line), seconds(function.self_s),
+                      seconds(function.total_s), seconds(function.cpu_s),
+                      "-" if function.calls is None else str(function.calls))
+    return table
+
+
+def findings_block(report: Report) -> Iterator[RenderableType]:
+    if not report.findings:
+        yield Text("No findings.", style="green")
+        return
+    yield Text(f"Findings ({len(report.findings)}), by estimated savings", style="bold")
+    for number, finding in enumerate(report.findings, 1):
+        line = Text(f"{number}. ")
+        line.append(f"[{finding.severity}]", style=SEVERITY_STYLE.get(finding.severity, ""))
+        line.append(f" {finding.code} {finding.rule}  {finding.location.file}:{finding.location.line}")
+        if finding.estimated_savings_s > 0:
+            line.append(f"  saves ~{seconds(finding.estimated_savings_s)}", style="bold")
+        line.append(f"\n   {finding.message}")
+        if finding.fix:
+            line.append(f"\n   fix: {finding.fix}", style="green")
+        yield line
+
+
+def text_renderables(report: Report) -> Group:
+    parts: list[RenderableType] = [summary_line(report), units_table(report)]
+    if report.functions:
+        parts.append(functions_table(report))
+    parts.extend(findings_block(report))
+    return Group(*parts)
+
+
+def render_text(report: Report, width: int = 120) -> str:
+    """The text report without colours, `width` columns wide."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, force_terminal=False,
+                      no_color=True, highlight=False, emoji=False)
+    console.print(text_renderables(report))
+    return buffer.getvalue()

@@ -1,0 +1,71 @@
+"""Assembling the report of a run: run facts, overhead, units, functions, samples, findings.
+
+``build_report`` is the one place where a ``RawCapture`` becomes a ``Report``; the
+rules engine then adds findings to it. Overhead is estimated from what the probes did
+(hooked steps times the measured cost of one, plus the sampler's own CPU).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+from dataclasses import dataclass
+
+from .attribution import function_table, sample_table, unit_entries, unit_id
+from .capture import RawCapture
+from .profile import Overhead, ProbeStatus, Report, RunInfo
+
+
+@dataclass
+class RunFacts:
+    """What the runner knows of the run itself."""
+
+    argv: list[str]
+    mode: str
+    started_at: dt.datetime
+    exit_code: int
+    partial: bool
+
+
+def estimate_overhead(raw: RawCapture) -> Overhead:
+    """The probes' cost in this run and the slow-down factor it implies."""
+    hook_s = raw.hooked_steps * raw.per_step_cost_s
+    overhead_s = hook_s + raw.sampler_cpu_s
+    wall = max(raw.ended - raw.started, 1e-9)
+    bare = max(wall - overhead_s, wall * 0.05)
+    return Overhead(
+        factor_estimate=round(wall / bare, 4),
+        corrected=False,
+        overhead_s=round(overhead_s, 6),
+        probe_cpu_s=round(raw.sampler_cpu_s, 6),
+        hooked_steps=raw.hooked_steps,
+        per_step_cost_s=round(raw.per_step_cost_s, 9),
+        sampler_ticks=raw.sampler_ticks,
+        sample_interval_s=raw.sample_interval,
+    )
+
+
+def build_report(raw: RawCapture, facts: RunFacts) -> Report:
+    """The report of one captured run, before rules."""
+    run = RunInfo(
+        argv=facts.argv,
+        mode=facts.mode,  # type: ignore[arg-type]
+        python=platform.python_version(),
+        cpu_count=os.cpu_count() or 1,
+        started_at=facts.started_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        wall_s=round(raw.ended - raw.started, 6),
+        cpu_s=round(raw.cpu_s, 6),
+        exit_code=facts.exit_code,
+        partial=facts.partial,
+        overhead=estimate_overhead(raw),
+        cwd=os.getcwd(),
+        probes=[ProbeStatus(name=name, active=active, note=note) for name, active, note in raw.probes],
+    )
+    threads = [record for record in raw.units if record.kind == "thread"]
+    return Report(
+        run=run,
+        tasks=unit_entries(raw.units),
+        functions=function_table(threads),
+        samples=sample_table(((unit_id(record), record) for record in raw.units), raw.sample_interval),
+    )

@@ -1,0 +1,215 @@
+"""Running the target program as ``__main__``, exactly as ``python SCRIPT`` or ``python -m``.
+
+The runner gives the target a fresh ``__main__`` module, ``sys.argv == [SCRIPT, *ARGS]``
+and its directory as ``sys.path[0]``, then turns however the program ended into an
+``Outcome``: its exit status (SystemExit codes as Python maps them, 1 with the usual
+traceback for an uncaught exception) and whether it was interrupted (SIGINT, SIGTERM),
+so that the report can still be written, marked partial, before the process ends the
+way Python would have ended it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import builtins
+import importlib.util
+import os
+import runpy
+import signal
+import sys
+import threading
+import types
+from dataclasses import dataclass
+from types import FrameType, TracebackType
+
+from .errors import UsageError
+from .frames import is_advisor_file
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to run: a script path or a module name, and its arguments."""
+
+    script: str | None
+    module: str | None
+    args: tuple[str, ...] = ()
+
+    @property
+    def argv(self) -> list[str]:
+        first = self.script if self.script is not None else f"-m {self.module}"
+        return [first, *self.args]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the target ended."""
+
+    exit_code: int
+    partial: bool = False
+    signal: int | None = None  # re-deliver this signal once the report is written
+
+
+class Terminated(BaseException):
+    """Raised in the main thread when SIGTERM arrives, to unwind the target cleanly."""
+
+
+def check_target(target: Target) -> None:
+    """Fail early, with one line, when the target cannot be found."""
+    if target.script is not None:
+        path = target.script
+        if not os.path.exists(path):
+            raise UsageError(f"can't open file {path!r}: no such file or directory")
+        if os.path.isdir(path) and not os.path.exists(os.path.join(path, "__main__.py")):
+            raise UsageError(f"can't find '__main__' module in {path!r}")
+        if not os.path.isdir(path) and not os.access(path, os.R_OK):
+            raise UsageError(f"can't open file {path!r}: permission denied")
+        return
+    name = target.module or ""
+    if not name or name.startswith(".") or any(not part.isidentifier() for part in name.split(".")):
+        raise UsageError(f"invalid module name {name!r}")
+    saved = list(sys.path)
+    sys.path.insert(0, os.getcwd())
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    finally:
+        sys.path[:] = saved
+    if spec is None:
+        raise UsageError(f"no module named {name!r}")
+
+
+def _exit_code(error: SystemExit) -> int:
+    """The status Python gives for a SystemExit (printing a non-integer code, as Python does)."""
+    code = error.code
+    if code is None:
+        return 0
+    if isinstance(code, bool):
+        return int(code)
+    if isinstance(code, int):
+        return code & 0xFF  # what the OS keeps of it, as for python itself
+    try:
+        sys.stderr.write(f"{code}\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
+    return 1
+
+
+def _user_traceback(tb: TracebackType | None) -> TracebackType | None:
+    """The traceback without advisor's own frames at its top."""
+    while tb is not None and is_advisor_file(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    return tb
+
+
+def _report_uncaught(error: BaseException) -> None:
+    """Print an uncaught exception the way Python does (through sys.excepthook)."""
+    error.__traceback__ = _user_traceback(error.__traceback__)
+    try:
+        sys.excepthook(type(error), error, error.__traceback__)
+    except Exception:
+        pass
+
+
+def _fresh_main(path: str | None) -> types.ModuleType:
+    module = types.ModuleType("__main__")
+    module.__dict__.update({"__builtins__": builtins, "__file__": path, "__cached__": None,
+                            "__package__": None, "__spec__": None, "__loader__": None})
+    if path is None:
+        del module.__dict__["__file__"]
+    return module
+
+
+def _run_script(path: str) -> None:
+    if os.path.isdir(path) or path.endswith((".zip", ".pyz")):
+        runpy.run_path(path, run_name="__main__")
+        return
+    with open(path, "rb") as source:
+        code = compile(source.read(), path, "exec", dont_inherit=True)
+    module = _fresh_main(path)
+    sys.modules["__main__"] = module
+    exec(code, module.__dict__)
+
+
+def _run_module(name: str) -> None:
+    sys.modules["__main__"] = _fresh_main(None)
+    runpy._run_module_as_main(name, alter_argv=True)  # type: ignore[attr-defined]
+
+
+def _wait_for_threads() -> None:
+    """Join non-daemon threads, as the interpreter does before it exits."""
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon and thread.is_alive():
+            thread.join()
+
+
+def execute(target: Target) -> Outcome:
+    """Run the target to its end and say how it ended; never raises for the target's sake."""
+    saved_argv, saved_path0 = list(sys.argv), sys.path[0] if sys.path else ""
+    previous_term = None
+    if threading.current_thread() is threading.main_thread():
+        current = signal.getsignal(signal.SIGTERM)
+        if current in (signal.SIG_DFL, None):
+            def on_term(signum: int, frame: FrameType | None) -> None:
+                raise Terminated()
+            previous_term = signal.signal(signal.SIGTERM, on_term)
+    if target.script is not None:
+        sys.argv = [target.script, *target.args]
+        directory = target.script if os.path.isdir(target.script) else os.path.dirname(target.script)
+        sys.path[0] = os.path.abspath(directory)
+    else:
+        sys.argv = [target.module or "", *target.args]
+        sys.path[0] = os.getcwd()
+    outcome: Outcome
+    try:
+        try:
+            if target.script is not None:
+                _run_script(target.script)
+            else:
+                _run_module(target.module or "")
+            _wait_for_threads()
+            outcome = Outcome(0)
+        except SystemExit as error:
+            _wait_for_threads()
+            outcome = Outcome(_exit_code(error))
+    except KeyboardInterrupt as error:
+        _report_uncaught(error)
+        outcome = Outcome(130, partial=True, signal=signal.SIGINT)
+    except Terminated:
+        outcome = Outcome(128 + signal.SIGTERM, partial=True, signal=signal.SIGTERM)
+    except BaseException as error:  # the target's uncaught exception: Python prints it, exits 1
+        _report_uncaught(error)
+        try:
+            _wait_for_threads()
+        except BaseException:
+            pass
+        outcome = Outcome(1)
+    finally:
+        if previous_term is not None:
+            try:
+                signal.signal(signal.SIGTERM, previous_term)
+            except (ValueError, TypeError):
+                pass
+        sys.argv = saved_argv
+        if sys.path:
+            sys.path[0] = saved_path0
+        # the target's __main__ stays in sys.modules: its atexit handlers may need it
+    return outcome
+
+
+def end_like_python(outcome: Outcome) -> None:
+    """For a run ended by a signal: finish the way Python would (killed by that signal)."""
+    if outcome.signal is None:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    if outcome.signal == signal.SIGINT:
+        # Python unwinds on KeyboardInterrupt, runs its exit handlers, then dies by SIGINT
+        atexit._run_exitfuncs()
+    signal.signal(outcome.signal, signal.SIG_DFL)
+    os.kill(os.getpid(), outcome.signal)

@@ -1,0 +1,264 @@
+"""The asyncio probe: per-task steps, suspensions and what each suspension waited for.
+
+Two class-level hooks cover every event loop the program creates, in any thread, and
+whatever task factory it installs (now or later): ``BaseEventLoop.create_task`` records
+a task's creation, and ``asyncio.events.Handle._run`` times every loop callback whose
+target is a task step or wake-up (its ``__self__`` is the task). After each step the
+probe looks at what the task awaits — the chain of ``cr_await`` down to the innermost
+coroutine of asyncio or a known I/O library, and the future in ``_fut_waiter`` — and
+tells the ledger whether the task now waits for I/O, a timer (with its due time), a
+lock/queue/event/other task, or nothing at all (ready again). Only ``perf_counter`` is
+read per step; CPU time and blocking inside long steps come from the sampler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import weakref
+from asyncio import base_events, events
+from collections.abc import Callable
+from types import CodeType
+from typing import Any
+
+from .records import UnitRecord
+from .sampler import Sampler
+from .task_ledger import IO, READY, TIMER, WAITING, TaskLedger
+
+_ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
+
+# Modules of the standard library's asyncio whose coroutines wait for I/O.
+_ASYNCIO_IO_MODULES = {"streams.py", "selector_events.py", "proactor_events.py", "subprocess.py",
+                       "unix_events.py", "sslproto.py", "threads.py"}
+_ASYNCIO_IO_FUNCTIONS = {"create_connection", "create_datagram_endpoint", "create_unix_connection",
+                         "getaddrinfo", "getnameinfo", "sock_recv", "sock_recv_into", "sock_recvfrom",
+                         "sock_sendall", "sock_sendto", "sock_connect", "sock_accept", "sendfile",
+                         "sock_sendfile", "start_tls", "subprocess_exec", "subprocess_shell",
+                         "connect_read_pipe", "connect_write_pipe", "_ensure_resolved",
+                         "_connect_sock", "open_connection", "open_unix_connection"}
+# Third-party packages whose awaits are network or file I/O.
+_IO_PACKAGES = ("aiohttp", "httpx", "httpcore", "anyio", "asyncpg", "aiomysql", "aiopg", "redis",
+                "aioredis", "motor", "websockets", "aiofiles", "aiosqlite", "grpc", "aiokafka",
+                "aio_pika", "aiormq", "psycopg", "databases", "h11", "h2", "uvicorn", "hypercorn")
+
+
+def classify_code(code: CodeType) -> int | None:
+    """What awaiting inside this coroutine means, or None if it says nothing."""
+    filename = code.co_filename
+    if filename.startswith(_ASYNCIO_DIR):
+        base = os.path.basename(filename)
+        name = code.co_name
+        if base == "tasks.py" and name == "sleep":
+            return TIMER
+        if base in _ASYNCIO_IO_MODULES or name in _ASYNCIO_IO_FUNCTIONS:
+            return IO
+        if base in ("locks.py", "queues.py", "tasks.py", "timeouts.py", "futures.py"):
+            return WAITING
+        return None
+    marker = filename.rfind("site-packages" + os.sep)
+    if marker >= 0:
+        package = filename[marker + 14:].split(os.sep, 1)[0]
+        if package.startswith(_IO_PACKAGES):
+            return IO
+    return None
+
+
+class AsyncioProbe:
+    """Hooks task creation and task steps on every asyncio loop."""
+
+    name = "asyncio"
+
+    def __init__(self, sampler: Sampler | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.ledger = TaskLedger("asyncio-task")
+        self.sampler = sampler
+        self._clock = clock
+        self._refs: dict[int, weakref.ref[Any]] = {}
+        self._code_kinds: dict[CodeType, int | None] = {}
+        self._original_run: Callable[..., Any] | None = None
+        self._original_create_task: Callable[..., Any] | None = None
+        self.failed: str | None = None
+        self.hook_calls = 0
+        self.steps = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> None:
+        self._original_run = events.Handle._run
+        self._original_create_task = base_events.BaseEventLoop.create_task
+        events.Handle._run = self._make_run_hook(self._original_run)  # type: ignore[method-assign]
+        base_events.BaseEventLoop.create_task = self._make_create_task_hook(  # type: ignore[method-assign]
+            self._original_create_task)
+
+    def stop(self) -> None:
+        if self._original_run is not None:
+            events.Handle._run = self._original_run  # type: ignore[method-assign]
+            self._original_run = None
+        if self._original_create_task is not None:
+            base_events.BaseEventLoop.create_task = self._original_create_task  # type: ignore[method-assign]
+            self._original_create_task = None
+
+    def drain(self) -> list[UnitRecord]:
+        """Close the tasks still alive and return every (folded) task record.
+
+        Tasks whose coroutine is asyncio's own housekeeping (``asyncio.run`` shutting down
+        async generators and the default executor) are left out: they are not the program's.
+        """
+        names: dict[int, str] = {}
+        for key, ref in list(self._refs.items()):
+            task = ref()
+            if task is not None:
+                try:
+                    names[key] = task.get_name()
+                except Exception:
+                    pass
+        self.ledger.close_live(self._clock(), names)
+        self._refs.clear()
+        return [record for record in self.ledger.all_records()
+                if not record.target_file.startswith(_ASYNCIO_DIR)]
+
+    # -- hooks -----------------------------------------------------------------------
+    def _disable(self, error: BaseException) -> None:
+        """A probe that fails removes itself and lets the program go on."""
+        self.failed = f"{type(error).__name__}: {error}"
+        self.stop()
+
+    def _make_create_task_hook(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        probe = self
+        clock = self._clock
+
+        def create_task(loop: Any, coro: Any, *args: Any, **kwargs: Any) -> Any:
+            t = clock()
+            task = original(loop, coro, *args, **kwargs)
+            try:
+                probe._track(task, t)
+            except Exception as error:
+                probe._disable(error)
+            return task
+
+        create_task.__wrapped__ = original  # type: ignore[attr-defined]
+        return create_task
+
+    def _track(self, task: Any, t: float) -> UnitRecord:
+        key = id(task)
+        record = self.ledger.live.get(key)
+        if record is not None:
+            return record
+        coro = task.get_coro()
+        code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
+        if code is not None:
+            module = getattr(coro, "__module__", None) or ""
+            qualname = getattr(code, "co_qualname", code.co_name)
+            target = f"{module}.{qualname}" if module else qualname
+            record = self.ledger.create(key, target, code.co_filename, code.co_firstlineno, t)
+        else:
+            record = self.ledger.create(key, type(coro).__qualname__, "", 0, t)
+        self._refs[key] = weakref.ref(task, self._make_collected(key))
+        return record
+
+    def _make_collected(self, key: int) -> Callable[[Any], None]:
+        def collected(_ref: Any) -> None:
+            # a pending task was garbage-collected: it ends here
+            try:
+                self._refs.pop(key, None)
+                self.ledger.finish(key, self._clock(), "")
+            except Exception:
+                pass
+        return collected
+
+    def _make_run_hook(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        probe = self
+        clock = self._clock
+        live = self.ledger.live
+        step_started = self.ledger.step_started
+        get_ident = threading.get_ident
+        sampler = self.sampler
+        running = sampler.running if sampler is not None else {}
+        thread_time = time.thread_time
+        task_types = (asyncio.Task,)
+
+        def _run(handle: Any) -> None:
+            task = getattr(handle._callback, "__self__", None)
+            record = live.get(id(task))
+            if record is None:
+                if task is None or not isinstance(task, task_types):
+                    original(handle)
+                    return
+                try:
+                    record = probe._track(task, clock())
+                except Exception as error:
+                    probe._disable(error)
+                    original(handle)
+                    return
+            ident = get_ident()
+            t0 = clock()
+            step_started(record, t0)
+            slot = [record, t0, None]
+            running[ident] = slot
+            try:
+                original(handle)
+            finally:
+                t1 = clock()
+                running[ident] = None
+                try:
+                    if slot[2] is not None and sampler is not None:
+                        sampler.close_step(slot, t1, thread_time())
+                    probe._after_step(task, record, t0, t1)
+                except Exception as error:
+                    probe._disable(error)
+
+        _run.__wrapped__ = original  # type: ignore[attr-defined]
+        return _run
+
+    def _after_step(self, task: Any, record: UnitRecord, t0: float, t1: float) -> None:
+        self.steps += 1
+        if task.done():
+            key = id(task)
+            self._refs.pop(key, None)
+            TaskLedger.step_ended(record, t0, t1, READY, 0.0)
+            self.ledger.finish(key, t1, task.get_name())
+            return
+        waiter = task._fut_waiter
+        if waiter is None:
+            TaskLedger.step_ended(record, t0, t1, READY, 0.0)
+            return
+        kind, due = self._classify_wait(task, waiter, t1)
+        TaskLedger.step_ended(record, t0, t1, kind, due)
+
+    def _classify_wait(self, task: Any, waiter: Any, now: float) -> tuple[int, float]:
+        """What the task waits for (ledger kind) and, for timers, when it is due."""
+        coro = task.get_coro()
+        kinds = self._code_kinds
+        found: int | None = None
+        innermost = None
+        depth = 0
+        while coro is not None and depth < 64:
+            code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
+            if code is None:
+                break
+            kind = kinds.get(code, -1)
+            if kind == -1:
+                kind = kinds[code] = classify_code(code)
+            if kind is not None:
+                found = kind
+                innermost = coro
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+            depth += 1
+        if found == TIMER and innermost is not None:
+            frame = getattr(innermost, "cr_frame", None)
+            delay = frame.f_locals.get("delay") if frame is not None else None
+            if isinstance(delay, (int, float)):
+                return TIMER, now + max(0.0, float(delay))
+            return WAITING, 0.0
+        if found is not None:
+            return found, 0.0
+        if isinstance(waiter, asyncio.Task):
+            other = self.ledger.live.get(id(waiter))
+            if other is None and waiter.done():
+                return READY, 0.0
+            return WAITING, 0.0
+        return WAITING, 0.0
+
+
+__all__ = ["AsyncioProbe", "classify_code"]

@@ -1,0 +1,104 @@
+"""Plain records the probes produce: one mutable record per unit of concurrency.
+
+A ``UnitRecord`` is written by the probe that owns the unit (task ledger, thread
+registry) and by the sampler, which adds stack samples to whatever unit was running.
+The fields the sampler writes (``samples``) are never written by the owner's hot path,
+so the two threads do not race on the same counters. Times are ``perf_counter`` seconds.
+"""
+
+from __future__ import annotations
+
+from types import CodeType
+
+# A stack as the sampler saw it: leaf first, (code object, line number) per frame.
+Frame = tuple[CodeType, int]
+Stack = tuple[Frame, ...]
+
+# Per stack: [on-CPU seconds, off-CPU seconds, off-CPU seconds while other threads ran]
+ON_CPU, OFF_CPU, OFF_CPU_CONTENDED = 0, 1, 2
+
+
+class UnitRecord:
+    """What is known of one unit (or of a fold of many units with the same target)."""
+
+    __slots__ = (
+        "count",
+        "cpu_s",
+        "created",
+        "due",
+        "ended",
+        "first_run",
+        "io_s",
+        "key",
+        "kind",
+        "longest_step_s",
+        "name",
+        "named",
+        "running_s",
+        "samples",
+        "scheduling_s",
+        "steps",
+        "susp_at",
+        "target",
+        "target_file",
+        "target_line",
+        "uid",
+        "wait_kind",
+        "waiting_s",
+        "wall_s",
+    )
+
+    def __init__(self, uid: int, kind: str, target: str, target_file: str, target_line: int,
+                 created: float) -> None:
+        self.uid = uid
+        self.kind = kind
+        self.name = ""
+        self.named = False
+        self.key: tuple[object, ...] = ()
+        self.target = target
+        self.target_file = target_file
+        self.target_line = target_line
+        self.count = 1
+        self.created = created
+        self.first_run: float | None = None
+        self.ended: float | None = None
+        self.wall_s = 0.0
+        self.running_s = 0.0
+        self.cpu_s: float | None = None
+        self.steps = 0
+        self.longest_step_s = 0.0
+        self.io_s = 0.0
+        self.waiting_s = 0.0
+        self.scheduling_s = 0.0
+        # live suspension state (ledger only)
+        self.susp_at: float | None = None
+        self.wait_kind = 0
+        self.due = 0.0
+        # written by the sampler (and, under its lock, by the hook for the tail of a long step)
+        self.samples: dict[Stack, list[float]] | None = None
+
+    def add_samples(self, other: UnitRecord) -> None:
+        """Merge another record's stack samples into this one."""
+        if other.samples:
+            mine = self.samples if self.samples is not None else {}
+            for stack, weights in other.samples.items():
+                into = mine.get(stack)
+                if into is None:
+                    mine[stack] = list(weights)
+                else:
+                    into[0] += weights[0]
+                    into[1] += weights[1]
+                    into[2] += weights[2]
+            self.samples = mine
+
+
+def add_weights(samples: dict[Stack, list[float]], stack: Stack, on: float, off: float,
+                contended: float) -> None:
+    """Add one sample's weights to a stack table."""
+    weights = samples.get(stack)
+    if weights is None:
+        samples[stack] = [on, off, contended]
+    else:
+        weights[0] += on
+        weights[1] += off
+        weights[2] += contended

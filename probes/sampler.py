@@ -1,0 +1,172 @@
+"""The statistical sampler: a daemon thread that looks at every thread ~100 times a second.
+
+At each tick it reads each thread's CPU clock and Python stack. The CPU delta since the
+previous tick splits that interval into on-CPU and off-CPU time; the stack says where
+(and, for off-CPU time, what the thread was blocked in — classified later by advisor).
+Off-CPU time is also flagged "contended" when other threads used the CPU meanwhile,
+which is how waiting for the GIL is told apart from an unknown blocking call. When a
+task step is running on the thread (the asyncio probe publishes it in ``running``), the
+sample is charged to that task as well: that is how a step that holds the event loop
+in ``time.sleep`` or a socket call is measured without reading a CPU clock per step.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from .records import Stack, UnitRecord, add_weights
+from .threads import ThreadInfo, ThreadRegistry, read_clock
+
+MAX_DEPTH = 128
+
+# A running step as published by a unit probe: [record, step start, sampler state or None]
+# sampler state: [seen_at, cpu_at_seen, lead_s not yet charged, last stack]
+RunningSlot = list[Any]
+
+
+def capture_stack(frame: FrameType | None) -> Stack:
+    """The stack of a frame, leaf first, as (code, line) pairs."""
+    out = []
+    while frame is not None and len(out) < MAX_DEPTH:
+        code = frame.f_code
+        # f_lineno is None while a frame runs an instruction that has no line
+        out.append((code, frame.f_lineno or code.co_firstlineno))
+        frame = frame.f_back
+    return tuple(out)
+
+
+class Sampler:
+    """Samples stacks and CPU of all threads, charging them to threads and running units."""
+
+    name = "sampler"
+
+    def __init__(self, threads: ThreadRegistry, interval: float = 0.01,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.threads = threads
+        self.interval = interval
+        self._clock = clock
+        # thread ident -> the step running there (written by unit probes)
+        self.running: dict[int, RunningSlot | None] = {}
+        self.lock = threading.Lock()
+        self.ticks = 0
+        self.cpu_s = 0.0
+        self.failed: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="advisor-sampler", daemon=True)
+        self._thread._advisor_internal = True  # type: ignore[attr-defined]
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+        self._thread = None
+
+    def drain(self) -> dict[str, object]:
+        return {"ticks": self.ticks, "cpu_s": self.cpu_s, "interval": self.interval,
+                "failed": self.failed}
+
+    # -- the sampling thread ---------------------------------------------------------
+    def _run(self) -> None:
+        own = threading.get_ident()
+        self.threads.ignored.add(own)
+        cpu_start = time.thread_time()
+        try:
+            while not self._stop.wait(self.interval):
+                self.tick(own)
+        except Exception as error:  # never take the program down: stop sampling
+            self.failed = f"{type(error).__name__}: {error}"
+        finally:
+            self.cpu_s = time.thread_time() - cpu_start
+
+    def tick(self, own: int) -> None:
+        """Take one sample of every thread but `own`."""
+        now = self._clock()
+        frames = sys._current_frames()
+        seen: list[tuple[ThreadInfo, float, float, float, FrameType]] = []
+        alive = self.threads.alive
+        for ident, frame in frames.items():
+            if ident == own or ident in self.threads.ignored:
+                continue
+            info = alive.get(ident)
+            if info is None:
+                info = self._adopt(ident, now)
+                if info is None:
+                    continue
+                continue  # a baseline only; the next tick measures
+            cpu = read_clock(info.clock)
+            if cpu is None:
+                continue
+            dt = now - info.last_t
+            if dt <= 0.0:
+                continue
+            dcpu = min(max(0.0, cpu - info.last_cpu), dt)
+            info.last_t, info.last_cpu = now, cpu
+            seen.append((info, dt, dcpu, cpu, frame))
+        total_cpu = sum(item[2] for item in seen)
+        with self.lock:
+            for info, dt, dcpu, cpu, frame in seen:
+                stack = capture_stack(frame)
+                off = dt - dcpu
+                # another thread had the CPU for most of this interval
+                contended = off if total_cpu - dcpu > 0.5 * dt else 0.0
+                record = info.record
+                if record.samples is None:
+                    record.samples = {}
+                add_weights(record.samples, stack, dcpu, off, contended)
+                slot = self.running.get(info.ident)
+                if slot is not None:
+                    self._charge_step(slot, now, cpu, stack, contended > 0.0)
+        self.ticks += 1
+
+    def _adopt(self, ident: int, now: float) -> ThreadInfo | None:
+        thread = threading._active.get(ident)  # type: ignore[attr-defined]
+        if thread is None:
+            return None
+        return self.threads.adopt(ident, thread, now, None)
+
+    @staticmethod
+    def _charge_step(slot: RunningSlot, now: float, cpu: float, stack: Stack, contended: bool) -> None:
+        """Charge the interval since the last look to the step running in `slot`."""
+        state = slot[2]
+        if state is None:
+            # first sight of this step: a baseline; the lead-in is charged with the next look
+            slot[2] = [now, cpu, max(0.0, now - slot[1]), stack]
+            return
+        record: UnitRecord = slot[0]
+        dt = now - state[0]
+        if dt <= 0.0:
+            return
+        dcpu = min(max(0.0, cpu - state[1]), dt)
+        charge(record, stack, dt, dcpu, state[2], contended)
+        state[0], state[1], state[2], state[3] = now, cpu, 0.0, stack
+
+    def close_step(self, slot: RunningSlot, t1: float, cpu_now: float) -> None:
+        """Called by the unit probe at the end of a step the sampler has seen."""
+        state = slot[2]
+        dt = t1 - state[0]
+        if dt <= 0.0:
+            return
+        dcpu = min(max(0.0, cpu_now - state[1]), dt)
+        with self.lock:
+            charge(slot[0], state[3], dt, dcpu, state[2], False)
+
+
+def charge(record: UnitRecord, stack: Stack, dt: float, dcpu: float, lead: float, contended: bool) -> None:
+    """Add an interval of a step (plus its unmeasured lead-in, at the same split) to a unit."""
+    off_fraction = (dt - dcpu) / dt
+    span = dt + lead
+    off = span * off_fraction
+    on = span - off
+    if record.samples is None:
+        record.samples = {}
+    add_weights(record.samples, stack, on, off, off if contended else 0.0)

@@ -1,0 +1,151 @@
+"""The per-task time ledger: turns step and suspension events into per-task sums.
+
+The asyncio probe (and later the greenlet probe) reports, with explicit timestamps, when
+a unit was created, when each step started and ended, and what it waited for when it
+suspended. The ledger splits every gap between two steps into I/O, waiting and
+scheduling, keeps live units in a dict, and folds finished anonymous units by target so
+that a million short-lived tasks cost a bounded amount of memory. It reads no clock
+itself, which is what lets its logic be tested with made-up times.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from .records import UnitRecord
+
+# What a suspended unit waits for.
+READY = 0  # nothing: it yielded and is already scheduled (sleep(0), first step)
+TIMER = 1  # a timer due at `due`; past that it is ready
+IO = 2  # a socket, stream, subprocess, DNS lookup or executor job
+WAITING = 3  # a lock, event, queue, condition, future or another unit
+
+ANONYMOUS_TASK = re.compile(r"^Task-\d+$")
+# Named units are kept one by one up to this many entries, then folded by (name, target).
+NAMED_UNITS_KEPT = 5_000
+
+
+def split_gap(kind: int, suspended_at: float, resumed_at: float, due: float) -> tuple[float, float, float]:
+    """(io, waiting, scheduling) seconds of one suspension, by what it waited for."""
+    gap = resumed_at - suspended_at
+    if gap <= 0.0:
+        return 0.0, 0.0, 0.0
+    if kind == IO:
+        return gap, 0.0, 0.0
+    if kind == WAITING:
+        return 0.0, gap, 0.0
+    if kind == READY:
+        return 0.0, 0.0, gap
+    # TIMER: waiting until the due time, then ready but not yet running
+    waited = min(gap, max(0.0, due - suspended_at))
+    return 0.0, waited, gap - waited
+
+
+class TaskLedger:
+    """Live and finished units of one kind, with folding of the finished ones."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.live: dict[int, UnitRecord] = {}
+        self.finished: dict[tuple[object, ...], UnitRecord] = {}
+        self._next_uid = 0
+        self._named_kept = 0
+
+    def create(self, key: int, target: str, target_file: str, target_line: int, t: float) -> UnitRecord:
+        """A new unit, identified by `key` (id of the task object) while it lives."""
+        self._next_uid += 1
+        record = UnitRecord(self._next_uid, self.kind, target, target_file, target_line, t)
+        self.live[key] = record
+        return record
+
+    @staticmethod
+    def step_started(record: UnitRecord, t0: float) -> None:
+        """A step of the unit starts: account for the gap since it suspended."""
+        if record.first_run is None:
+            record.first_run = t0
+            # from creation to the first step the unit was ready but not running
+            record.scheduling_s += max(0.0, t0 - record.created)
+            return
+        suspended_at = record.susp_at
+        if suspended_at is None:
+            return
+        io, waiting, scheduling = split_gap(record.wait_kind, suspended_at, t0, record.due)
+        record.io_s += io
+        record.waiting_s += waiting
+        record.scheduling_s += scheduling
+        record.susp_at = None
+
+    @staticmethod
+    def step_ended(record: UnitRecord, t0: float, t1: float, wait_kind: int, due: float) -> None:
+        """A step ran from t0 to t1 and the unit suspended waiting for `wait_kind`."""
+        took = t1 - t0
+        record.steps += 1
+        record.running_s += took
+        if took > record.longest_step_s:
+            record.longest_step_s = took
+        record.susp_at = t1
+        record.wait_kind = wait_kind
+        record.due = due
+
+    def finish(self, key: int, t_end: float, name: str) -> UnitRecord | None:
+        """The unit finished at t_end: fold it into the finished table."""
+        record = self.live.pop(key, None)
+        if record is None:
+            return None
+        record.ended = t_end
+        record.susp_at = None
+        self._close(record, t_end, name)
+        return record
+
+    def _close(self, record: UnitRecord, t_end: float, name: str) -> None:
+        record.wall_s = max(0.0, t_end - record.created)
+        record.name = name
+        record.named = not ANONYMOUS_TASK.match(name)
+        if record.named:
+            if self._named_kept < NAMED_UNITS_KEPT:
+                self._named_kept += 1
+                fold_key: tuple[object, ...] = ("named", name, record.uid)
+            else:
+                fold_key = ("named", name, record.target)
+        else:
+            fold_key = ("anonymous", record.target, record.target_file, record.target_line)
+        record.key = fold_key
+        into = self.finished.get(fold_key)
+        if into is None:
+            self.finished[fold_key] = record
+            return
+        fold(into, record)
+
+    def close_live(self, t_end: float, names: dict[int, str]) -> None:
+        """At the end of the run: close every unit still alive (it ran until t_end)."""
+        for key in list(self.live):
+            record = self.live.pop(key)
+            if record.susp_at is not None:
+                # it is still suspended: account for the gap up to the end of the run
+                self.step_started(record, t_end)
+            self._close(record, t_end, names.get(key, f"Task-{record.uid}"))
+
+    def all_records(self) -> Iterator[UnitRecord]:
+        """Every finished (or closed) record, folded ones included."""
+        yield from self.finished.values()
+
+
+def fold(into: UnitRecord, record: UnitRecord) -> None:
+    """Add `record` to the folded entry `into` (sums in the time fields)."""
+    into.count += record.count
+    into.wall_s += record.wall_s
+    into.running_s += record.running_s
+    into.steps += record.steps
+    into.io_s += record.io_s
+    into.waiting_s += record.waiting_s
+    into.scheduling_s += record.scheduling_s
+    if record.cpu_s is not None:
+        into.cpu_s = (into.cpu_s or 0.0) + record.cpu_s
+    if record.longest_step_s > into.longest_step_s:
+        into.longest_step_s = record.longest_step_s
+    if record.created < into.created:
+        into.created = record.created
+    if record.ended is not None and (into.ended is None or record.ended > into.ended):
+        into.ended = record.ended
+    into.add_samples(record)

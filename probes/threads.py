@@ -1,0 +1,179 @@
+"""The thread registry: when each thread started and ended, and its exact CPU time.
+
+It wraps ``threading.Thread._bootstrap_inner`` (restored on stop), which runs first and
+last in every thread started through ``threading``: the thread's own ``thread_time()``
+at exit is its exact CPU time, and its kernel thread id gives the sampler a clock to read
+that thread's CPU from outside (``clock_gettime`` on a per-thread CPU clock id), with
+no pthread handle that could dangle once the thread is gone. Threads started before the
+probe, or through ``_thread`` directly, are adopted by the sampler when first seen.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .records import UnitRecord
+
+
+def thread_cpu_clock(native_id: int) -> int | None:
+    """The clock id of a thread's CPU-time clock on Linux (None where unsupported).
+
+    Linux encodes a per-thread CPU clock as ``(~tid << 3) | CPUCLOCK_PERTHREAD | SCHED``;
+    reading it once the thread has exited fails with EINVAL instead of touching freed
+    memory, which is why it is built from the kernel id and not via pthread_getcpuclockid.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    return ((~native_id) << 3) | 6
+
+
+def read_clock(clock: int | None) -> float | None:
+    """CPU seconds of a thread's clock, or None once the thread is gone."""
+    if clock is None:
+        return None
+    try:
+        return time.clock_gettime(clock)
+    except OSError:
+        return None
+
+
+class ThreadInfo:
+    """Registry entry of one thread: its record plus what the sampler needs."""
+
+    __slots__ = ("clock", "cpu0", "ident", "last_cpu", "last_t", "record", "thread")
+
+    def __init__(self, ident: int, record: UnitRecord, clock: int | None, cpu0: float,
+                 thread: threading.Thread | None) -> None:
+        self.ident = ident
+        self.record = record
+        self.clock = clock
+        self.cpu0 = cpu0
+        self.last_t = record.created
+        self.last_cpu = cpu0
+        self.thread = thread
+
+
+class ThreadRegistry:
+    """Threads of the observed program, alive and finished."""
+
+    name = "threads"
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self._clock = clock
+        self.alive: dict[int, ThreadInfo] = {}
+        self.finished: list[UnitRecord] = []
+        self._lock = threading.Lock()
+        self._next_uid = 0
+        self._original: Callable[..., Any] | None = None
+        self.ignored: set[int] = set()
+        self.started_at = 0.0
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> None:
+        self.started_at = self._clock()
+        main = threading.main_thread()
+        if main.is_alive():
+            self.adopt(main.ident or 0, main, self.started_at, time.thread_time()
+                       if threading.current_thread() is main else None)
+        original = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
+        self._original = original
+        registry = self
+
+        def _bootstrap_inner(thread: threading.Thread) -> None:
+            info = registry._thread_began(thread)
+            try:
+                original(thread)
+            finally:
+                registry._thread_ended(info)
+
+        threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        if self._original is not None:
+            threading.Thread._bootstrap_inner = self._original  # type: ignore[attr-defined]
+            self._original = None
+
+    def drain(self) -> list[UnitRecord]:
+        """Close the threads still alive (they ran until now) and return all records."""
+        now = self._clock()
+        with self._lock:
+            for info in list(self.alive.values()):
+                self._close(info, now, None)
+            self.alive.clear()
+            return list(self.finished)
+
+    # -- events --------------------------------------------------------------------
+    def adopt(self, ident: int, thread: threading.Thread | None, t: float,
+              cpu_now: float | None) -> ThreadInfo | None:
+        """Start tracking a thread that is already running."""
+        native = getattr(thread, "native_id", None) if thread is not None else None
+        clock = thread_cpu_clock(native) if native else None
+        cpu = cpu_now if cpu_now is not None else read_clock(clock)
+        if cpu is None and clock is not None:
+            return None
+        with self._lock:
+            info = self.alive.get(ident)
+            if info is not None:
+                return info
+            record = self._new_record(thread, t)
+            info = ThreadInfo(ident, record, clock, cpu or 0.0, thread)
+            self.alive[ident] = info
+            return info
+
+    def _new_record(self, thread: threading.Thread | None, t: float) -> UnitRecord:
+        self._next_uid += 1
+        target = getattr(thread, "_target", None) if thread is not None else None
+        code = getattr(target, "__code__", None)
+        if code is not None:
+            name = f"{getattr(target, '__module__', '') or ''}.{target.__qualname__}".lstrip(".")
+            record = UnitRecord(self._next_uid, "thread", name, code.co_filename, code.co_firstlineno, t)
+        else:
+            label = type(thread).__qualname__ if thread is not None else "thread"
+            record = UnitRecord(self._next_uid, "thread", label, "", 0, t)
+        record.first_run = t
+        return record
+
+    def _thread_began(self, thread: threading.Thread) -> ThreadInfo | None:
+        if getattr(thread, "_advisor_internal", False):
+            return None
+        try:
+            t = self._clock()
+            ident = threading.get_ident()
+            clock = thread_cpu_clock(threading.get_native_id())
+            with self._lock:
+                record = self._new_record(thread, t)
+                info = ThreadInfo(ident, record, clock, time.thread_time(), thread)
+                self.alive[ident] = info
+            return info
+        except Exception:  # a probe never breaks the thread it observes
+            return None
+
+    def _thread_ended(self, info: ThreadInfo | None) -> None:
+        if info is None:
+            return
+        try:
+            now = self._clock()
+            cpu = time.thread_time()
+            with self._lock:
+                if self.alive.pop(info.ident, None) is not None:
+                    self._close(info, now, cpu)
+        except Exception:
+            pass
+
+    def _close(self, info: ThreadInfo, now: float, cpu: float | None) -> None:
+        record = info.record
+        if cpu is None:
+            cpu = read_clock(info.clock)
+            if cpu is None:
+                cpu = info.last_cpu
+        record.cpu_s = max(0.0, cpu - info.cpu0)
+        record.ended = now
+        record.wall_s = max(0.0, now - record.created)
+        thread = info.thread
+        record.name = thread.name if thread is not None else f"thread-{info.ident}"
+        record.named = True
+        self.finished.append(record)
