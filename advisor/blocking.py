@@ -44,7 +44,7 @@ _IO_CALLS = {"recv", "recv_into", "recvfrom", "recvfrom_into", "recvmsg", "send"
              "readlines", "write", "writelines", "flush", "fsync", "fdatasync", "getaddrinfo",
              "gethostbyname", "gethostbyaddr", "select", "poll", "epoll", "urlopen", "create_connection",
              "waitpid", "wait3", "wait4", "open", "listdir", "scandir", "read_text", "read_bytes",
-             "write_text", "write_bytes", "pread", "pwrite", "sendfile"}
+             "write_text", "write_bytes", "pread", "pwrite"}
 _WAIT_CALLS = {"acquire", "wait", "join", "result", "wait_for", "barrier", "get_nowait", "sigwait"}
 
 

@@ -47,8 +47,9 @@ def _sample_rate(text: str) -> float:
 
 
 def run_options_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="advisor run", add_help=True,
-                            usage="advisor run [OPTIONS] SCRIPT [ARGS...] | advisor run [OPTIONS] -m MODULE [ARGS...]")
+    parser = ArgumentParser(
+        prog="advisor run", add_help=True,
+        usage="advisor run [OPTIONS] SCRIPT [ARGS...] | advisor run [OPTIONS] -m MODULE [ARGS...]")
     parser.add_argument("--mode", choices=("light",), default="light",
                         help="light: task/thread attribution and a statistical sampler (default)")
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON to PATH")
@@ -96,7 +97,7 @@ def split_run_arguments(tokens: Sequence[str]) -> tuple[list[str], Target]:
 
 
 def severity_reached(report: Report, threshold: str) -> bool:
-    limit = SEVERITIES.index(threshold)  # type: ignore[arg-type]
+    limit = SEVERITIES.index(threshold)
     return any(SEVERITIES.index(finding.severity) <= limit for finding in report.findings)
 
 

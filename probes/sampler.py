@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 from .records import Stack, UnitRecord, add_weights
@@ -31,7 +31,7 @@ RunningSlot = list[Any]
 
 def capture_stack(frame: FrameType | None) -> Stack:
     """The stack of a frame, leaf first, as (code, line) pairs."""
-    out = []
+    out: list[tuple[CodeType, int]] = []
     while frame is not None and len(out) < MAX_DEPTH:
         code = frame.f_code
         # f_lineno is None while a frame runs an instruction that has no line

@@ -128,8 +128,9 @@ class ThreadRegistry:
         self._next_uid += 1
         target = getattr(thread, "_target", None) if thread is not None else None
         code = getattr(target, "__code__", None)
-        if code is not None:
-            name = f"{getattr(target, '__module__', '') or ''}.{target.__qualname__}".lstrip(".")
+        if target is not None and code is not None:
+            qualname = getattr(target, "__qualname__", code.co_name)
+            name = f"{getattr(target, '__module__', '') or ''}.{qualname}".lstrip(".")
             record = UnitRecord(self._next_uid, "thread", name, code.co_filename, code.co_firstlineno, t)
         else:
             label = type(thread).__qualname__ if thread is not None else "thread"

@@ -1,0 +1,59 @@
+# Two commands for a fresh machine with Python 3.11: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXAMPLE ?= examples/checkout_service/app.py
+
+.PHONY: run test lint layout typecheck layers pytest bench clean install install-dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# the stamp files re-install when pyproject.toml changes
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## run: install advisor and profile the example service; the report goes to stderr
+run: install
+	$(BIN)/advisor run --json advisor-report.json $(EXAMPLE)
+	@echo "JSON report written to advisor-report.json"
+
+## test: install the dev extras, then lint, type-check, check layering and run every test
+test: install-dev lint typecheck layers pytest
+
+lint: install-dev
+	$(BIN)/ruff check advisor probes rules tests benchmarks examples
+
+# mypy and import-linter cannot follow setuptools' package-dir mapping (probes/ ->
+# advisor.probes), so they read a tree of symlinks laid out as the installed package
+layout:
+	rm -rf build/layout && mkdir -p build/layout/advisor
+	for f in advisor/*; do ln -s ../../../$$f build/layout/advisor/; done
+	ln -s ../../../probes build/layout/advisor/probes
+	ln -s ../../../rules build/layout/advisor/rules
+
+typecheck: install-dev layout
+	cd build/layout && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p advisor
+
+layers: install-dev layout
+	cd build/layout && PYTHONPATH=. ../../$(BIN)/lint-imports --config ../../pyproject.toml
+
+pytest: install-dev
+	$(BIN)/python -m pytest -q
+
+## bench: overhead and scale benchmarks (minutes; not part of make test)
+bench: install-dev
+	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/scale.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache advisor-report.json
