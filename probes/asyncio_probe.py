@@ -29,6 +29,9 @@ from .task_ledger import IO, READY, TIMER, WAITING, TaskLedger
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
 
+# A step longer than this makes its task a suspect: its later steps read the CPU clock.
+SUSPECT_STEP_S = 0.002
+
 # Modules of the standard library's asyncio whose coroutines wait for I/O.
 _ASYNCIO_IO_MODULES = {"streams.py", "selector_events.py", "proactor_events.py", "subprocess.py",
                        "unix_events.py", "sslproto.py", "threads.py"}
@@ -192,9 +195,12 @@ class AsyncioProbe:
                     original(handle)
                     return
             ident = get_ident()
+            # a task that once held the loop for long gets its CPU read at each step start,
+            # so its next long steps split into compute and blocking exactly
+            cpu0 = thread_time() if record.longest_step_s > SUSPECT_STEP_S else -1.0
             t0 = clock()
             step_started(record, t0)
-            slot = [record, t0, None]
+            slot = [record, t0, None, cpu0]
             running[ident] = slot
             try:
                 original(handle)
@@ -202,7 +208,7 @@ class AsyncioProbe:
                 t1 = clock()
                 running[ident] = None
                 try:
-                    if slot[2] is not None and sampler is not None:
+                    if sampler is not None and (slot[2] is not None or cpu0 >= 0.0):
                         sampler.close_step(slot, t1, thread_time())
                     probe._after_step(task, record, t0, t1)
                 except Exception as error:

@@ -24,8 +24,9 @@ from .threads import ThreadInfo, ThreadRegistry, read_clock
 
 MAX_DEPTH = 128
 
-# A running step as published by a unit probe: [record, step start, sampler state or None]
-# sampler state: [seen_at, cpu_at_seen, lead_s not yet charged, last stack]
+# A running step as published by a unit probe:
+#   [record, step start, sampler state or None, thread CPU at step start or -1.0]
+# sampler state, once the sampler has seen the step: [seen_at, cpu_at_seen, last stack]
 RunningSlot = list[Any]
 
 
@@ -125,7 +126,7 @@ class Sampler:
                 add_weights(record.samples, stack, dcpu, off, contended)
                 slot = self.running.get(info.ident)
                 if slot is not None:
-                    self._charge_step(slot, now, cpu, stack, contended > 0.0)
+                    self._charge_step(slot, now, cpu, stack, contended > 0.0, now - dt, dcpu)
         self.ticks += 1
 
     def _adopt(self, ident: int, now: float) -> ThreadInfo | None:
@@ -135,38 +136,57 @@ class Sampler:
         return self.threads.adopt(ident, thread, now, None)
 
     @staticmethod
-    def _charge_step(slot: RunningSlot, now: float, cpu: float, stack: Stack, contended: bool) -> None:
-        """Charge the interval since the last look to the step running in `slot`."""
+    def _charge_step(slot: RunningSlot, now: float, cpu: float, stack: Stack, contended: bool,
+                     interval_start: float, interval_cpu: float) -> None:
+        """Charge the time since the last look to the step running in `slot`."""
+        record: UnitRecord = slot[0]
         state = slot[2]
         if state is None:
-            # first sight of this step: a baseline; the lead-in is charged with the next look
-            slot[2] = [now, cpu, max(0.0, now - slot[1]), stack]
+            # first sight: the step ran from t0 to now; its CPU share is exact when the probe
+            # read the CPU clock at its start, else bounded by this tick's interval
+            t0, cpu0 = slot[1], slot[3]
+            lead = max(0.0, now - t0)
+            if cpu0 >= 0.0:
+                lead_on = min(max(0.0, cpu - cpu0), lead)
+            else:
+                before = max(0.0, t0 - interval_start)
+                low = max(0.0, interval_cpu - before)
+                high = min(interval_cpu, lead)
+                lead_on = (low + high) / 2.0 if high >= low else high
+            slot[2] = [now, cpu, stack]
+            if lead > 0.0:
+                add_step_time(record, stack, lead_on, lead - lead_on, contended)
             return
-        record: UnitRecord = slot[0]
         dt = now - state[0]
         if dt <= 0.0:
             return
         dcpu = min(max(0.0, cpu - state[1]), dt)
-        charge(record, stack, dt, dcpu, state[2], contended)
-        state[0], state[1], state[2], state[3] = now, cpu, 0.0, stack
+        add_step_time(record, stack, dcpu, dt - dcpu, contended)
+        state[0], state[1], state[2] = now, cpu, stack
 
     def close_step(self, slot: RunningSlot, t1: float, cpu_now: float) -> None:
-        """Called by the unit probe at the end of a step the sampler has seen."""
+        """Called by the unit probe at the end of a step that was sampled, or whose start CPU
+        it read: charges the rest of the step exactly (no stack if it was never sampled)."""
         state = slot[2]
+        if state is None:
+            cpu0 = slot[3]
+            span = t1 - slot[1]
+            if cpu0 < 0.0 or span <= 0.0:
+                return
+            on = min(max(0.0, cpu_now - cpu0), span)
+            with self.lock:
+                add_step_time(slot[0], (), on, span - on, False)
+            return
         dt = t1 - state[0]
         if dt <= 0.0:
             return
         dcpu = min(max(0.0, cpu_now - state[1]), dt)
         with self.lock:
-            charge(slot[0], state[3], dt, dcpu, state[2], False)
+            add_step_time(slot[0], state[2], dcpu, dt - dcpu, False)
 
 
-def charge(record: UnitRecord, stack: Stack, dt: float, dcpu: float, lead: float, contended: bool) -> None:
-    """Add an interval of a step (plus its unmeasured lead-in, at the same split) to a unit."""
-    off_fraction = (dt - dcpu) / dt
-    span = dt + lead
-    off = span * off_fraction
-    on = span - off
+def add_step_time(record: UnitRecord, stack: Stack, on: float, off: float, contended: bool) -> None:
+    """Add on- and off-CPU time of a step, at this stack, to its unit."""
     if record.samples is None:
         record.samples = {}
     add_weights(record.samples, stack, on, off, off if contended else 0.0)
