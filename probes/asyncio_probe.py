@@ -135,7 +135,12 @@ class AsyncioProbe:
             t = clock()
             task = original(loop, coro, *args, **kwargs)
             try:
-                probe._track(task, t)
+                record = probe._track(task, t)
+                if task.done():
+                    # an eager task factory (Python 3.12+) ran it to completion right here
+                    t1 = clock()
+                    probe.ledger.step_started(record, t)
+                    probe._after_step(task, record, t, t1)
             except Exception as error:
                 probe._disable(error)
             return task
