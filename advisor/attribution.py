@@ -21,8 +21,10 @@ from advisor.probes.records import Stack, UnitRecord
 from .blocking import Blocked, classify_stack
 from .frames import display_path, function_name, is_advisor_file, is_user_file
 from .profile import (
+    AwaitSite,
     BlockingSite,
     Breakdown,
+    CodePlace,
     FunctionStat,
     HotSpot,
     SampleFrame,
@@ -33,6 +35,7 @@ from .profile import (
 
 HOT_PER_UNIT = 5
 BLOCKING_SITES_PER_UNIT = 5
+AWAIT_SITES_PER_UNIT = 8
 MAX_FUNCTIONS = 200
 
 
@@ -135,6 +138,22 @@ def hot_spots(samples: dict[Stack, list[float]] | None, limit: int = HOT_PER_UNI
     ]
 
 
+def await_sites(record: UnitRecord, limit: int = AWAIT_SITES_PER_UNIT) -> list[AwaitSite]:
+    """A task's await sites in the program's code, most waited-on first."""
+    if not record.waits:
+        return []
+    ranked = sorted(record.waits.items(), key=lambda item: -(item[1][1] + item[1][2]))[:limit]
+    sites = []
+    for chain, (suspensions, io, waiting, calls, longest, _current, _callee) in ranked:
+        places = [CodePlace(function=function_name(code), file=display_path(code.co_filename), line=line)
+                  for code, line in chain]
+        outer = places[0]
+        sites.append(AwaitSite(function=outer.function, file=outer.file, line=outer.line, chain=places,
+                               suspensions=int(suspensions), calls=int(calls), io_s=_r(io),
+                               waiting_s=_r(waiting), longest_s=_r(longest)))
+    return sites
+
+
 def _r(value: float) -> float:
     return round(max(0.0, value), 6)
 
@@ -178,6 +197,7 @@ def task_entry(record: UnitRecord) -> tuple[Task, OffCpu]:
         blocking_s=_r(blocking),
         hot=hot_spots(record.samples),
         blocking=blocking_sites(offcpu),
+        awaits=await_sites(record),
         steps=record.steps,
         longest_step_s=_r(record.longest_step_s),
         file=display_path(record.target_file),

@@ -8,12 +8,11 @@ helpers turn them into the ``function`` / ``file`` / ``line`` triples of the rep
 from __future__ import annotations
 
 import os
-import sys
-import sysconfig
 from functools import lru_cache
 from types import CodeType
 
 from advisor import probes as _probes
+from advisor.probes.codeinfo import LIBRARY_DIRS
 
 # advisor's own code: the core and the probes (a separate folder in editable installs)
 _ADVISOR_DIRS = tuple(
@@ -21,14 +20,7 @@ _ADVISOR_DIRS = tuple(
 )
 
 
-def _library_dirs() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    dirs = {paths.get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")}
-    dirs.update(p for p in sys.path if "site-packages" in p or "dist-packages" in p)
-    return tuple(sorted(os.path.abspath(d) + os.sep for d in dirs if d))
-
-
-_LIBRARY_DIRS = _library_dirs()
+_LIBRARY_DIRS = LIBRARY_DIRS
 
 
 def hide_launcher(path: str) -> None:

@@ -98,6 +98,31 @@ class BlockingSite(Model):
     seconds: float
 
 
+class CodePlace(Model):
+    function: str
+    file: str
+    line: int
+
+
+class AwaitSite(Model):
+    """Where a task awaited in the program's code, and what those awaits cost.
+
+    ``chain`` holds the program's frames of the await chain, outermost first; ``calls``
+    counts the distinct awaited calls made there (one per loop iteration for
+    ``for x in xs: await fetch(x)``), ``longest_s`` the longest of them.
+    """
+
+    function: str
+    file: str
+    line: int
+    chain: list[CodePlace] = Field(default_factory=list)
+    suspensions: int
+    calls: int
+    io_s: float
+    waiting_s: float
+    longest_s: float
+
+
 class Task(Model):
     id: str
     name: str
@@ -110,6 +135,7 @@ class Task(Model):
     blocking_s: float = 0.0
     hot: list[HotSpot] = Field(default_factory=list)
     blocking: list[BlockingSite] = Field(default_factory=list)
+    awaits: list[AwaitSite] = Field(default_factory=list)
     steps: int = 0
     longest_step_s: float = 0.0
     file: str = ""

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from types import CodeType
 from typing import Any
 
+from .codeinfo import ProgramCode
 from .records import UnitRecord
 from .sampler import Sampler
 from .task_ledger import IO, READY, TIMER, WAITING, TaskLedger
@@ -80,6 +81,7 @@ class AsyncioProbe:
         self._clock = clock
         self._refs: dict[int, weakref.ref[Any]] = {}
         self._code_kinds: dict[CodeType, int | None] = {}
+        self._program_code = ProgramCode()
         self._original_run: Callable[..., Any] | None = None
         self._original_create_task: Callable[..., Any] | None = None
         self.failed: str | None = None
@@ -234,42 +236,53 @@ class AsyncioProbe:
         if waiter is None:
             TaskLedger.step_ended(record, t0, t1, READY, 0.0)
             return
-        kind, due = self._classify_wait(task, waiter, t1)
-        TaskLedger.step_ended(record, t0, t1, kind, due)
+        kind, due, site = self._classify_wait(task, waiter, t1)
+        TaskLedger.step_ended(record, t0, t1, kind, due, site)
 
-    def _classify_wait(self, task: Any, waiter: Any, now: float) -> tuple[int, float]:
-        """What the task waits for (ledger kind) and, for timers, when it is due."""
+    def _classify_wait(self, task: Any, waiter: Any, now: float) -> tuple[int, float, Any]:
+        """What the task waits for (ledger kind), for timers when it is due, and the await
+        site: the program's own frames in the await chain and the object it awaits there."""
         coro = task.get_coro()
         kinds = self._code_kinds
+        program = self._program_code
         found: int | None = None
         innermost = None
+        frames: list[tuple[CodeType, int]] = []
+        callee_id = 0
         depth = 0
         while coro is not None and depth < 64:
             code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
             if code is None:
                 break
+            if program(code):
+                frame = coro.cr_frame if hasattr(coro, "cr_frame") else coro.gi_frame
+                if frame is not None:
+                    frames.append((code, frame.f_lineno or code.co_firstlineno))
             kind = kinds.get(code, -1)
             if kind == -1:
                 kind = kinds[code] = classify_code(code)
             if kind is not None:
                 found = kind
                 innermost = coro
-            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+            nxt = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+            if len(frames) == 1 and not callee_id and nxt is not None:
+                callee_id = id(nxt)
+            coro = nxt
             depth += 1
+        site = (tuple(frames), callee_id) if frames else None
         if found == TIMER and innermost is not None:
             frame = getattr(innermost, "cr_frame", None)
             delay = frame.f_locals.get("delay") if frame is not None else None
             if isinstance(delay, (int, float)):
-                return TIMER, now + max(0.0, float(delay))
-            return WAITING, 0.0
+                return TIMER, now + max(0.0, float(delay)), site
+            return WAITING, 0.0, site
         if found is not None:
-            return found, 0.0
+            return found, 0.0, site
         if isinstance(waiter, asyncio.Task):
             other = self.ledger.live.get(id(waiter))
             if other is None and waiter.done():
-                return READY, 0.0
-            return WAITING, 0.0
-        return WAITING, 0.0
+                return READY, 0.0, site
+        return WAITING, 0.0, site
 
 
 __all__ = ["AsyncioProbe", "classify_code"]

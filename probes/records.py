@@ -14,6 +14,9 @@ from types import CodeType
 Frame = tuple[CodeType, int]
 Stack = tuple[Frame, ...]
 
+# An await site: the program's own frames in the await chain, outermost first.
+Site = tuple[Frame, ...]
+
 # Per stack: [on-CPU seconds, off-CPU seconds, off-CPU seconds while other threads ran]
 ON_CPU, OFF_CPU, OFF_CPU_CONTENDED = 0, 1, 2
 
@@ -44,7 +47,9 @@ class UnitRecord:
         "target_line",
         "uid",
         "wait_kind",
+        "wait_site",
         "waiting_s",
+        "waits",
         "wall_s",
     )
 
@@ -74,11 +79,16 @@ class UnitRecord:
         self.susp_at: float | None = None
         self.wait_kind = 0
         self.due = 0.0
+        # where in the program's code the unit is suspended: (site, callee id) or None
+        self.wait_site: tuple[Site, int] | None = None
+        # per await site: [suspensions, io_s, waiting_s, episodes, longest episode, current
+        # episode, last callee id]; an episode is one awaited call (one callee object)
+        self.waits: dict[Site, list[float]] | None = None
         # written by the sampler (and, under its lock, by the hook for the tail of a long step)
         self.samples: dict[Stack, list[float]] | None = None
 
     def add_samples(self, other: UnitRecord) -> None:
-        """Merge another record's stack samples into this one."""
+        """Merge another record's stack samples and await sites into this one."""
         if other.samples:
             mine = self.samples if self.samples is not None else {}
             for stack, weights in other.samples.items():
@@ -90,6 +100,17 @@ class UnitRecord:
                     into[1] += weights[1]
                     into[2] += weights[2]
             self.samples = mine
+        if other.waits:
+            waits = self.waits if self.waits is not None else {}
+            for site, numbers in other.waits.items():
+                into_site = waits.get(site)
+                if into_site is None:
+                    waits[site] = list(numbers)
+                else:
+                    for index in range(4):
+                        into_site[index] += numbers[index]
+                    into_site[4] = max(into_site[4], numbers[4])
+            self.waits = waits
 
 
 def add_weights(samples: dict[Stack, list[float]], stack: Stack, on: float, off: float,

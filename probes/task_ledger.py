@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from .records import UnitRecord
+from .records import Site, UnitRecord
 
 # What a suspended unit waits for.
 READY = 0  # nothing: it yielded and is already scheduled (sleep(0), first step)
@@ -75,10 +75,15 @@ class TaskLedger:
         record.waiting_s += waiting
         record.scheduling_s += scheduling
         record.susp_at = None
+        if record.wait_site is not None:
+            note_wait(record, record.wait_site, io, waiting)
+            record.wait_site = None
 
     @staticmethod
-    def step_ended(record: UnitRecord, t0: float, t1: float, wait_kind: int, due: float) -> None:
-        """A step ran from t0 to t1 and the unit suspended waiting for `wait_kind`."""
+    def step_ended(record: UnitRecord, t0: float, t1: float, wait_kind: int, due: float,
+                   site: tuple[Site, int] | None = None) -> None:
+        """A step ran from t0 to t1 and the unit suspended waiting for `wait_kind`, at `site`
+        (the program's frames in the await chain and the id of the awaited call's object)."""
         took = t1 - t0
         record.steps += 1
         record.running_s += took
@@ -87,6 +92,7 @@ class TaskLedger:
         record.susp_at = t1
         record.wait_kind = wait_kind
         record.due = due
+        record.wait_site = site
 
     def finish(self, key: int, t_end: float, name: str) -> UnitRecord | None:
         """The unit finished at t_end: fold it into the finished table."""
@@ -129,6 +135,27 @@ class TaskLedger:
     def all_records(self) -> Iterator[UnitRecord]:
         """Every finished (or closed) record, folded ones included."""
         yield from self.finished.values()
+
+
+def note_wait(record: UnitRecord, where: tuple[Site, int], io: float, waiting: float) -> None:
+    """Add one suspension's wait to its await site; a new callee object starts an episode."""
+    site, callee = where
+    if record.waits is None:
+        record.waits = {}
+    numbers = record.waits.get(site)
+    if numbers is None:
+        numbers = record.waits[site] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0]
+    spent = io + waiting
+    numbers[0] += 1
+    numbers[1] += io
+    numbers[2] += waiting
+    if callee != numbers[6]:
+        numbers[3] += 1
+        numbers[5] = 0.0
+        numbers[6] = callee
+    numbers[5] += spent
+    if numbers[5] > numbers[4]:
+        numbers[4] = numbers[5]
 
 
 def fold(into: UnitRecord, record: UnitRecord) -> None:
