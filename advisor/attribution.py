@@ -195,6 +195,7 @@ def task_entry(record: UnitRecord) -> tuple[Task, OffCpu]:
         cpu_s=_r(compute),
         breakdown=breakdown,
         blocking_s=_r(blocking),
+        lock_wait_s=_r(record.lock_s),
         hot=hot_spots(record.samples),
         blocking=blocking_sites(offcpu),
         awaits=await_sites(record),
@@ -220,6 +221,8 @@ def thread_entry(record: UnitRecord) -> tuple[Task, OffCpu]:
         scheduling = offcpu.scheduling * share
     else:
         io, waiting, scheduling = 0.0, rest, 0.0
+    lock_share = sum(seconds for (_state, call, _code, _line), seconds in offcpu.sites.items()
+                     if call.rsplit(".", 1)[-1] == "acquire")
     task = Task(
         id=unit_id(record),
         name=record.name,
@@ -231,6 +234,7 @@ def thread_entry(record: UnitRecord) -> tuple[Task, OffCpu]:
         breakdown=Breakdown(compute_s=_r(cpu), io_s=_r(io), waiting_s=_r(waiting),
                             scheduling_s=_r(scheduling)),
         blocking_s=0.0,
+        lock_wait_s=_r(lock_share * (rest / sampled) if sampled > 0.0 else 0.0),
         hot=hot_spots(record.samples),
         blocking=blocking_sites(offcpu),
         file=display_path(record.target_file),

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from .capture import DEFAULT_SAMPLE_RATE, Capture
+from .config import load_settings
+from .engine import analyze, select_rules
 from .errors import UsageError
 from .frames import hide_launcher
 from .profile import SEVERITIES, Report, ReportError, load_report, report_json, write_atomically
@@ -58,11 +60,23 @@ def run_options_parser() -> ArgumentParser:
                         help="exit 3 when a finding is at or above SEVERITY (after a target exit 0)")
     parser.add_argument("--sample-rate", type=_sample_rate, default=DEFAULT_SAMPLE_RATE, metavar="HZ",
                         help=f"stack samples a second (default {DEFAULT_SAMPLE_RATE:g})")
+    add_rule_selection(parser)
     return parser
 
 
+def _rule_names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def add_rule_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--select", type=_rule_names, default=[], metavar="RULES",
+                        help="only these rules (slugs, codes or code prefixes, comma-separated)")
+    parser.add_argument("--ignore", type=_rule_names, default=[], metavar="RULES",
+                        help="skip these rules (comma-separated)")
+
+
 # options of `advisor run` that take a value (the rest are flags)
-_VALUE_OPTIONS = {"--mode", "--json", "--format", "--fail-on", "--sample-rate"}
+_VALUE_OPTIONS = {"--mode", "--json", "--format", "--fail-on", "--sample-rate", "--select", "--ignore"}
 
 
 def split_run_arguments(tokens: Sequence[str]) -> tuple[list[str], Target]:
@@ -124,6 +138,8 @@ def command_run(tokens: Sequence[str]) -> int:
     check_target(target)
     if options.json:
         _check_writable(options.json)
+    settings = load_settings()
+    select_rules(settings, options.select, options.ignore)  # unknown rule names fail before the run
     capture = Capture(mode=options.mode, sample_rate=options.sample_rate)
     started_at = dt.datetime.now(dt.timezone.utc)
     capture.start()
@@ -134,6 +150,7 @@ def command_run(tokens: Sequence[str]) -> int:
     try:
         report = build_report(raw, RunFacts(argv=target.argv, mode=options.mode, started_at=started_at,
                                             exit_code=outcome.exit_code, partial=outcome.partial))
+        report = analyze(report, settings, options.select, options.ignore)
         emit(report, options.format, options.json)
     except Exception as error:  # a bug of ours must not change how the target ended
         sys.stderr.write(f"advisor: internal error, no report: {type(error).__name__}: {error}\n")
@@ -183,7 +200,23 @@ def command_report(tokens: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": command_run, "report": command_report}
+def command_rules(tokens: Sequence[str]) -> int:
+    parser = ArgumentParser(prog="advisor rules", description="list the rules, or explain one")
+    parser.add_argument("rule", nargs="?", metavar="RULE", help="a rule's slug or code")
+    options = parser.parse_args(list(tokens))
+    from .rule_docs import rule_listing, rule_page
+
+    if options.rule is None:
+        sys.stdout.write(rule_listing())
+        return 0
+    page = rule_page(options.rule)
+    if page is None:
+        raise UsageError(f"unknown rule {options.rule!r} (see `advisor rules`)")
+    sys.stdout.write(page)
+    return 0
+
+
+COMMANDS = {"run": command_run, "report": command_report, "rules": command_rules}
 
 HELP = """usage: advisor COMMAND ...
 
@@ -194,6 +227,7 @@ commands:
   run [OPTIONS] SCRIPT [ARGS...]      profile a script as __main__ (report to stderr)
   run [OPTIONS] -m MODULE [ARGS...]   profile a module, like python -m
   report FILE.json [--format F]       render a saved report
+  rules [RULE]                        list the rules, or explain one with examples
 
 advisor COMMAND --help shows a command's options.
 """

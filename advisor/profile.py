@@ -133,6 +133,7 @@ class Task(Model):
     cpu_s: float
     breakdown: Breakdown
     blocking_s: float = 0.0
+    lock_wait_s: float = 0.0
     hot: list[HotSpot] = Field(default_factory=list)
     blocking: list[BlockingSite] = Field(default_factory=list)
     awaits: list[AwaitSite] = Field(default_factory=list)

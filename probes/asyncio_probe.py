@@ -26,7 +26,7 @@ from typing import Any
 from .codeinfo import ProgramCode
 from .records import UnitRecord
 from .sampler import Sampler
-from .task_ledger import IO, READY, TIMER, WAITING, TaskLedger
+from .task_ledger import IO, LOCK, READY, TIMER, WAITING, TaskLedger
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
 
@@ -56,6 +56,8 @@ def classify_code(code: CodeType) -> int | None:
         name = code.co_name
         if base == "tasks.py" and name == "sleep":
             return TIMER
+        if base == "locks.py" and name == "acquire":
+            return LOCK
         if base in _ASYNCIO_IO_MODULES or name in _ASYNCIO_IO_FUNCTIONS:
             return IO
         if base in ("locks.py", "queues.py", "tasks.py", "timeouts.py", "futures.py"):

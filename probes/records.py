@@ -34,6 +34,7 @@ class UnitRecord:
         "io_s",
         "key",
         "kind",
+        "lock_s",
         "longest_step_s",
         "name",
         "named",
@@ -75,6 +76,7 @@ class UnitRecord:
         self.io_s = 0.0
         self.waiting_s = 0.0
         self.scheduling_s = 0.0
+        self.lock_s = 0.0  # the part of waiting_s spent acquiring locks and semaphores
         # live suspension state (ledger only)
         self.susp_at: float | None = None
         self.wait_kind = 0

@@ -19,7 +19,8 @@ from .records import Site, UnitRecord
 READY = 0  # nothing: it yielded and is already scheduled (sleep(0), first step)
 TIMER = 1  # a timer due at `due`; past that it is ready
 IO = 2  # a socket, stream, subprocess, DNS lookup or executor job
-WAITING = 3  # a lock, event, queue, condition, future or another unit
+WAITING = 3  # an event, queue, condition, future or another unit
+LOCK = 4  # a lock or semaphore held by someone else (waiting, also counted as lock wait)
 
 ANONYMOUS_TASK = re.compile(r"^Task-\d+$")
 # Named units are kept one by one up to this many entries, then folded by (name, target).
@@ -33,7 +34,7 @@ def split_gap(kind: int, suspended_at: float, resumed_at: float, due: float) -> 
         return 0.0, 0.0, 0.0
     if kind == IO:
         return gap, 0.0, 0.0
-    if kind == WAITING:
+    if kind in (WAITING, LOCK):
         return 0.0, gap, 0.0
     if kind == READY:
         return 0.0, 0.0, gap
@@ -74,6 +75,8 @@ class TaskLedger:
         record.io_s += io
         record.waiting_s += waiting
         record.scheduling_s += scheduling
+        if record.wait_kind == LOCK:
+            record.lock_s += waiting
         record.susp_at = None
         if record.wait_site is not None:
             note_wait(record, record.wait_site, io, waiting)
@@ -167,6 +170,7 @@ def fold(into: UnitRecord, record: UnitRecord) -> None:
     into.io_s += record.io_s
     into.waiting_s += record.waiting_s
     into.scheduling_s += record.scheduling_s
+    into.lock_s += record.lock_s
     if record.cpu_s is not None:
         into.cpu_s = (into.cpu_s or 0.0) + record.cpu_s
     if record.longest_step_s > into.longest_step_s:

@@ -1,0 +1,114 @@
+"""The rule engine: run the selected rules over a report and rank what they advise.
+
+For each rule (from the explicit registry), collect its advice, drop what does not point
+into the program's code or is suppressed on its line (``# advisor: ignore[slug]``),
+merge advice of one rule at one line into one finding (all affected units as evidence),
+judge severity from the share of wall time the fix would save, and rank findings by
+estimated savings. A rule that raises is a bug of ours: it is skipped and noted in the
+report's probes list, and the other rules still run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from advisor.rules.base import Advice, Rule, RuleContext
+from advisor.rules.registry import RULES
+
+from .config import Settings
+from .errors import UsageError
+from .frames import is_user_file
+from .profile import Finding, Location, ProbeStatus, Report, Severity
+
+# Share of the wall time a fix would save -> severity (the thresholds are documented in
+# the README): a fifth or more is high, a twentieth medium, a hundredth low.
+SEVERITY_SHARES: tuple[tuple[float, Severity], ...] = ((0.20, "high"), (0.05, "medium"), (0.01, "low"))
+# savings below this are noise on a shared machine, whatever their share
+MIN_SAVINGS_S = 0.005
+RANK: dict[str, int] = {"high": 0, "medium": 1, "low": 2, "info": 3}
+
+
+def severity_for(savings_s: float, base_s: float, cap: Severity) -> Severity:
+    severity: Severity = "info"
+    if savings_s >= MIN_SAVINGS_S and base_s > 0.0:
+        share = savings_s / base_s
+        for threshold, level in SEVERITY_SHARES:
+            if share >= threshold:
+                severity = level
+                break
+    return severity if RANK[severity] >= RANK[cap] else cap
+
+
+def matches(rule: type[Rule], names: Iterable[str]) -> bool:
+    """A rule is named by its slug, its code, or a code prefix (``ADV1``)."""
+    return any(name in (rule.slug, rule.code) or (name.startswith("ADV") and rule.code.startswith(name))
+               for name in names)
+
+
+def select_rules(settings: Settings, select: Sequence[str] = (), ignore: Sequence[str] = ()) -> list[type[Rule]]:
+    chosen = list(select) or settings.select
+    skipped = list(ignore) + settings.ignore
+    for name in (*chosen, *skipped):
+        if not any(matches(rule, [name]) for rule in RULES.values()):
+            raise UsageError(f"unknown rule {name!r} (see `advisor rules`)")
+    return [rule for rule in RULES.values()
+            if (not chosen or matches(rule, chosen)) and not matches(rule, skipped)]
+
+
+def to_finding(rule: type[Rule], advice: Advice, wall_s: float) -> Finding:
+    savings = max(0.0, advice.savings_s)
+    base = advice.base_s if advice.base_s is not None else wall_s
+    return Finding(
+        rule=rule.slug,
+        code=rule.code,
+        severity=severity_for(savings, base, advice.max_severity),
+        message=advice.message,
+        location=Location(file=advice.file, line=advice.line, function=advice.function),
+        evidence=dict(advice.evidence),
+        estimated_savings_s=round(savings, 6),
+        fix=advice.fix,
+    )
+
+
+def merge(into: Finding, other: Finding) -> None:
+    """One finding per rule and line: savings add up, affected units are listed together."""
+    into.estimated_savings_s = round(into.estimated_savings_s + other.estimated_savings_s, 6)
+    if RANK[other.severity] < RANK[into.severity]:
+        into.severity = other.severity
+    units = list(into.evidence.get("units", []))
+    for unit in other.evidence.get("units", []):
+        if unit not in units:
+            units.append(unit)
+    if units:
+        into.evidence["units"] = units
+
+
+def analyze(report: Report, settings: Settings | None = None, select: Sequence[str] = (),
+            ignore: Sequence[str] = ()) -> Report:
+    """The report with its findings: every selected rule run, merged, ranked."""
+    from .source import suppressed
+
+    settings = settings or Settings()
+    context = RuleContext(report, settings.options)
+    by_place: dict[tuple[str, str, int], Finding] = {}
+    for rule_class in select_rules(settings, select, ignore):
+        rule = rule_class()
+        try:
+            advice_list = list(rule.check(context))
+        except Exception as error:  # a crashing rule must not cost the user the report
+            report.run.probes.append(ProbeStatus(name=f"rule {rule.slug}", active=False,
+                                                 note=f"failed: {type(error).__name__}: {error}"))
+            continue
+        for advice in advice_list:
+            if not advice.file or advice.line < 1 or not is_user_file(advice.file):
+                continue
+            if suppressed(advice.file, advice.line, rule.slug, rule.code):
+                continue
+            finding = to_finding(rule_class, advice, report.run.wall_s)
+            key = (rule.slug, advice.file, advice.line)
+            if key in by_place:
+                merge(by_place[key], finding)
+            else:
+                by_place[key] = finding
+    findings = sorted(by_place.values(), key=lambda f: (-f.estimated_savings_s, RANK[f.severity], f.rule))
+    return report.model_copy(update={"findings": findings})

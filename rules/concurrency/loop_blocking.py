@@ -1,0 +1,59 @@
+"""Shared reasoning of the rules about calls that block an event loop or gevent hub.
+
+The probes give, per task or greenlet, the places where it was off the CPU while
+holding its loop (``Task.blocking``). These helpers pick the sites of one kind, find
+the blocking call on the line, and estimate what making it non-blocking would save.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from advisor.profile import BlockingSite, Task
+from advisor.source import call_name, calls_on_line, enclosing_function
+
+from ..base import RuleContext
+
+LOOP_KINDS = ("asyncio-task", "greenlet")
+
+
+@dataclass
+class BlockedAt:
+    task: Task
+    site: BlockingSite
+    in_async_def: bool
+
+
+def blocking_call(file: str, line: int, wanted: tuple[str, ...]) -> ast.Call | None:
+    """The call on the line whose callee's last name is one of `wanted`."""
+    for call in reversed(calls_on_line(file, line)):
+        name = call_name(call).rsplit(".", 1)[-1]
+        if name in wanted:
+            return call
+    return None
+
+
+def loop_blocking_sites(context: RuleContext, kind: str) -> Iterator[BlockedAt]:
+    """Blocking sites of one kind ("io" or "waiting") in tasks and greenlets."""
+    for task in context.tasks(*LOOP_KINDS):
+        for site in task.blocking:
+            if site.kind != kind or not site.file:
+                continue
+            function = enclosing_function(site.file, site.line)
+            yield BlockedAt(task, site, isinstance(function, ast.AsyncFunctionDef))
+
+
+def others_lost(context: RuleContext, task: Task) -> float:
+    """The most time any other task or greenlet spent ready but not running (a folded entry
+    holds several units: its own scheduling is what its siblings lost)."""
+    lost = [other.breakdown.scheduling_s for other in context.tasks(*LOOP_KINDS)
+            if other.id != task.id or other.count > 1]
+    return max(lost, default=0.0)
+
+
+def savings_of(context: RuleContext, task: Task, blocked_s: float) -> float:
+    """Making the call non-blocking gives the loop back for as long as it was held, but the
+    run only gets shorter by what the others were kept from running (at most)."""
+    return min(blocked_s, others_lost(context, task))
