@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from types import CodeType
 
+from advisor.probes.hot_calls import CallStats
 from advisor.probes.records import Stack, UnitRecord
 
 from .blocking import Blocked, classify_stack
@@ -24,6 +26,7 @@ from .profile import (
     AwaitSite,
     BlockingSite,
     Breakdown,
+    CallWindow,
     CodePlace,
     FunctionStat,
     HotSpot,
@@ -254,12 +257,30 @@ def unit_entries(units: Iterable[UnitRecord]) -> list[Task]:
     return tasks
 
 
-def function_table(threads: Iterable[UnitRecord], limit: int = MAX_FUNCTIONS) -> list[FunctionStat]:
-    """Per function over every thread's samples: self and total time (idle excluded), CPU."""
+def call_window(stats: CallStats, run_end: float) -> CallWindow:
+    ended = stats.ended or run_end
+    return CallWindow(calls=stats.calls, distinct_args=len(stats.distinct), unhashable_calls=stats.unhashable,
+                      per_call_s=round(stats.time_s / stats.calls, 9), window_s=_r(ended - stats.started))
+
+
+def estimated_calls(stats: CallStats, callers_s: float, run_end: float, wrapper_cost_s: float) -> int:
+    """All calls of the run, from the window's call rate (without the counting wrapper's own
+    cost) over the time its callers were sampled running."""
+    window = (stats.ended or run_end) - stats.started
+    bare_window = window - stats.calls * wrapper_cost_s
+    if bare_window <= 0.0 or callers_s <= window:
+        return stats.calls
+    return max(stats.calls, round(stats.calls / bare_window * callers_s))
+
+
+def function_table(threads: Iterable[UnitRecord], limit: int = MAX_FUNCTIONS, call_stats: Iterable[CallStats] = (),
+                   run_end: float = 0.0, wrapper_cost_s: float = 0.0) -> list[FunctionStat]:
+    """Per function over every thread's samples: self and total time (idle excluded), CPU,
+    and for the functions whose calls were counted, the call window and estimated calls."""
     self_s: dict[CodeType, float] = defaultdict(float)
     total_s: dict[CodeType, float] = defaultdict(float)
     cpu_s: dict[CodeType, float] = defaultdict(float)
-    first_line: dict[CodeType, int] = {}
+    callers: dict[CodeType, set[CodeType]] = defaultdict(set)
     for record in threads:
         for stack, (on, off, _contended) in (record.samples or {}).items():
             frames = visible(stack)
@@ -272,6 +293,8 @@ def function_table(threads: Iterable[UnitRecord], limit: int = MAX_FUNCTIONS) ->
                 continue
             leaf = frames[0][0]
             self_s[leaf] += busy
+            for (callee, _), (caller, _) in pairwise(frames):
+                callers[callee].add(caller)
             seen: set[CodeType] = set()
             for code, _line in frames:
                 if code in seen:
@@ -279,20 +302,26 @@ def function_table(threads: Iterable[UnitRecord], limit: int = MAX_FUNCTIONS) ->
                 seen.add(code)
                 total_s[code] += busy
                 cpu_s[code] += on
-                first_line.setdefault(code, code.co_firstlineno)
+    counted = {stats.code: stats for stats in call_stats}
     ranked = sorted(total_s, key=lambda code: (-self_s.get(code, 0.0), -total_s[code]))[:limit]
-    return [
-        FunctionStat(
+    ranked += [code for code in counted if code not in ranked and code in total_s]
+    table = []
+    for code in ranked:
+        if self_s.get(code, 0.0) <= 0.0 and not is_user_file(code.co_filename):
+            continue
+        stats = counted.get(code)
+        table.append(FunctionStat(
             function=function_name(code),
             file=display_path(code.co_filename),
-            line=first_line[code],
+            line=code.co_firstlineno,
+            calls=(estimated_calls(stats, max((total_s[c] for c in callers[code] if c is not code), default=0.0),
+                                   run_end, wrapper_cost_s) if stats is not None else None),
             self_s=_r(self_s.get(code, 0.0)),
             total_s=_r(total_s[code]),
             cpu_s=_r(cpu_s[code]),
-        )
-        for code in ranked
-        if self_s.get(code, 0.0) > 0.0 or is_user_file(code.co_filename)
-    ]
+            window=call_window(stats, run_end) if stats is not None else None,
+        ))
+    return table
 
 
 def sample_table(units: Iterable[tuple[str, UnitRecord]], interval: float) -> Samples:

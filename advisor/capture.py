@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.probes.asyncio_probe import AsyncioProbe
+from advisor.probes.hot_calls import CallStats, HotCallProbe
 from advisor.probes.records import UnitRecord
 from advisor.probes.sampler import Sampler
 from advisor.probes.threads import ThreadRegistry
@@ -36,6 +37,9 @@ class RawCapture:
     sampler_cpu_s: float
     hooked_steps: int
     per_step_cost_s: float
+    call_stats: list[CallStats] = field(default_factory=list)
+    call_cost_s: float = 0.0
+    call_wrapper_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,11 +71,13 @@ def measure_step_cost(rounds: int = 3000) -> float:
 class Capture:
     """The probes of one run: start them, stop them, collect a RawCapture."""
 
-    def __init__(self, mode: str = "light", sample_rate: float = DEFAULT_SAMPLE_RATE) -> None:
+    def __init__(self, mode: str = "standard", sample_rate: float = DEFAULT_SAMPLE_RATE) -> None:
         self.mode = mode
         self.threads = ThreadRegistry()
         self.sampler = Sampler(self.threads, interval=1.0 / sample_rate)
         self.asyncio_probe = AsyncioProbe(self.sampler)
+        # standard mode adds bounded call-count windows on the hottest functions
+        self.hot_calls = HotCallProbe(self.sampler) if mode == "standard" else None
         self.per_step_cost = 0.0
         self._started = 0.0
         self._cpu0 = 0.0
@@ -84,7 +90,7 @@ class Capture:
             self.per_step_cost = 0.0
         self._cpu0 = time.process_time()
         self._started = time.perf_counter()
-        for probe in (self.threads, self.sampler, self.asyncio_probe):
+        for probe in self._probes():
             try:
                 probe.start()
                 self._status.append((probe.name, True, ""))
@@ -94,16 +100,17 @@ class Capture:
     def stop(self) -> RawCapture:
         ended = time.perf_counter()
         cpu = time.process_time() - self._cpu0
-        for probe in (self.asyncio_probe, self.sampler, self.threads):
+        for probe in reversed(self._probes()):
             try:
                 probe.stop()
             except Exception:
                 pass
         units = self.asyncio_probe.drain() + self.threads.drain()
-        sampler = self.sampler.drain()
         status = []
+        failures = {"asyncio": self.asyncio_probe.failed, "sampler": self.sampler.failed,
+                    "hot-calls": self.hot_calls.failed if self.hot_calls else None}
         for name, active, note in self._status:
-            failed = {"asyncio": self.asyncio_probe.failed, "sampler": self.sampler.failed}.get(name)
+            failed = failures.get(name)
             if failed:
                 status.append((name, False, f"disabled itself: {failed}"))
             else:
@@ -115,8 +122,17 @@ class Capture:
             units=units,
             probes=status,
             sample_interval=self.sampler.interval,
-            sampler_ticks=int(sampler["ticks"]),  # type: ignore[call-overload]
-            sampler_cpu_s=float(sampler["cpu_s"]),  # type: ignore[arg-type]
+            sampler_ticks=self.sampler.ticks,
+            sampler_cpu_s=self.sampler.cpu_s,
             hooked_steps=self.asyncio_probe.steps,
             per_step_cost_s=self.per_step_cost,
+            call_stats=self.hot_calls.drain() if self.hot_calls else [],
+            call_cost_s=self.hot_calls.call_cost_s if self.hot_calls else 0.0,
+            call_wrapper_s=self.hot_calls.wrapper_cost_s if self.hot_calls else 0.0,
         )
+
+    def _probes(self) -> list[Any]:
+        probes: list[Any] = [self.threads, self.sampler, self.asyncio_probe]
+        if self.hot_calls is not None:
+            probes.append(self.hot_calls)
+        return probes

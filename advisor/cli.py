@@ -52,8 +52,10 @@ def run_options_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="advisor run", add_help=True,
         usage="advisor run [OPTIONS] SCRIPT [ARGS...] | advisor run [OPTIONS] -m MODULE [ARGS...]")
-    parser.add_argument("--mode", choices=("light",), default="light",
-                        help="light: task/thread attribution and a statistical sampler (default)")
+    parser.add_argument("--mode", choices=("standard", "light"), default="standard",
+                        help="standard (default): light plus counted calls of the hottest functions, "
+                             "for the full findings; light: task/thread attribution and a statistical "
+                             "sampler only, made to be left on in production")
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON to PATH")
     parser.add_argument("--format", choices=FORMATS, default="text", help="what goes to stderr")
     parser.add_argument("--fail-on", choices=SEVERITIES, metavar="SEVERITY",

@@ -47,6 +47,8 @@ class Overhead(Model):
     per_step_cost_s: float = 0.0
     sampler_ticks: int = 0
     sample_interval_s: float = 0.0
+    python_call_s: float = 0.0  # what one call of a one-line method costs here
+    call_wrapper_s: float = 0.0  # what standard mode's call counting adds to one call
 
 
 class ProbeStatus(Model):
@@ -57,7 +59,7 @@ class ProbeStatus(Model):
 
 class RunInfo(Model):
     argv: list[str]
-    mode: Literal["light", "deep"] = "light"
+    mode: Literal["light", "standard", "deep"] = "standard"
     python: str
     cpu_count: int
     started_at: str
@@ -143,6 +145,21 @@ class Task(Model):
     line: int = 0
 
 
+class CallWindow(Model):
+    """What a bounded window of counted calls saw (standard mode, hot functions only).
+
+    Only a hash of each argument tuple was kept, never the values: ``distinct_args`` counts
+    the distinct hashes (capped at 4096), ``unhashable_calls`` the calls whose arguments
+    could not be hashed (an ``lru_cache`` would refuse them).
+    """
+
+    calls: int
+    distinct_args: int
+    unhashable_calls: int
+    per_call_s: float
+    window_s: float
+
+
 class FunctionStat(Model):
     function: str
     file: str
@@ -151,6 +168,7 @@ class FunctionStat(Model):
     self_s: float
     total_s: float
     cpu_s: float
+    window: CallWindow | None = None
 
 
 class Location(Model):

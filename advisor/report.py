@@ -43,6 +43,8 @@ def estimate_overhead(raw: RawCapture) -> Overhead:
         per_step_cost_s=round(raw.per_step_cost_s, 9),
         sampler_ticks=raw.sampler_ticks,
         sample_interval_s=raw.sample_interval,
+        python_call_s=round(raw.call_cost_s, 9),
+        call_wrapper_s=round(raw.call_wrapper_s, 9),
     )
 
 
@@ -66,6 +68,7 @@ def build_report(raw: RawCapture, facts: RunFacts) -> Report:
     return Report(
         run=run,
         tasks=unit_entries(raw.units),
-        functions=function_table(threads),
+        functions=function_table(threads, call_stats=raw.call_stats, run_end=raw.ended,
+                                 wrapper_cost_s=raw.call_wrapper_s),
         samples=sample_table(((unit_id(record), record) for record in raw.units), raw.sample_interval),
     )

@@ -57,6 +57,10 @@ class Sampler:
         self.ticks = 0
         self.cpu_s = 0.0
         self.failed: str | None = None
+        # on-CPU seconds per code object anywhere on a running stack, when asked for
+        self.hot_codes: dict[CodeType, float] | None = None
+        # called with the tick's time after every tick (in the sampler thread)
+        self.after_tick: list[Callable[[float], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -72,9 +76,9 @@ class Sampler:
             self._thread.join(timeout=2.0)
         self._thread = None
 
-    def drain(self) -> dict[str, object]:
-        return {"ticks": self.ticks, "cpu_s": self.cpu_s, "interval": self.interval,
-                "failed": self.failed}
+    def drain(self) -> int:
+        """The number of ticks taken (the samples live in the unit records)."""
+        return self.ticks
 
     # -- the sampling thread ---------------------------------------------------------
     def _run(self) -> None:
@@ -114,6 +118,7 @@ class Sampler:
             info.last_t, info.last_cpu = now, cpu
             seen.append((info, dt, dcpu, cpu, frame))
         total_cpu = sum(item[2] for item in seen)
+        hot = self.hot_codes
         with self.lock:
             for info, dt, dcpu, cpu, frame in seen:
                 stack = capture_stack(frame)
@@ -124,10 +129,18 @@ class Sampler:
                 if record.samples is None:
                     record.samples = {}
                 add_weights(record.samples, stack, dcpu, off, contended)
+                if hot is not None and dcpu > 0.5 * dt:
+                    for code in {frame[0] for frame in stack}:
+                        hot[code] = hot.get(code, 0.0) + dcpu
                 slot = self.running.get(info.ident)
                 if slot is not None:
                     self._charge_step(slot, now, cpu, stack, contended > 0.0, now - dt, dcpu)
         self.ticks += 1
+        for listener in list(self.after_tick):
+            try:
+                listener(now)
+            except Exception:  # a failing listener is removed, sampling goes on
+                self.after_tick.remove(listener)
 
     def _adopt(self, ident: int, now: float) -> ThreadInfo | None:
         thread = threading._active.get(ident)  # type: ignore[attr-defined]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from .base import Rule
+from .compute.cacheable_function import CacheableFunctionRule
+from .compute.call_overhead import CallOverheadRule
 from .concurrency.blocking_sleep import BlockingSleepRule
 from .io.blocking_io import BlockingIoRule
 
@@ -11,6 +13,8 @@ RULES: dict[str, type[Rule]] = {
     for rule in (
         BlockingSleepRule,
         BlockingIoRule,
+        CacheableFunctionRule,
+        CallOverheadRule,
     )
 }
 

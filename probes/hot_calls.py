@@ -1,0 +1,271 @@
+"""Call counts and argument distinctness for the few functions the sampler finds hot.
+
+A deterministic profiler pays for every call of every function; advisor only needs call
+evidence for the handful of the program's own functions that dominate the samples. Every
+few hundred milliseconds this probe takes the hottest program functions the sampler has
+seen on the CPU and, for a bounded window (a number of calls or a time), rebinds the
+name that calls go through (the module global or the class attribute) to a thin wrapper
+that counts calls, hashes the argument tuple (only the hash is kept, never the values)
+and times each call. Then it puts the original back. The window's per-call time and
+distinct-argument ratio, with the sampled time of the whole run, give the evidence the
+cacheable-function and call-overhead rules need, at a cost bounded by the window.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import inspect
+import threading
+import time
+import types
+from collections.abc import Callable
+from typing import Any
+
+from .codeinfo import ProgramCode
+from .sampler import Sampler
+
+# Functions whose calls are counted at most this many at a time, and how hot they must be.
+MAX_INSTRUMENTED = 12
+MIN_HOT_SHARE = 0.02  # of the sampled on-CPU time so far
+CHECK_EVERY_S = 0.25
+WINDOW_CALLS = 50_000
+WINDOW_S = 1.0
+MAX_DISTINCT = 4_096  # distinct argument hashes remembered per function
+_NOT_PLAIN = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+
+
+class CallStats:
+    """What one instrumented function's window saw."""
+
+    __slots__ = ("calls", "code", "distinct", "ended", "started", "time_s", "unhashable", "where")
+
+    def __init__(self, code: types.CodeType, where: str) -> None:
+        self.code = code
+        self.where = where
+        self.calls = 0
+        self.time_s = 0.0
+        self.distinct: set[int] = set()
+        self.unhashable = 0
+        self.started = 0.0
+        self.ended = 0.0
+
+
+class _Binding:
+    """A place a function is called through: a namespace dict and a name in it."""
+
+    __slots__ = ("name", "namespace", "original", "wrapper")
+
+    def __init__(self, namespace: dict[str, Any], name: str, original: Any, wrapper: Any) -> None:
+        self.namespace = namespace
+        self.name = name
+        self.original = original
+        self.wrapper = wrapper
+
+    def install(self) -> None:
+        self.namespace[self.name] = self.wrapper
+
+    def restore(self) -> None:
+        # only if nobody rebound the name meanwhile
+        if self.namespace.get(self.name) is self.wrapper:
+            self.namespace[self.name] = self.original
+
+
+def measure_call_cost(rounds: int = 200_000) -> float:
+    """Seconds a call of a one-line method costs here: what inlining it into a loop saves."""
+    class Rate:
+        percent = 120
+
+        def apply(self, value: int) -> int:
+            return value * self.percent
+
+    rate = Rate()
+
+    def with_calls() -> float:
+        begin = time.perf_counter()
+        for number in range(rounds):
+            rate.apply(number)
+        return time.perf_counter() - begin
+
+    def inline() -> float:
+        percent = rate.percent
+        begin = time.perf_counter()
+        for number in range(rounds):
+            _ = number * percent  # the same work without the call
+        return time.perf_counter() - begin
+
+    return max(0.0, (min(with_calls() for _ in range(3)) - min(inline() for _ in range(3))) / rounds)
+
+
+class HotCallProbe:
+    """Counts calls of the sampler's hottest program functions, one bounded window each."""
+
+    name = "hot-calls"
+
+    def __init__(self, sampler: Sampler, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.sampler = sampler
+        self._clock = clock
+        self._program = ProgramCode()
+        self.stats: dict[types.CodeType, CallStats] = {}
+        self._bindings: dict[types.CodeType, list[_Binding]] = {}
+        self._lock = threading.Lock()
+        self._last_check = 0.0
+        self.wrapper_cost_s = 0.0
+        self.call_cost_s = 0.0
+        self.failed: str | None = None
+
+    def start(self) -> None:
+        self.call_cost_s = measure_call_cost()
+        self.wrapper_cost_s = self._measure_wrapper_cost()
+        self.sampler.hot_codes = {}
+        self.sampler.after_tick.append(self._after_tick)
+
+    def stop(self) -> None:
+        if self._after_tick in self.sampler.after_tick:
+            self.sampler.after_tick.remove(self._after_tick)
+        with self._lock:
+            for bindings in self._bindings.values():
+                for binding in bindings:
+                    binding.restore()
+            self._bindings.clear()
+
+    def drain(self) -> list[CallStats]:
+        return [stats for stats in self.stats.values() if stats.calls]
+
+    # -- choosing -------------------------------------------------------------------
+    def _after_tick(self, now: float) -> None:
+        if now - self._last_check < CHECK_EVERY_S:
+            return
+        self._last_check = now
+        try:
+            self._instrument_hottest(now)
+        except Exception as error:  # never break the program: stop instrumenting
+            self.failed = f"{type(error).__name__}: {error}"
+            self.stop()
+
+    def _instrument_hottest(self, now: float) -> None:
+        hot = self.sampler.hot_codes
+        if not hot:
+            return
+        total = sum(hot.values())
+        ranked = sorted(hot.items(), key=lambda item: -item[1])
+        for code, seconds in ranked[:MAX_INSTRUMENTED * 2]:
+            if len(self.stats) >= MAX_INSTRUMENTED or seconds < MIN_HOT_SHARE * total:
+                return
+            if code in self.stats or not self._eligible(code):
+                continue
+            self._instrument(code, now)
+
+    def _eligible(self, code: types.CodeType) -> bool:
+        return (self._program(code) and not code.co_flags & _NOT_PLAIN
+                and not code.co_name.startswith("<"))
+
+    # -- wrapping ---------------------------------------------------------------------
+    def _instrument(self, code: types.CodeType, now: float) -> None:
+        functions = [ref for ref in gc.get_referrers(code)
+                     if isinstance(ref, types.FunctionType) and ref.__code__ is code]
+        stats = CallStats(code, "")
+        self.stats[code] = stats  # even when no binding is found: do not try again
+        bindings: list[_Binding] = []
+        for function in functions:
+            for namespace, name in self._places(function):
+                wrapper = self._wrap(function, stats)
+                bindings.append(_Binding(namespace, name, function, wrapper))
+        if not bindings:
+            return
+        stats.started = now
+        stats.where = ", ".join(binding.name for binding in bindings)
+        with self._lock:
+            self._bindings[code] = bindings
+            for binding in bindings:
+                binding.install()
+
+    @staticmethod
+    def _places(function: types.FunctionType) -> list[tuple[dict[str, Any], str]]:
+        """Where calls to `function` are looked up: module globals, or its class's dict."""
+        places: list[tuple[dict[str, Any], str]] = []
+        module_globals = function.__globals__
+        for name, value in list(module_globals.items()):
+            if value is function:
+                places.append((module_globals, name))
+        owner_path = function.__qualname__.split(".")[:-1]
+        if owner_path and "<locals>" not in owner_path:
+            owner: Any = module_globals.get(owner_path[0])
+            for part in owner_path[1:]:
+                owner = getattr(owner, part, None)
+            if isinstance(owner, type):
+                attribute = function.__name__
+                if owner.__dict__.get(attribute) is function:
+                    # class __dict__ is a read-only mapping: rebinding goes through setattr
+                    places.append((_ClassNamespace(owner), attribute))  # type: ignore[arg-type]
+        return places
+
+    def _wrap(self, function: types.FunctionType, stats: CallStats) -> Callable[..., Any]:
+        clock = self._clock
+        distinct = stats.distinct
+        probe = self
+
+        @functools.wraps(function)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            stats.calls += 1
+            try:
+                key = hash((args, tuple(sorted(kwargs.items()))) if kwargs else args)
+                if len(distinct) < MAX_DISTINCT:
+                    distinct.add(key)
+            except TypeError:
+                stats.unhashable += 1
+            begin = clock()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                end = clock()
+                stats.time_s += end - begin
+                if stats.calls >= WINDOW_CALLS or end - stats.started >= WINDOW_S:
+                    probe._close_window(stats, end)
+
+        return counted
+
+    def _close_window(self, stats: CallStats, now: float) -> None:
+        with self._lock:
+            bindings = self._bindings.pop(stats.code, None)
+            if bindings is None:
+                return
+            stats.ended = now
+            for binding in bindings:
+                binding.restore()
+
+    def _measure_wrapper_cost(self, rounds: int = 20_000) -> float:
+        """Seconds the counting wrapper adds to one call (subtracted from per-call times)."""
+        def target(value: int) -> int:
+            return value
+
+        stats = CallStats(target.__code__, "calibration")
+        stats.started = self._clock()
+        wrapped = self._wrap(target, stats)  # type: ignore[arg-type]
+        # keep the calibration window open for all rounds
+        stats.started = float("inf")
+
+        def run(function: Callable[[int], int]) -> float:
+            begin = time.perf_counter()
+            for number in range(rounds):
+                function(number % 7)
+            return time.perf_counter() - begin
+
+        bare = min(run(target) for _ in range(3))
+        timed = min(run(wrapped) for _ in range(3))
+        return max(0.0, (timed - bare) / rounds)
+
+
+class _ClassNamespace:
+    """A class seen as a mutable namespace (``setattr`` instead of item assignment)."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner: type) -> None:
+        self.owner = owner
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        setattr(self.owner, name, value)
+
+    def get(self, name: str) -> Any:
+        return self.owner.__dict__.get(name)
