@@ -166,8 +166,13 @@ def unit_id(record: UnitRecord) -> str:
     return f"{prefix}:{record.uid}"
 
 
+def is_hub(record: UnitRecord) -> bool:
+    return record.kind == "greenlet" and record.key[:1] == ("hub",)
+
+
 def task_entry(record: UnitRecord) -> tuple[Task, OffCpu]:
-    """The report entry of an asyncio task (or a fold of them)."""
+    """The report entry of an asyncio task or greenlet (or a fold of them). A gevent hub's
+    time off the CPU is it waiting for events, not blocking: it counts as waiting."""
     offcpu = off_cpu(record.samples)
     running = record.running_s
     inside = offcpu.total
@@ -180,7 +185,7 @@ def task_entry(record: UnitRecord) -> tuple[Task, OffCpu]:
         offcpu.sites = {key: value * scale for key, value in offcpu.sites.items()}
         inside = running
     compute = running - inside
-    blocking = offcpu.io + offcpu.waiting + offcpu.idle
+    blocking = 0.0 if is_hub(record) else offcpu.io + offcpu.waiting + offcpu.idle
     breakdown = Breakdown(
         compute_s=_r(compute),
         io_s=_r(record.io_s + offcpu.io),
@@ -192,7 +197,7 @@ def task_entry(record: UnitRecord) -> tuple[Task, OffCpu]:
         id=unit_id(record),
         name=name,
         target=record.target,
-        kind="asyncio-task",
+        kind="greenlet" if record.kind == "greenlet" else "asyncio-task",
         count=record.count,
         wall_s=_r(record.wall_s),
         cpu_s=_r(compute),
@@ -246,11 +251,45 @@ def thread_entry(record: UnitRecord) -> tuple[Task, OffCpu]:
     return task, offcpu
 
 
-def unit_entries(units: Iterable[UnitRecord]) -> list[Task]:
-    """Report entries for all units, longest wall time first within each kind."""
+def counting_overhead(units: Iterable[UnitRecord], call_stats: Iterable[CallStats],
+                      wrapper_cost_s: float) -> dict[int, float]:
+    """CPU seconds standard mode's call counting added to each unit (by record id): each
+    counted call cost `wrapper_cost_s`, shared out by the units' sampled on-CPU time in
+    that function, among threads and, separately, among the tasks and greenlets on them."""
+    per_code = {stats.code: stats.calls * wrapper_cost_s for stats in call_stats if stats.calls}
+    added: dict[int, float] = defaultdict(float)
+    if not per_code:
+        return added
+    units = list(units)
+    for is_thread in (True, False):
+        shares: dict[CodeType, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+        for record in units:
+            if (record.kind == "thread") != is_thread:
+                continue
+            for stack, (on, _off, _contended) in (record.samples or {}).items():
+                for code in {frame[0] for frame in stack} & per_code.keys():
+                    shares[code][id(record)] += on
+        for code, by_unit in shares.items():
+            total = sum(by_unit.values())
+            for key, value in by_unit.items():
+                if total > 0.0:
+                    added[key] += per_code[code] * value / total
+    return added
+
+
+def unit_entries(units: Iterable[UnitRecord], corrections: dict[int, float] | None = None) -> list[Task]:
+    """Report entries for all units, longest wall time first within each kind; `corrections`
+    are probe CPU seconds to take out of a unit's compute (moved to its scheduling)."""
     tasks: list[Task] = []
     for record in units:
         entry, _ = thread_entry(record) if record.kind == "thread" else task_entry(record)
+        correction = min((corrections or {}).get(id(record), 0.0), entry.breakdown.compute_s)
+        if correction > 0.0:
+            # the probe's own work is neither the unit's compute nor its waiting: it is time
+            # the unit was held up by advisor, shown as scheduling so the parts still add up
+            entry.breakdown.compute_s = _r(entry.breakdown.compute_s - correction)
+            entry.breakdown.scheduling_s = _r(entry.breakdown.scheduling_s + correction)
+            entry.cpu_s = _r(entry.cpu_s - correction)
         tasks.append(entry)
     order = {"thread": 0, "asyncio-task": 1, "greenlet": 2}
     tasks.sort(key=lambda task: (order.get(task.kind, 9), -task.wall_s))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.probes.asyncio_probe import AsyncioProbe
+from advisor.probes.greenlet_probe import GreenletProbe
 from advisor.probes.hot_calls import CallStats, HotCallProbe
 from advisor.probes.records import UnitRecord
 from advisor.probes.sampler import Sampler
@@ -76,6 +77,7 @@ class Capture:
         self.threads = ThreadRegistry()
         self.sampler = Sampler(self.threads, interval=1.0 / sample_rate)
         self.asyncio_probe = AsyncioProbe(self.sampler)
+        self.greenlet_probe = GreenletProbe(self.sampler, self.threads)
         # standard mode adds bounded call-count windows on the hottest functions
         self.hot_calls = HotCallProbe(self.sampler) if mode == "standard" else None
         self.per_step_cost = 0.0
@@ -105,9 +107,10 @@ class Capture:
                 probe.stop()
             except Exception:
                 pass
-        units = self.asyncio_probe.drain() + self.threads.drain()
+        units = self.asyncio_probe.drain() + self.greenlet_probe.drain() + self.threads.drain()
         status = []
         failures = {"asyncio": self.asyncio_probe.failed, "sampler": self.sampler.failed,
+                    "greenlet": self.greenlet_probe.failed,
                     "hot-calls": self.hot_calls.failed if self.hot_calls else None}
         for name, active, note in self._status:
             failed = failures.get(name)
@@ -124,7 +127,7 @@ class Capture:
             sample_interval=self.sampler.interval,
             sampler_ticks=self.sampler.ticks,
             sampler_cpu_s=self.sampler.cpu_s,
-            hooked_steps=self.asyncio_probe.steps,
+            hooked_steps=self.asyncio_probe.steps + self.greenlet_probe.switches,
             per_step_cost_s=self.per_step_cost,
             call_stats=self.hot_calls.drain() if self.hot_calls else [],
             call_cost_s=self.hot_calls.call_cost_s if self.hot_calls else 0.0,
@@ -132,7 +135,7 @@ class Capture:
         )
 
     def _probes(self) -> list[Any]:
-        probes: list[Any] = [self.threads, self.sampler, self.asyncio_probe]
+        probes: list[Any] = [self.threads, self.sampler, self.asyncio_probe, self.greenlet_probe]
         if self.hot_calls is not None:
             probes.append(self.hot_calls)
         return probes

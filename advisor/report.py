@@ -12,7 +12,7 @@ import os
 import platform
 from dataclasses import dataclass
 
-from .attribution import function_table, sample_table, unit_entries, unit_id
+from .attribution import counting_overhead, function_table, sample_table, unit_entries, unit_id
 from .capture import RawCapture
 from .profile import Overhead, ProbeStatus, Report, RunInfo
 
@@ -65,9 +65,13 @@ def build_report(raw: RawCapture, facts: RunFacts) -> Report:
         probes=[ProbeStatus(name=name, active=active, note=note) for name, active, note in raw.probes],
     )
     threads = [record for record in raw.units if record.kind == "thread"]
+    corrections = counting_overhead(raw.units, raw.call_stats, raw.call_wrapper_s)
+    run.overhead.corrected = bool(corrections)
+    run.overhead.overhead_s = round(run.overhead.overhead_s + sum(
+        stats.calls * raw.call_wrapper_s for stats in raw.call_stats), 6)
     return Report(
         run=run,
-        tasks=unit_entries(raw.units),
+        tasks=unit_entries(raw.units, corrections),
         functions=function_table(threads, call_stats=raw.call_stats, run_end=raw.ended,
                                  wrapper_cost_s=raw.call_wrapper_s),
         samples=sample_table(((unit_id(record), record) for record in raw.units), raw.sample_interval),

@@ -22,7 +22,8 @@ IO = 2  # a socket, stream, subprocess, DNS lookup or executor job
 WAITING = 3  # an event, queue, condition, future or another unit
 LOCK = 4  # a lock or semaphore held by someone else (waiting, also counted as lock wait)
 
-ANONYMOUS_TASK = re.compile(r"^Task-\d+$")
+# asyncio's default task names, gevent's default greenlet names, and no name at all
+ANONYMOUS_TASK = re.compile(r"^((Task|Greenlet)-\d+)?$")
 # Named units are kept one by one up to this many entries, then folded by (name, target).
 NAMED_UNITS_KEPT = 5_000
 

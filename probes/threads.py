@@ -71,6 +71,8 @@ class ThreadRegistry:
         self._original: Callable[..., Any] | None = None
         self.ignored: set[int] = set()
         self.started_at = 0.0
+        # called in each new thread as it starts (other probes install per-thread hooks)
+        self.on_thread_start: list[Callable[[], None]] = []
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -149,6 +151,8 @@ class ThreadRegistry:
                 record = self._new_record(thread, t)
                 info = ThreadInfo(ident, record, clock, time.thread_time(), thread)
                 self.alive[ident] = info
+            for callback in list(self.on_thread_start):
+                callback()
             return info
         except Exception:  # a probe never breaks the thread it observes
             return None

@@ -1,0 +1,296 @@
+"""The greenlet probe: per-greenlet runs, switches and what each switch waited for.
+
+``greenlet.settrace`` calls the probe on every switch, in the thread where it was
+installed (the main thread at start, and every thread started later, through the
+thread registry). A switch ends the running greenlet's step and starts the target's.
+When a greenlet switches to the gevent hub, its stack says why: ``gevent.sleep`` is a
+timer (due at a known time, past which the greenlet is ready), gevent's sockets, DNS,
+SSL, subprocess and file objects are I/O, and its events, locks, queues and joins are
+waiting. The hub's own time is kept apart, as the unit ``Hub``. Spawn times come from a
+thin wrapper around ``gevent.spawn`` and ``Group.spawn`` installed when gevent is
+imported, so a greenlet that waited for the hub before its first run shows it as
+scheduling. The previous trace function (gevent's monitor thread installs one) is
+always chained.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from types import CodeType, FrameType
+from typing import Any
+
+from .codeinfo import ProgramCode
+from .post_import import PostImportHooks
+from .records import UnitRecord
+from .sampler import Sampler
+from .task_ledger import IO, READY, TIMER, WAITING, TaskLedger
+from .threads import ThreadRegistry
+
+HUB_NAME = "Hub"
+# gevent modules (file names) in which a switch to the hub waits for I/O
+_GEVENT_IO_FILES = ("_socket3.py", "_socketcommon.py", "socket.py", "_ssl3.py", "ssl.py", "select.py",
+                    "selectors.py", "subprocess.py", "os.py", "fileobject.py", "_fileobjectcommon.py",
+                    "_fileobjectposix.py", "pywsgi.py", "baseserver.py", "server.py", "resolver_thread.py",
+                    "resolver_ares.py", "dnshelper.py", "_threading.py")
+_GEVENT_SEP = os.sep + "gevent" + os.sep
+
+
+def greenlet_target(glet: Any) -> tuple[str, str, int]:
+    """(qualified name, file, first line) of what a greenlet runs."""
+    function = getattr(glet, "_run", None) or getattr(glet, "run", None)
+    function = getattr(function, "__func__", function)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return type(glet).__qualname__, "", 0
+    module = getattr(function, "__module__", "") or ""
+    qualname = getattr(function, "__qualname__", code.co_name)
+    return (f"{module}.{qualname}" if module else qualname), code.co_filename, code.co_firstlineno
+
+
+def greenlet_name(glet: Any) -> str:
+    """gevent's ``Greenlet.name`` where there is one, else empty (anonymous)."""
+    try:
+        name = getattr(glet, "name", "")
+    except Exception:
+        return ""
+    return name if isinstance(name, str) else ""
+
+
+class GreenletProbe:
+    """Traces greenlet switches in every thread, per greenlet and for the hub."""
+
+    name = "greenlet"
+
+    def __init__(self, sampler: Sampler | None = None, threads: ThreadRegistry | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.ledger = TaskLedger("greenlet")
+        self.sampler = sampler
+        self.threads = threads
+        self._clock = clock
+        self._program = ProgramCode()
+        self._refs: dict[int, weakref.ref[Any]] = {}
+        self._spawned: dict[int, float] = {}
+        self._hubs: dict[int, tuple[UnitRecord, list[Any]]] = {}  # hub id -> record, [segment start]
+        self._previous: dict[int, Any] = {}  # thread ident -> trace function we chained
+        self._active = False
+        self._greenlet: Any = None
+        self._imports = PostImportHooks()
+        self._spawn_originals: list[tuple[Any, str, Any]] = []
+        self.failed: str | None = None
+        self.switches = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> None:
+        import greenlet
+
+        self._greenlet = greenlet
+        self._active = True
+        self._install_here()
+        if self.threads is not None:
+            self.threads.on_thread_start.append(self._install_here)
+        self._imports.when_imported("gevent", self._wrap_spawn)
+        self._imports.install()
+
+    def stop(self) -> None:
+        self._active = False
+        self._imports.uninstall()
+        if self.threads is not None and self._install_here in self.threads.on_thread_start:
+            self.threads.on_thread_start.remove(self._install_here)
+        greenlet = self._greenlet
+        if greenlet is not None and greenlet.gettrace() is self._trace:
+            greenlet.settrace(self._previous.get(threading.get_ident()))
+        for owner, attribute, original in reversed(self._spawn_originals):
+            setattr(owner, attribute, original)
+        self._spawn_originals.clear()
+
+    def drain(self) -> list[UnitRecord]:
+        now = self._clock()
+        names: dict[int, str] = {}
+        for key, ref in list(self._refs.items()):
+            glet = ref()
+            if glet is not None:
+                names[key] = greenlet_name(glet)
+        self.ledger.close_live(now, names)
+        for record, segment in self._hubs.values():
+            if segment[0] is not None:
+                record.running_s += now - segment[0]
+                segment[0] = None
+            record.ended = now
+            record.wall_s = now - record.created
+            record.name = HUB_NAME
+            record.named = True
+        records = list(self.ledger.all_records()) + [record for record, _ in self._hubs.values()]
+        self._refs.clear()
+        return records
+
+    def _install_here(self) -> None:
+        """Install the trace function in the calling thread, chaining the one already there."""
+        greenlet = self._greenlet
+        if greenlet is None or not self._active:
+            return
+        previous = greenlet.gettrace()
+        if previous is self._trace:
+            return
+        self._previous[threading.get_ident()] = previous
+        greenlet.settrace(self._trace)
+
+    # -- spawn times -----------------------------------------------------------------
+    def _wrap_spawn(self, gevent: Any) -> None:
+        """Record when greenlets are spawned (gevent.spawn and pools), for their scheduling."""
+        clock = self._clock
+        spawned = self._spawned
+
+        def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+            def spawn(*args: Any, **kwargs: Any) -> Any:
+                t = clock()
+                glet = original(*args, **kwargs)
+                if len(spawned) < 1_000_000:
+                    spawned[id(glet)] = t
+                return glet
+            spawn.__wrapped__ = original  # type: ignore[attr-defined]
+            spawn.__doc__ = original.__doc__
+            return spawn
+
+        targets: list[tuple[Any, str]] = [(gevent, "spawn")]
+        pool = sys.modules.get("gevent.pool")
+        if pool is not None:
+            targets.append((pool.Group, "spawn"))
+        for owner, attribute in targets:
+            original = getattr(owner, attribute, None)
+            if original is None:
+                continue
+            try:
+                setattr(owner, attribute, wrap(original))
+                self._spawn_originals.append((owner, attribute, original))
+            except (AttributeError, TypeError):
+                continue
+
+    # -- the trace function ------------------------------------------------------------
+    def _trace(self, event: str, args: Any) -> None:
+        previous = self._previous.get(threading.get_ident())
+        if previous is not None:
+            try:
+                previous(event, args)
+            except Exception:
+                pass
+        if not self._active or event not in ("switch", "throw"):
+            return
+        try:
+            self._switch(args[0], args[1], self._clock())
+        except Exception as error:  # never break the program: stop tracing
+            self.failed = f"{type(error).__name__}: {error}"
+            self._active = False
+
+    def _is_hub(self, glet: Any) -> bool:
+        hub_type = getattr(sys.modules.get("gevent.hub"), "Hub", None)
+        return hub_type is not None and isinstance(glet, hub_type)
+
+    def _switch(self, origin: Any, target: Any, now: float) -> None:
+        self.switches += 1
+        ident = threading.get_ident()
+        sampler = self.sampler
+        running = sampler.running if sampler is not None else {}
+        slot = running.get(ident)
+        # the origin's step (or hub segment) ends
+        step_start = now
+        if slot is not None and slot[0].kind == "greenlet":
+            running[ident] = None
+            step_start = slot[1]
+            if sampler is not None and (slot[2] is not None or slot[3] >= 0.0):
+                sampler.close_step(slot, now, time.thread_time())
+        hub = self._hubs.get(id(origin))
+        if hub is not None:
+            record, segment = hub
+            if segment[0] is not None:
+                record.running_s += now - segment[0]
+                segment[0] = None
+        elif origin.parent is not None:
+            self._step_ended(origin, step_start, now)
+        # the target's starts
+        if target.parent is None:
+            return  # a thread's main greenlet is the thread itself
+        if self._is_hub(target):
+            hub_record, segment = self._hubs.get(id(target)) or self._new_hub(target, now)
+            segment[0] = now
+            running[ident] = [hub_record, now, None, -1.0]
+            return
+        record = self.ledger.live.get(id(target)) or self._track(target, now)
+        cpu0 = time.thread_time() if record.longest_step_s > 0.002 else -1.0
+        TaskLedger.step_started(record, now)
+        running[ident] = [record, now, None, cpu0]
+
+    def _new_hub(self, hub: Any, now: float) -> tuple[UnitRecord, list[Any]]:
+        record = UnitRecord(0, "greenlet", "gevent.hub.Hub.run", "", 0, now)
+        record.first_run = now
+        record.name = HUB_NAME
+        record.named = True
+        record.key = ("hub", id(hub))
+        entry = (record, [None])
+        self._hubs[id(hub)] = entry
+        return entry
+
+    def _track(self, glet: Any, now: float) -> UnitRecord:
+        key = id(glet)
+        target, file, line = greenlet_target(glet)
+        created = self._spawned.pop(key, now)
+        record = self.ledger.create(key, target, file, line, min(created, now))
+        try:
+            self._refs[key] = weakref.ref(glet, self._make_collected(key))
+        except TypeError:
+            pass
+        return record
+
+    def _make_collected(self, key: int) -> Callable[[Any], None]:
+        def collected(_ref: Any) -> None:
+            try:
+                self._refs.pop(key, None)
+                self.ledger.finish(key, self._clock(), "")
+            except Exception:
+                pass
+        return collected
+
+    def _step_ended(self, glet: Any, start: float, now: float) -> None:
+        key = id(glet)
+        record = self.ledger.live.get(key)
+        if record is None:
+            return
+        if glet.dead:
+            TaskLedger.step_ended(record, start, now, READY, 0.0)
+            self._refs.pop(key, None)
+            self.ledger.finish(key, now, greenlet_name(glet))
+            return
+        kind, due, site = self.classify_switch(glet.gr_frame, now)
+        TaskLedger.step_ended(record, start, now, kind, due, site)
+
+    def classify_switch(self, frame: FrameType | None, now: float) -> tuple[int, float, Any]:
+        """Why a greenlet switched to the hub, from its stack: (kind, due, await site)."""
+        kind: int | None = None
+        due = 0.0
+        program: list[tuple[CodeType, int, FrameType]] = []
+        depth = 0
+        while frame is not None and depth < 64:
+            code = frame.f_code
+            filename = code.co_filename
+            if kind is None and _GEVENT_SEP in filename:
+                base = os.path.basename(filename)
+                if base == "hub.py" and code.co_name == "sleep":
+                    seconds = frame.f_locals.get("seconds", 0)
+                    kind, due = TIMER, now + max(0.0, float(seconds or 0))
+                elif base in _GEVENT_IO_FILES or "resolver" in filename:
+                    kind = IO
+            elif self._program(code):
+                program.append((code, frame.f_lineno or code.co_firstlineno, frame))
+            frame = frame.f_back
+            depth += 1
+        site = None
+        if program:
+            program.reverse()  # outermost first
+            frames = tuple((code, line) for code, line, _ in program)
+            callee = program[1][2] if len(program) > 1 else program[0][2]
+            site = (frames, id(callee))
+        return (kind if kind is not None else WAITING), due, site
