@@ -12,7 +12,7 @@ up to the unit's wall time by construction.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from types import CodeType
@@ -277,12 +277,16 @@ def counting_overhead(units: Iterable[UnitRecord], call_stats: Iterable[CallStat
     return added
 
 
-def unit_entries(units: Iterable[UnitRecord], corrections: dict[int, float] | None = None) -> list[Task]:
+def unit_entries(units: Iterable[UnitRecord], corrections: dict[int, float] | None = None,
+                 enrich: Callable[[UnitRecord, Task], None] | None = None) -> list[Task]:
     """Report entries for all units, longest wall time first within each kind; `corrections`
-    are probe CPU seconds to take out of a unit's compute (moved to its scheduling)."""
+    are probe CPU seconds to take out of a unit's compute (moved to its scheduling);
+    `enrich` may add mode-specific detail to each entry."""
     tasks: list[Task] = []
     for record in units:
         entry, _ = thread_entry(record) if record.kind == "thread" else task_entry(record)
+        if enrich is not None:
+            enrich(record, entry)
         correction = min((corrections or {}).get(id(record), 0.0), entry.breakdown.compute_s)
         if correction > 0.0:
             # the probe's own work is neither the unit's compute nor its waiting: it is time

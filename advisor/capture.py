@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.probes.asyncio_probe import AsyncioProbe
+from advisor.probes.deep import DeepProbe, DeepProfile
 from advisor.probes.greenlet_probe import GreenletProbe
 from advisor.probes.hot_calls import CallStats, HotCallProbe
 from advisor.probes.records import UnitRecord
@@ -41,6 +42,7 @@ class RawCapture:
     call_stats: list[CallStats] = field(default_factory=list)
     call_cost_s: float = 0.0
     call_wrapper_s: float = 0.0
+    deep: DeepProfile | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -72,14 +74,22 @@ def measure_step_cost(rounds: int = 3000) -> float:
 class Capture:
     """The probes of one run: start them, stop them, collect a RawCapture."""
 
-    def __init__(self, mode: str = "standard", sample_rate: float = DEFAULT_SAMPLE_RATE) -> None:
+    def __init__(self, mode: str = "standard", sample_rate: float = DEFAULT_SAMPLE_RATE, greenlets: bool = False,
+                 exports: dict[str, str] | None = None) -> None:
         self.mode = mode
         self.threads = ThreadRegistry()
         self.sampler = Sampler(self.threads, interval=1.0 / sample_rate)
         self.asyncio_probe = AsyncioProbe(self.sampler)
         self.greenlet_probe = GreenletProbe(self.sampler, self.threads)
-        # standard mode adds bounded call-count windows on the hottest functions
-        self.hot_calls = HotCallProbe(self.sampler) if mode == "standard" else None
+        # standard and deep modes add bounded call-count windows on the hottest functions
+        self.hot_calls = HotCallProbe(self.sampler) if mode in ("standard", "deep") else None
+        # deep mode adds yappi's deterministic profile (greenlet contexts for gevent programs)
+        self.deep: DeepProbe | None = None
+        self.exports = exports or {}
+        if mode == "deep":
+            self.deep = DeepProbe(greenlets=greenlets, live_tasks=lambda: len(self.asyncio_probe.ledger.live))
+            self.asyncio_probe.tagging = True
+            self.sampler.after_tick.append(self.deep.watch)
         self.per_step_cost = 0.0
         self._started = 0.0
         self._cpu0 = 0.0
@@ -90,14 +100,15 @@ class Capture:
             self.per_step_cost = measure_step_cost()
         except Exception:
             self.per_step_cost = 0.0
-        self._cpu0 = time.process_time()
-        self._started = time.perf_counter()
-        for probe in self._probes():
+        # the thread registry starts last: other probes' calibrations are not the program's
+        for probe in (*self._probes()[1:], self._probes()[0]):
             try:
                 probe.start()
                 self._status.append((probe.name, True, ""))
             except Exception as error:  # a probe that cannot start leaves the others working
                 self._status.append((probe.name, False, f"failed to start: {error}"))
+        self._cpu0 = time.process_time()
+        self._started = time.perf_counter()
 
     def stop(self) -> RawCapture:
         ended = time.perf_counter()
@@ -107,10 +118,22 @@ class Capture:
                 probe.stop()
             except Exception:
                 pass
+        deep = None
+        if self.deep is not None:
+            for kind, path in self.exports.items():
+                try:
+                    self.deep.save(path, kind)
+                except Exception as error:
+                    self._status.append((f"export {kind}", False, f"could not write {path}: {error}"))
         units = self.asyncio_probe.drain() + self.greenlet_probe.drain() + self.threads.drain()
+        if self.deep is not None:
+            tags = [tag for record in units if record.kind == "asyncio-task" for tag in record.contexts or ()]
+            contexts = [ctx for record in units if record.kind == "greenlet" for ctx in record.contexts or ()]
+            deep = self.deep.drain(tags, contexts)
+            self.deep.clear()
         status = []
         failures = {"asyncio": self.asyncio_probe.failed, "sampler": self.sampler.failed,
-                    "greenlet": self.greenlet_probe.failed,
+                    "greenlet": self.greenlet_probe.failed, "deep": self.deep.failed if self.deep else None,
                     "hot-calls": self.hot_calls.failed if self.hot_calls else None}
         for name, active, note in self._status:
             failed = failures.get(name)
@@ -132,10 +155,13 @@ class Capture:
             call_stats=self.hot_calls.drain() if self.hot_calls else [],
             call_cost_s=self.hot_calls.call_cost_s if self.hot_calls else 0.0,
             call_wrapper_s=self.hot_calls.wrapper_cost_s if self.hot_calls else 0.0,
+            deep=deep,
         )
 
     def _probes(self) -> list[Any]:
         probes: list[Any] = [self.threads, self.sampler, self.asyncio_probe, self.greenlet_probe]
         if self.hot_calls is not None:
             probes.append(self.hot_calls)
+        if self.deep is not None:
+            probes.append(self.deep)  # last: the other probes' start-up is not profiled
         return probes

@@ -24,7 +24,7 @@ from .frames import hide_launcher
 from .profile import SEVERITIES, Report, ReportError, load_report, report_json, write_atomically
 from .render import RENDERERS
 from .report import RunFacts, build_report
-from .runner import Target, check_target, end_like_python, execute
+from .runner import Target, check_target, end_like_python, execute, uses_gevent
 
 USAGE_STATUS = 2
 FAIL_ON_STATUS = 3
@@ -52,10 +52,13 @@ def run_options_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="advisor run", add_help=True,
         usage="advisor run [OPTIONS] SCRIPT [ARGS...] | advisor run [OPTIONS] -m MODULE [ARGS...]")
-    parser.add_argument("--mode", choices=("standard", "light"), default="standard",
+    parser.add_argument("--mode", choices=("standard", "light", "deep"), default="standard",
                         help="standard (default): light plus counted calls of the hottest functions, "
                              "for the full findings; light: task/thread attribution and a statistical "
-                             "sampler only, made to be left on in production")
+                             "sampler only, made to be left on in production; deep: adds yappi's "
+                             "deterministic profile per task, greenlet and thread")
+    parser.add_argument("--pstats", metavar="PATH", help="deep mode: write the profile as pstats (snakeviz)")
+    parser.add_argument("--callgrind", metavar="PATH", help="deep mode: write the profile for KCacheGrind")
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON to PATH")
     parser.add_argument("--format", choices=FORMATS, default="text", help="what goes to stderr")
     parser.add_argument("--fail-on", choices=SEVERITIES, metavar="SEVERITY",
@@ -78,7 +81,8 @@ def add_rule_selection(parser: argparse.ArgumentParser) -> None:
 
 
 # options of `advisor run` that take a value (the rest are flags)
-_VALUE_OPTIONS = {"--mode", "--json", "--format", "--fail-on", "--sample-rate", "--select", "--ignore"}
+_VALUE_OPTIONS = {"--mode", "--json", "--format", "--fail-on", "--sample-rate", "--select", "--ignore", "--pstats",
+                  "--callgrind"}
 
 
 def split_run_arguments(tokens: Sequence[str]) -> tuple[list[str], Target]:
@@ -138,11 +142,16 @@ def command_run(tokens: Sequence[str]) -> int:
     option_tokens, target = split_run_arguments(tokens)
     options = run_options_parser().parse_args(option_tokens)
     check_target(target)
-    if options.json:
-        _check_writable(options.json)
+    for path in (options.json, options.pstats, options.callgrind):
+        if path:
+            _check_writable(path)
+    exports = {kind: path for kind, path in (("pstat", options.pstats), ("callgrind", options.callgrind)) if path}
+    if exports and options.mode != "deep":
+        raise UsageError("--pstats and --callgrind need --mode deep (the deterministic profile)")
     settings = load_settings()
     select_rules(settings, options.select, options.ignore)  # unknown rule names fail before the run
-    capture = Capture(mode=options.mode, sample_rate=options.sample_rate)
+    capture = Capture(mode=options.mode, sample_rate=options.sample_rate, greenlets=uses_gevent(target),
+                      exports=exports)
     started_at = dt.datetime.now(dt.timezone.utc)
     capture.start()
     try:

@@ -48,6 +48,8 @@ class Overhead(Model):
     sampler_ticks: int = 0
     sample_interval_s: float = 0.0
     python_call_s: float = 0.0  # what one call of a one-line method costs here
+    profiler_call_s: float = 0.0  # deep mode: what yappi adds to one call (subtracted)
+    deep_paused_s: float = 0.0  # deep mode: time the profile paused (too many live tasks)
     call_wrapper_s: float = 0.0  # what standard mode's call counting adds to one call
 
 
@@ -125,6 +127,17 @@ class AwaitSite(Model):
     longest_s: float
 
 
+class UnitFunction(Model):
+    """A function's deterministic stats inside one unit (deep mode), times corrected."""
+
+    function: str
+    file: str
+    line: int
+    calls: int
+    self_s: float
+    total_s: float
+
+
 class Task(Model):
     id: str
     name: str
@@ -139,6 +152,7 @@ class Task(Model):
     hot: list[HotSpot] = Field(default_factory=list)
     blocking: list[BlockingSite] = Field(default_factory=list)
     awaits: list[AwaitSite] = Field(default_factory=list)
+    functions: list[UnitFunction] = Field(default_factory=list)
     steps: int = 0
     longest_step_s: float = 0.0
     file: str = ""
@@ -160,6 +174,15 @@ class CallWindow(Model):
     window_s: float
 
 
+class CallEdge(Model):
+    """A caller of a function (deep mode), with how many calls it made."""
+
+    function: str
+    file: str
+    line: int
+    calls: int
+
+
 class FunctionStat(Model):
     function: str
     file: str
@@ -169,6 +192,7 @@ class FunctionStat(Model):
     total_s: float
     cpu_s: float
     window: CallWindow | None = None
+    callers: list[CallEdge] = Field(default_factory=list)
 
 
 class Location(Model):

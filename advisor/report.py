@@ -12,9 +12,12 @@ import os
 import platform
 from dataclasses import dataclass
 
+from advisor.probes.records import UnitRecord
+
 from .attribution import counting_overhead, function_table, sample_table, unit_entries, unit_id
 from .capture import RawCapture
-from .profile import Overhead, ProbeStatus, Report, RunInfo
+from .deep_attribution import deep_functions, profiler_seconds, unit_functions
+from .profile import Overhead, ProbeStatus, Report, RunInfo, Task
 
 
 @dataclass
@@ -66,13 +69,28 @@ def build_report(raw: RawCapture, facts: RunFacts) -> Report:
     )
     threads = [record for record in raw.units if record.kind == "thread"]
     corrections = counting_overhead(raw.units, raw.call_stats, raw.call_wrapper_s)
-    run.overhead.corrected = bool(corrections)
     run.overhead.overhead_s = round(run.overhead.overhead_s + sum(
         stats.calls * raw.call_wrapper_s for stats in raw.call_stats), 6)
+    functions = function_table(threads, call_stats=raw.call_stats, run_end=raw.ended,
+                               wrapper_cost_s=raw.call_wrapper_s)
+    enrich = None
+    deep = raw.deep
+    if deep is not None:
+        functions = deep_functions(deep, functions)
+
+        def enrich(record: UnitRecord, entry: Task) -> None:
+            entry.functions, added = unit_functions(deep, record)
+            corrections[id(record)] = corrections.get(id(record), 0.0) + added
+
+        run.overhead.profiler_call_s = round(deep.cost.wall_s, 9)
+        run.overhead.deep_paused_s = round(deep.paused_s, 6)
+        run.overhead.overhead_s = round(run.overhead.overhead_s + profiler_seconds(deep.functions, deep.cost), 6)
+        wall = max(raw.ended - raw.started, 1e-9)
+        run.overhead.factor_estimate = round(wall / max(wall - run.overhead.overhead_s, wall * 0.02), 4)
+    run.overhead.corrected = bool(corrections) or deep is not None
     return Report(
         run=run,
-        tasks=unit_entries(raw.units, corrections),
-        functions=function_table(threads, call_stats=raw.call_stats, run_end=raw.ended,
-                                 wrapper_cost_s=raw.call_wrapper_s),
+        tasks=unit_entries(raw.units, corrections, enrich),
+        functions=functions,
         samples=sample_table(((unit_id(record), record) for record in raw.units), raw.sample_interval),
     )

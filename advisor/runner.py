@@ -79,6 +79,25 @@ def check_target(target: Target) -> None:
         raise UsageError(f"no module named {name!r}")
 
 
+def uses_gevent(target: Target) -> bool:
+    """Whether the target's own file imports gevent (deep mode then profiles per greenlet)."""
+    path: str | None = target.script
+    if path is None and target.module:
+        try:
+            spec = importlib.util.find_spec(target.module)
+        except (ImportError, ValueError):
+            spec = None
+        path = spec.origin if spec is not None else None
+    if path is None or not os.path.isfile(path):
+        return "gevent" in sys.modules
+    try:
+        with open(path, encoding="utf-8", errors="replace") as source:
+            text = source.read(200_000)
+    except OSError:
+        return False
+    return "import gevent" in text or "from gevent" in text or "gevent" in sys.modules
+
+
 def _exit_code(error: SystemExit) -> int:
     """The status Python gives for a SystemExit (printing a non-integer code, as Python does)."""
     code = error.code

@@ -14,6 +14,8 @@ read per step; CPU time and blocking inside long steps come from the sampler.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import inspect
 import os
 import threading
 import time
@@ -24,11 +26,15 @@ from types import CodeType
 from typing import Any
 
 from .codeinfo import ProgramCode
+from .deep import UNIT_TAG
 from .records import UnitRecord
 from .sampler import Sampler
 from .task_ledger import IO, LOCK, READY, TIMER, WAITING, TaskLedger
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
+
+# Deep mode tags the first this many tasks one by one, later ones by coroutine.
+MAX_TASK_TAGS = 2_000
 
 # A step longer than this makes its task a suspect: its later steps read the CPU clock.
 SUSPECT_STEP_S = 0.002
@@ -89,6 +95,10 @@ class AsyncioProbe:
         self.failed: str | None = None
         self.hook_calls = 0
         self.steps = 0
+        # deep mode: tag each task's context so yappi's stats split by task group
+        self.tagging = False
+        self._tagged = 0
+        self._tags: dict[object, int] = {}
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -137,9 +147,17 @@ class AsyncioProbe:
 
         def create_task(loop: Any, coro: Any, *args: Any, **kwargs: Any) -> Any:
             t = clock()
+            tag = 0
+            if probe.tagging and probe._factory_takes_context(loop):
+                try:
+                    tag = probe._tag_context(coro, kwargs)
+                except Exception:
+                    tag = 0
             task = original(loop, coro, *args, **kwargs)
             try:
                 record = probe._track(task, t)
+                if tag:
+                    record.contexts = [tag]
                 if task.done():
                     # an eager task factory (Python 3.12+) ran it to completion right here
                     t1 = clock()
@@ -151,6 +169,37 @@ class AsyncioProbe:
 
         create_task.__wrapped__ = original  # type: ignore[attr-defined]
         return create_task
+
+    @staticmethod
+    def _factory_takes_context(loop: Any) -> bool:
+        """A task factory written before Python 3.11 takes no ``context``: leave it be."""
+        factory = loop.get_task_factory()
+        if factory is None:
+            return True
+        try:
+            parameters = inspect.signature(factory).parameters.values()
+        except (TypeError, ValueError):
+            return False
+        return any(p.name == "context" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+    def _tag_context(self, coro: Any, kwargs: dict[str, Any]) -> int:
+        """Give the new task a context in which UNIT_TAG names it, and return the tag: one
+        tag per task for the first MAX_TASK_TAGS tasks, then one per coroutine (yappi keeps
+        stats per tag, so their number must stay bounded)."""
+        self._tagged += 1
+        if self._tagged <= MAX_TASK_TAGS:
+            tag = self._tagged
+        else:
+            group = getattr(coro, "cr_code", None)
+            tag = self._tags.get(group, 0)
+            if not tag:
+                tag = self._tags[group] = MAX_TASK_TAGS + len(self._tags) + 1
+        context = kwargs.get("context")
+        if context is None:
+            context = contextvars.copy_context()
+            kwargs["context"] = context
+        context.run(UNIT_TAG.set, tag)
+        return tag
 
     def _track(self, task: Any, t: float) -> UnitRecord:
         key = id(task)

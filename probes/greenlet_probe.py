@@ -261,6 +261,9 @@ class GreenletProbe:
             return
         if glet.dead:
             TaskLedger.step_ended(record, start, now, READY, 0.0)
+            context = getattr(glet, "_yappi_tid", None)  # deep mode: yappi's id for it
+            if isinstance(context, int):
+                record.contexts = [context]
             self._refs.pop(key, None)
             self.ledger.finish(key, now, greenlet_name(glet))
             return

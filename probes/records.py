@@ -17,6 +17,8 @@ Stack = tuple[Frame, ...]
 # An await site: the program's own frames in the await chain, outermost first.
 Site = tuple[Frame, ...]
 
+MAX_CONTEXTS = 10_000
+
 # Per stack: [on-CPU seconds, off-CPU seconds, off-CPU seconds while other threads ran]
 ON_CPU, OFF_CPU, OFF_CPU_CONTENDED = 0, 1, 2
 
@@ -25,12 +27,14 @@ class UnitRecord:
     """What is known of one unit (or of a fold of many units with the same target)."""
 
     __slots__ = (
+        "contexts",
         "count",
         "cpu_s",
         "created",
         "due",
         "ended",
         "first_run",
+        "ident",
         "io_s",
         "key",
         "kind",
@@ -65,6 +69,10 @@ class UnitRecord:
         self.target_file = target_file
         self.target_line = target_line
         self.count = 1
+        # deep mode's handles on this unit's yappi stats: the thread ident, and the asyncio
+        # tags or greenlet context ids (at most MAX_CONTEXTS of them for a fold)
+        self.ident = 0
+        self.contexts: list[int] | None = None
         self.created = created
         self.first_run: float | None = None
         self.ended: float | None = None
@@ -102,6 +110,10 @@ class UnitRecord:
                     into[1] += weights[1]
                     into[2] += weights[2]
             self.samples = mine
+        if other.contexts:
+            contexts = self.contexts if self.contexts is not None else []
+            contexts.extend(other.contexts[: max(0, MAX_CONTEXTS - len(contexts))])
+            self.contexts = contexts
         if other.waits:
             waits = self.waits if self.waits is not None else {}
             for site, numbers in other.waits.items():

@@ -79,8 +79,13 @@ class ThreadRegistry:
         self.started_at = self._clock()
         main = threading.main_thread()
         if main.is_alive():
-            self.adopt(main.ident or 0, main, self.started_at, time.thread_time()
-                       if threading.current_thread() is main else None)
+            on_main = threading.current_thread() is main
+            info = self.adopt(main.ident or 0, main, self.started_at, time.thread_time() if on_main else None)
+            if info is not None and on_main:
+                # the sampler may have adopted it already: the run starts now, not then
+                with self._lock:
+                    info.cpu0 = info.last_cpu = time.thread_time()
+                    info.last_t = info.record.created = info.record.first_run = self.started_at
         original = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
         self._original = original
         registry = self
@@ -122,6 +127,7 @@ class ThreadRegistry:
             if info is not None:
                 return info
             record = self._new_record(thread, t)
+            record.ident = ident
             info = ThreadInfo(ident, record, clock, cpu or 0.0, thread)
             self.alive[ident] = info
             return info
@@ -149,6 +155,7 @@ class ThreadRegistry:
             clock = thread_cpu_clock(threading.get_native_id())
             with self._lock:
                 record = self._new_record(thread, t)
+                record.ident = ident
                 info = ThreadInfo(ident, record, clock, time.thread_time(), thread)
                 self.alive[ident] = info
             for callback in list(self.on_thread_start):

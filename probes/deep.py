@@ -1,0 +1,221 @@
+"""Deep mode: yappi's deterministic profile, per asyncio task group, greenlet and thread.
+
+yappi runs with its wall clock (a CPU clock read per call costs several times more).
+Asyncio tasks are told apart by a tag: a ``ContextVar`` whose C-level ``get`` is yappi's
+tag callback (no Python frame per call), set in each task's context by the asyncio
+probe. Greenlets use yappi's greenlet context backend when the program uses gevent.
+Before the run, the cost yappi adds to one call is measured, split into what lands in
+the caller's and in the callee's own time, so the report can subtract it. yappi's
+coroutine-aware wall clock grows with the square of the suspended coroutines, so the
+profile pauses while more than ``MAX_LIVE_TASKS`` tasks are alive, and says so.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+# The unit tag of the code running now (0: not inside a tagged asyncio task).
+UNIT_TAG: contextvars.ContextVar[int] = contextvars.ContextVar("advisor_unit_tag", default=0)
+
+MAX_LIVE_TASKS = 1_000
+RESUME_BELOW = 800
+MAX_QUERIES = 2_500  # per-tag and per-context stats asked of yappi at the end
+
+
+@dataclass
+class CallCost:
+    """What yappi adds to one profiled call: in the caller's and the callee's own time (as
+    yappi reports them), and in wall time as the program feels it (hooks included)."""
+
+    caller_s: float = 0.0
+    callee_s: float = 0.0
+    wall_s: float = 0.0
+    # a call of a recursive function costs yappi about twice as much (recursion tracking)
+    recursive_wall_s: float = 0.0
+
+    @property
+    def total_s(self) -> float:
+        return self.caller_s + self.callee_s
+
+
+@dataclass
+class DeepFunction:
+    """One function's deterministic stats in one context/tag (plain data, no yappi objects)."""
+
+    module: str
+    name: str
+    lineno: int
+    ncall: int
+    tsub: float
+    ttot: float
+    ctx_id: int
+    tag: int
+    # callees: (module, name, first line, calls, tsub, ttot)
+    children: list[tuple[str, str, int, int, float, float]] = field(default_factory=list)
+
+
+@dataclass
+class DeepProfile:
+    """yappi's stats as plain data: merged over everything, and per unit handle.
+
+    yappi's unfiltered stats merge a function's entries across tags and contexts (and
+    show one of them), so per-unit stats are asked for one tag or context at a time."""
+
+    functions: list[DeepFunction]
+    by_tag: dict[int, list[DeepFunction]]
+    by_context: dict[int, list[DeepFunction]]
+    cost: CallCost
+    contexts: dict[int, int]  # ctx id -> thread ident (native_thread backend)
+    paused_s: float
+    clock: str
+    backend: str
+
+
+def _calibrate(yappi: Any, rounds: int = 20_000) -> CallCost:
+    """Measure yappi's per-call cost on an empty function called from a loop."""
+    def empty() -> None:
+        return None
+
+    def caller(count: int) -> None:
+        for _ in range(count):
+            empty()
+
+    def bare_loop(count: int) -> float:
+        begin = time.perf_counter()
+        for _ in range(count):
+            pass
+        return time.perf_counter() - begin
+
+    def bare_calls(count: int) -> float:
+        begin = time.perf_counter()
+        caller(count)
+        return time.perf_counter() - begin
+
+    loop_only = min(bare_loop(rounds) for _ in range(5))
+    with_calls = min(bare_calls(rounds) for _ in range(5))
+    yappi.clear_stats()
+    yappi.start(builtins=False, profile_threads=True)
+    try:
+        profiled = bare_calls(rounds)
+    finally:
+        yappi.stop()
+    stats = {stat.name: stat for stat in yappi.get_func_stats() if stat.name in ("empty", "caller")}
+    yappi.clear_stats()
+    if "empty" not in stats or "caller" not in stats:
+        return CallCost()
+    empty_bare = max(0.0, (with_calls - loop_only) / rounds)
+    callee = max(0.0, stats["empty"].tsub / rounds - empty_bare / 2)
+    caller_own = max(0.0, (stats["caller"].tsub - loop_only) / rounds - empty_bare / 2)
+    wall = max(0.0, (profiled - with_calls) / rounds)
+    recursive = _recursive_cost(yappi)
+    return CallCost(caller_s=caller_own, callee_s=callee, wall_s=max(wall, caller_own + callee),
+                    recursive_wall_s=max(recursive, wall))
+
+
+def _recursive_cost(yappi: Any, depth: int = 18) -> float:
+    """yappi's wall cost per call of a recursive function (a small Fibonacci)."""
+    def fib(n: int) -> int:
+        return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+    calls = 2 * fib(depth + 1) - 1  # calls made by fib(depth)
+
+    def timed() -> float:
+        begin = time.perf_counter()
+        fib(depth)
+        return time.perf_counter() - begin
+
+    bare = min(timed() for _ in range(5))
+    yappi.start(builtins=False, profile_threads=True)
+    try:
+        profiled = min(timed() for _ in range(5))
+    finally:
+        yappi.stop()
+        yappi.clear_stats()
+    return max(0.0, (profiled - bare) / calls)
+
+
+def _plain(stats: Any) -> list[DeepFunction]:
+    return [DeepFunction(stat.module, stat.name, stat.lineno, stat.ncall, stat.tsub, stat.ttot, stat.ctx_id,
+                         stat.tag, [(child.module, child.name, child.lineno, child.ncall, child.tsub, child.ttot)
+                                    for child in stat.children])
+            for stat in stats]
+
+
+class DeepProbe:
+    """Starts yappi for the run and hands over its stats as plain data."""
+
+    name = "deep"
+
+    def __init__(self, greenlets: bool = False, live_tasks: Callable[[], int] | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.greenlets = greenlets
+        self._live_tasks = live_tasks
+        self._clock = clock
+        self._yappi: Any = None
+        self.cost = CallCost()
+        self.paused_s = 0.0
+        self._paused_at: float | None = None
+        self.failed: str | None = None
+
+    def start(self) -> None:
+        import yappi
+
+        self._yappi = yappi
+        if yappi.is_running():
+            raise RuntimeError("yappi is already running in this process")
+        # calibrate with everything set as for the run: the tag callback costs per call too
+        yappi.set_clock_type("wall")
+        yappi.set_context_backend("greenlet" if self.greenlets else "native_thread")
+        yappi.set_tag_callback(UNIT_TAG.get)
+        self.cost = _calibrate(yappi)
+        yappi.start(builtins=False, profile_threads=True)
+
+    def stop(self) -> None:
+        yappi = self._yappi
+        if yappi is not None and yappi.is_running():
+            yappi.stop()
+        if self._paused_at is not None:
+            self.paused_s += self._clock() - self._paused_at
+            self._paused_at = None
+
+    def watch(self, now: float) -> None:
+        """Sampler listener: pause the profile while too many tasks are alive."""
+        if self._live_tasks is None or self._yappi is None:
+            return
+        live = self._live_tasks()
+        if self._paused_at is None and live > MAX_LIVE_TASKS:
+            self._yappi.stop()
+            self._paused_at = now
+        elif self._paused_at is not None and live < RESUME_BELOW:
+            self.paused_s += now - self._paused_at
+            self._paused_at = None
+            self._yappi.start(builtins=False, profile_threads=True)
+
+    def save(self, path: str, kind: str) -> None:
+        """Write the whole profile in a peer tool's format: ``pstat`` or ``callgrind``."""
+        self._yappi.get_func_stats().save(path, type=kind)
+
+    def drain(self, tags: Iterable[int] = (), contexts: Iterable[int] = ()) -> DeepProfile:
+        """The stats: merged, per asyncio tag in `tags`, and per context (every thread, and
+        the greenlet contexts in `contexts`), at most MAX_QUERIES filtered queries."""
+        yappi = self._yappi
+        threads: dict[int, int] = {}
+        if yappi is None:
+            return DeepProfile([], {}, {}, self.cost, threads, self.paused_s, "wall", "none")
+        if not self.greenlets:
+            threads = {ctx.id: int(ctx.tid) for ctx in yappi.get_thread_stats()}
+        wanted_contexts = list(threads) if not self.greenlets else list(contexts)
+        by_tag = {tag: _plain(yappi.get_func_stats(filter={"tag": tag}))
+                  for tag in list(dict.fromkeys(tags))[:MAX_QUERIES]}
+        by_context = {ctx: _plain(yappi.get_func_stats(filter={"ctx_id": ctx}))
+                      for ctx in list(dict.fromkeys(wanted_contexts))[:MAX_QUERIES]}
+        return DeepProfile(_plain(yappi.get_func_stats()), by_tag, by_context, self.cost, threads,
+                           self.paused_s, "wall", "greenlet" if self.greenlets else "native_thread")
+
+    def clear(self) -> None:
+        if self._yappi is not None:
+            self._yappi.clear_stats()
