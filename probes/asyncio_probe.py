@@ -19,7 +19,6 @@ import inspect
 import os
 import threading
 import time
-import weakref
 from asyncio import base_events, events
 from collections.abc import Callable
 from types import CodeType
@@ -87,7 +86,6 @@ class AsyncioProbe:
         self.ledger = TaskLedger("asyncio-task")
         self.sampler = sampler
         self._clock = clock
-        self._refs: dict[int, weakref.ref[Any]] = {}
         self._code_kinds: dict[CodeType, int | None] = {}
         self._program_code = ProgramCode()
         self._original_run: Callable[..., Any] | None = None
@@ -122,16 +120,8 @@ class AsyncioProbe:
         Tasks whose coroutine is asyncio's own housekeeping (``asyncio.run`` shutting down
         async generators and the default executor) are left out: they are not the program's.
         """
-        names: dict[int, str] = {}
-        for key, ref in list(self._refs.items()):
-            task = ref()
-            if task is not None:
-                try:
-                    names[key] = task.get_name()
-                except Exception:
-                    pass
+        names = self.ledger.live_names(lambda task: task.get_name())
         self.ledger.close_live(self._clock(), names)
-        self._refs.clear()
         return [record for record in self.ledger.all_records()
                 if not record.target_file.startswith(_ASYNCIO_DIR)]
 
@@ -215,18 +205,8 @@ class AsyncioProbe:
             record = self.ledger.create(key, target, code.co_filename, code.co_firstlineno, t)
         else:
             record = self.ledger.create(key, type(coro).__qualname__, "", 0, t)
-        self._refs[key] = weakref.ref(task, self._make_collected(key))
+        self.ledger.watch(key, task, self._clock)
         return record
-
-    def _make_collected(self, key: int) -> Callable[[Any], None]:
-        def collected(_ref: Any) -> None:
-            # a pending task was garbage-collected: it ends here
-            try:
-                self._refs.pop(key, None)
-                self.ledger.finish(key, self._clock(), "")
-            except Exception:
-                pass
-        return collected
 
     def _make_run_hook(self, original: Callable[..., Any]) -> Callable[..., Any]:
         probe = self
@@ -279,7 +259,6 @@ class AsyncioProbe:
         self.steps += 1
         if task.done():
             key = id(task)
-            self._refs.pop(key, None)
             TaskLedger.step_ended(record, t0, t1, READY, 0.0)
             self.ledger.finish(key, t1, task.get_name())
             return

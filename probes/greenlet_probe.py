@@ -19,7 +19,6 @@ import os
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
@@ -73,7 +72,6 @@ class GreenletProbe:
         self.threads = threads
         self._clock = clock
         self._program = ProgramCode()
-        self._refs: dict[int, weakref.ref[Any]] = {}
         self._spawned: dict[int, float] = {}
         self._hubs: dict[int, tuple[UnitRecord, list[Any]]] = {}  # hub id -> record, [segment start]
         self._previous: dict[int, Any] = {}  # thread ident -> trace function we chained
@@ -110,12 +108,7 @@ class GreenletProbe:
 
     def drain(self) -> list[UnitRecord]:
         now = self._clock()
-        names: dict[int, str] = {}
-        for key, ref in list(self._refs.items()):
-            glet = ref()
-            if glet is not None:
-                names[key] = greenlet_name(glet)
-        self.ledger.close_live(now, names)
+        self.ledger.close_live(now, self.ledger.live_names(greenlet_name))
         for record, segment in self._hubs.values():
             if segment[0] is not None:
                 record.running_s += now - segment[0]
@@ -124,9 +117,7 @@ class GreenletProbe:
             record.wall_s = now - record.created
             record.name = HUB_NAME
             record.named = True
-        records = list(self.ledger.all_records()) + [record for record, _ in self._hubs.values()]
-        self._refs.clear()
-        return records
+        return list(self.ledger.all_records()) + [record for record, _ in self._hubs.values()]
 
     def _install_here(self) -> None:
         """Install the trace function in the calling thread, chaining the one already there."""
@@ -239,20 +230,8 @@ class GreenletProbe:
         target, file, line = greenlet_target(glet)
         created = self._spawned.pop(key, now)
         record = self.ledger.create(key, target, file, line, min(created, now))
-        try:
-            self._refs[key] = weakref.ref(glet, self._make_collected(key))
-        except TypeError:
-            pass
+        self.ledger.watch(key, glet, self._clock)
         return record
-
-    def _make_collected(self, key: int) -> Callable[[Any], None]:
-        def collected(_ref: Any) -> None:
-            try:
-                self._refs.pop(key, None)
-                self.ledger.finish(key, self._clock(), "")
-            except Exception:
-                pass
-        return collected
 
     def _step_ended(self, glet: Any, start: float, now: float) -> None:
         key = id(glet)
@@ -264,7 +243,6 @@ class GreenletProbe:
             context = getattr(glet, "_yappi_tid", None)  # deep mode: yappi's id for it
             if isinstance(context, int):
                 record.contexts = [context]
-            self._refs.pop(key, None)
             self.ledger.finish(key, now, greenlet_name(glet))
             return
         kind, due, site = self.classify_switch(glet.gr_frame, now)

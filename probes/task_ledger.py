@@ -11,7 +11,9 @@ itself, which is what lets its logic be tested with made-up times.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .records import Site, UnitRecord
 
@@ -51,6 +53,8 @@ class TaskLedger:
         self.kind = kind
         self.live: dict[int, UnitRecord] = {}
         self.finished: dict[tuple[object, ...], UnitRecord] = {}
+        # weak references to the live units' objects: one collected while pending ends there
+        self.refs: dict[int, weakref.ref[Any]] = {}
         self._next_uid = 0
         self._named_kept = 0
 
@@ -98,8 +102,33 @@ class TaskLedger:
         record.due = due
         record.wait_site = site
 
+    def watch(self, key: int, unit: Any, clock: Callable[[], float]) -> None:
+        """Follow the unit's object: if it is garbage-collected unfinished, it ends then."""
+        def collected(_ref: Any) -> None:
+            try:
+                self.finish(key, clock(), "")
+            except Exception:
+                pass
+        try:
+            self.refs[key] = weakref.ref(unit, collected)
+        except TypeError:
+            pass
+
+    def live_names(self, name_of: Callable[[Any], str]) -> dict[int, str]:
+        """Names of the live units whose objects still exist."""
+        names = {}
+        for key, ref in list(self.refs.items()):
+            unit = ref()
+            if unit is not None:
+                try:
+                    names[key] = name_of(unit)
+                except Exception:
+                    pass
+        return names
+
     def finish(self, key: int, t_end: float, name: str) -> UnitRecord | None:
         """The unit finished at t_end: fold it into the finished table."""
+        self.refs.pop(key, None)
         record = self.live.pop(key, None)
         if record is None:
             return None
@@ -129,6 +158,7 @@ class TaskLedger:
 
     def close_live(self, t_end: float, names: dict[int, str]) -> None:
         """At the end of the run: close every unit still alive (it ran until t_end)."""
+        self.refs.clear()
         for key in list(self.live):
             record = self.live.pop(key)
             if record.susp_at is not None:
