@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from advisor.source import call_name
 
 from ..base import Advice, Rule, RuleContext, unit_label
-from .loop_blocking import blocking_call, loop_blocking_sites, savings_of
+from .loop_blocking import blocking_call, lone_thread_sites, loop_blocking_sites, savings_of
 
 SLEEPS = ("sleep",)
 
@@ -80,15 +80,9 @@ class BlockingSleepRule(Rule):
 
     def _single_thread(self, context: RuleContext) -> Iterator[Advice]:
         """A lone thread that spends a large share of the run asleep could overlap its work."""
-        threads = context.tasks("thread")
-        if len(threads) != 1 or context.tasks("asyncio-task", "greenlet"):
-            return
-        thread = threads[0]
-        for site in thread.blocking:
-            if site.kind != "waiting" or not site.file:
-                continue
+        for thread, site in lone_thread_sites(context, "waiting", context.option(self, "script_share")):
             call = blocking_call(site.file, site.line, SLEEPS)
-            if call is None or site.seconds < context.option(self, "script_share") * context.wall_s:
+            if call is None:
                 continue
             yield Advice(
                 file=site.file, line=site.line, function=site.function,

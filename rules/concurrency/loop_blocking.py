@@ -45,6 +45,17 @@ def loop_blocking_sites(context: RuleContext, kind: str) -> Iterator[BlockedAt]:
             yield BlockedAt(task, site, isinstance(function, ast.AsyncFunctionDef))
 
 
+def lone_thread_sites(context: RuleContext, kind: str, share: float) -> Iterator[tuple[Task, BlockingSite]]:
+    """In a program with one thread and no tasks or greenlets: its blocking sites of this
+    kind that took at least `share` of the run (the work could overlap, but nothing waits)."""
+    threads = context.tasks("thread")
+    if len(threads) != 1 or context.tasks(*LOOP_KINDS):
+        return
+    for site in threads[0].blocking:
+        if site.kind == kind and site.file and site.seconds >= share * context.wall_s:
+            yield threads[0], site
+
+
 def others_lost(context: RuleContext, task: Task) -> float:
     """The most time any other task or greenlet spent ready but not running (a folded entry
     holds several units: its own scheduling is what its siblings lost)."""

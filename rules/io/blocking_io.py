@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..base import Advice, Rule, RuleContext, unit_label
-from ..concurrency.loop_blocking import loop_blocking_sites, savings_of
+from ..concurrency.loop_blocking import lone_thread_sites, loop_blocking_sites, savings_of
 
 
 class BlockingIoRule(Rule):
@@ -65,14 +65,7 @@ class BlockingIoRule(Rule):
                 savings_s=savings_of(context, task, site.seconds),
                 evidence={"units": [unit_label(task)], "blocked_s": round(site.seconds, 6), "call": site.call},
             )
-        threads = context.tasks("thread")
-        if len(threads) != 1 or context.tasks("asyncio-task", "greenlet"):
-            return
-        thread = threads[0]
-        for site in thread.blocking:
-            share = context.option(self, "script_share")
-            if site.kind != "io" or not site.file or site.seconds < share * context.wall_s:
-                continue
+        for thread, site in lone_thread_sites(context, "io", context.option(self, "script_share")):
             yield Advice(
                 file=site.file, line=site.line, function=site.function,
                 message=(f"the only thread waits {site.seconds:.2f} s in {site.call} "
