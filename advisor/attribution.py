@@ -67,7 +67,9 @@ def off_cpu(samples: dict[Stack, list[float]] | None) -> OffCpu:
     result = OffCpu()
     if not samples:
         return result
-    for stack, (_on, off, contended) in samples.items():
+    for stack, (_on, off, contended, held) in samples.items():
+        # held: kept off the CPU by the sampler holding the GIL: ready, not running
+        result.scheduling += held
         if off <= 0.0:
             continue
         blocked = classify_stack(stack)
@@ -119,7 +121,7 @@ def hot_spots(samples: dict[Stack, list[float]] | None, limit: int = HOT_PER_UNI
         return []
     by_code: dict[CodeType, float] = defaultdict(float)
     lines: dict[CodeType, dict[int, float]] = defaultdict(lambda: defaultdict(float))
-    for stack, (on, _off, _contended) in samples.items():
+    for stack, (on, *_rest) in samples.items():
         if on <= 0.0:
             continue
         frames = visible(stack)
@@ -266,7 +268,7 @@ def counting_overhead(units: Iterable[UnitRecord], call_stats: Iterable[CallStat
         for record in units:
             if (record.kind == "thread") != is_thread:
                 continue
-            for stack, (on, _off, _contended) in (record.samples or {}).items():
+            for stack, (on, *_rest) in (record.samples or {}).items():
                 for code in {frame[0] for frame in stack} & per_code.keys():
                     shares[code][id(record)] += on
         for code, by_unit in shares.items():
@@ -325,7 +327,7 @@ def function_table(threads: Iterable[UnitRecord], limit: int = MAX_FUNCTIONS, ca
     cpu_s: dict[CodeType, float] = defaultdict(float)
     callers: dict[CodeType, set[CodeType]] = defaultdict(set)
     for record in threads:
-        for stack, (on, off, _contended) in (record.samples or {}).items():
+        for stack, (on, off, *_rest) in (record.samples or {}).items():
             frames = visible(stack)
             if not frames:
                 continue
@@ -373,7 +375,7 @@ def sample_table(units: Iterable[tuple[str, UnitRecord]], interval: float) -> Sa
     index: dict[tuple[CodeType, int], int] = {}
     stacks: list[StackSample] = []
     for uid, record in units:
-        for stack, (on, off, contended) in (record.samples or {}).items():
+        for stack, (on, off, contended, _held) in (record.samples or {}).items():
             shown = visible(stack)
             if not shown:
                 continue

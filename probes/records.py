@@ -19,8 +19,10 @@ Site = tuple[Frame, ...]
 
 MAX_CONTEXTS = 10_000
 
-# Per stack: [on-CPU seconds, off-CPU seconds, off-CPU seconds while other threads ran]
-ON_CPU, OFF_CPU, OFF_CPU_CONTENDED = 0, 1, 2
+# Per stack: [on-CPU seconds, off-CPU seconds (blocked), the part of those while other threads
+# ran, seconds ready but not running: in the kernel's run queue, or kept off by the sampler
+# holding the GIL (not in the blocked seconds)]
+ON_CPU, OFF_CPU, OFF_CPU_CONTENDED, HELD_BY_SAMPLER = 0, 1, 2, 3
 
 
 class UnitRecord:
@@ -106,9 +108,8 @@ class UnitRecord:
                 if into is None:
                     mine[stack] = list(weights)
                 else:
-                    into[0] += weights[0]
-                    into[1] += weights[1]
-                    into[2] += weights[2]
+                    for index, value in enumerate(weights):
+                        into[index] += value
             self.samples = mine
         if other.contexts:
             contexts = self.contexts if self.contexts is not None else []
@@ -128,12 +129,13 @@ class UnitRecord:
 
 
 def add_weights(samples: dict[Stack, list[float]], stack: Stack, on: float, off: float,
-                contended: float) -> None:
+                contended: float, held: float = 0.0) -> None:
     """Add one sample's weights to a stack table."""
     weights = samples.get(stack)
     if weights is None:
-        samples[stack] = [on, off, contended]
+        samples[stack] = [on, off, contended, held]
     else:
         weights[0] += on
         weights[1] += off
         weights[2] += contended
+        weights[3] += held

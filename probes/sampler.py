@@ -20,9 +20,10 @@ from types import CodeType, FrameType
 from typing import Any
 
 from .records import Stack, UnitRecord, add_weights
-from .threads import ThreadInfo, ThreadRegistry, read_clock
+from .threads import ThreadInfo, ThreadRegistry, read_clock, read_run_delay
 
 MAX_DEPTH = 128
+SAMPLING_SWITCH_INTERVAL = 0.0002
 
 # A running step as published by a unit probe:
 #   [record, step start, sampler state or None, thread CPU at step start or -1.0]
@@ -63,9 +64,13 @@ class Sampler:
         self.after_tick: list[Callable[[float], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._held = 0.0  # how long the last tick held the GIL
+        self.held_s = 0.0
+        self._switch_interval: float | None = None
 
     def start(self) -> None:
         self._stop.clear()
+        self._switch_interval = sys.getswitchinterval()
         self._thread = threading.Thread(target=self._run, name="advisor-sampler", daemon=True)
         self._thread._advisor_internal = True  # type: ignore[attr-defined]
         self._thread.start()
@@ -75,6 +80,9 @@ class Sampler:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
         self._thread = None
+        if self._switch_interval is not None and sys.getswitchinterval() == SAMPLING_SWITCH_INTERVAL:
+            sys.setswitchinterval(self._switch_interval)
+        self._switch_interval = None
 
     def drain(self) -> int:
         """The number of ticks taken (the samples live in the unit records)."""
@@ -97,7 +105,7 @@ class Sampler:
         """Take one sample of every thread but `own`."""
         now = self._clock()
         frames = sys._current_frames()
-        seen: list[tuple[ThreadInfo, float, float, float, FrameType]] = []
+        seen: list[tuple[ThreadInfo, float, float, float, float, FrameType]] = []
         alive = self.threads.alive
         for ident, frame in frames.items():
             if ident == own or ident in self.threads.ignored:
@@ -115,32 +123,67 @@ class Sampler:
             if dt <= 0.0:
                 continue
             dcpu = min(max(0.0, cpu - info.last_cpu), dt)
+            delay = read_run_delay(info.schedstat)
+            run_queue = 0.0
+            if delay is not None:
+                run_queue = max(0.0, delay - info.last_delay)
+                info.last_delay = delay
             info.last_t, info.last_cpu = now, cpu
-            seen.append((info, dt, dcpu, cpu, frame))
+            seen.append((info, dt, dcpu, cpu, run_queue, frame))
         total_cpu = sum(item[2] for item in seen)
         hot = self.hot_codes
+        held_before = self._held
         with self.lock:
-            for info, dt, dcpu, cpu, frame in seen:
+            for info, dt, dcpu, cpu, run_queue, frame in seen:
                 stack = capture_stack(frame)
-                off = dt - dcpu
+                # ready but not running is not what the stack shows: the kernel's run queue
+                # (the machine's CPUs were busy), and the previous tick holding the GIL for
+                # `held_before` (a thread that wanted to run then was kept off by advisor)
+                sampler_held = held_before * min(1.0, dcpu / max(dt - held_before, 1e-9))
+                held = min(dt - dcpu, run_queue + sampler_held)
+                off = dt - dcpu - held
                 # another thread had the CPU for most of this interval
                 contended = off if total_cpu - dcpu > 0.5 * dt else 0.0
                 record = info.record
                 if record.samples is None:
                     record.samples = {}
-                add_weights(record.samples, stack, dcpu, off, contended)
+                add_weights(record.samples, stack, dcpu, off, contended, held)
                 if hot is not None and dcpu > 0.5 * dt:
                     for code in {frame[0] for frame in stack}:
                         hot[code] = hot.get(code, 0.0) + dcpu
                 slot = self.running.get(info.ident)
                 if slot is not None:
-                    self._charge_step(slot, now, cpu, stack, contended > 0.0, now - dt, dcpu)
+                    self._charge_step(slot, now, cpu, stack, contended > 0.0, now - dt, dcpu, held)
         self.ticks += 1
+        self._tune_switch_interval(len(seen))
         for listener in list(self.after_tick):
             try:
                 listener(now)
             except Exception:  # a failing listener is removed, sampling goes on
                 self.after_tick.remove(listener)
+        self._held = self._clock() - now
+        self.held_s += self._held
+
+    def _tune_switch_interval(self, threads: int) -> None:
+        """With one program thread, ask for the GIL sooner, so that samples land where the
+        thread spends its time, not where it happens to release the GIL (I/O calls).
+
+        The sampler can only look when the program thread lets go of the GIL: at a forced
+        switch (after the switch interval) or at a call that releases it, such as a file
+        write. With Python's 5 ms interval, a loop doing 1 ms of work and one write is
+        nearly always seen in the write. A 0.2 ms interval makes the forced switch win. With
+        several program threads the program's own interval is kept: they compete for the
+        GIL and a shorter interval would change how they share it.
+        """
+        if self._switch_interval is None:
+            return
+        current = sys.getswitchinterval()
+        if current not in (self._switch_interval, SAMPLING_SWITCH_INTERVAL):
+            self._switch_interval = None  # the program set its own: leave it alone from now on
+            return
+        wanted = SAMPLING_SWITCH_INTERVAL if threads <= 1 else self._switch_interval
+        if current != wanted:
+            sys.setswitchinterval(wanted)
 
     def _adopt(self, ident: int, now: float) -> ThreadInfo | None:
         thread = threading._active.get(ident)  # type: ignore[attr-defined]
@@ -150,7 +193,7 @@ class Sampler:
 
     @staticmethod
     def _charge_step(slot: RunningSlot, now: float, cpu: float, stack: Stack, contended: bool,
-                     interval_start: float, interval_cpu: float) -> None:
+                     interval_start: float, interval_cpu: float, held: float = 0.0) -> None:
         """Charge the time since the last look to the step running in `slot`."""
         record: UnitRecord = slot[0]
         state = slot[2]
@@ -174,7 +217,8 @@ class Sampler:
         if dt <= 0.0:
             return
         dcpu = min(max(0.0, cpu - state[1]), dt)
-        add_step_time(record, stack, dcpu, dt - dcpu, contended)
+        held = min(held, dt - dcpu)
+        add_step_time(record, stack, dcpu, dt - dcpu - held, contended, held)
         state[0], state[1], state[2] = now, cpu, stack
 
     def close_step(self, slot: RunningSlot, t1: float, cpu_now: float) -> None:
@@ -198,8 +242,9 @@ class Sampler:
             add_step_time(slot[0], state[2], dcpu, dt - dcpu, False)
 
 
-def add_step_time(record: UnitRecord, stack: Stack, on: float, off: float, contended: bool) -> None:
+def add_step_time(record: UnitRecord, stack: Stack, on: float, off: float, contended: bool,
+                  held: float = 0.0) -> None:
     """Add on- and off-CPU time of a step, at this stack, to its unit."""
     if record.samples is None:
         record.samples = {}
-    add_weights(record.samples, stack, on, off, off if contended else 0.0)
+    add_weights(record.samples, stack, on, off, off if contended else 0.0, held)

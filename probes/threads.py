@@ -10,6 +10,7 @@ probe, or through ``_thread`` directly, are adopted by the sampler when first se
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -31,6 +32,27 @@ def thread_cpu_clock(native_id: int) -> int | None:
     return ((~native_id) << 3) | 6
 
 
+def open_schedstat(native_id: int | None) -> int | None:
+    """A descriptor on the thread's scheduler statistics (Linux), or None."""
+    if not native_id or not sys.platform.startswith("linux"):
+        return None
+    try:
+        return os.open(f"/proc/self/task/{native_id}/schedstat", os.O_RDONLY)
+    except OSError:
+        return None
+
+
+def read_run_delay(fd: int | None) -> float | None:
+    """Seconds the thread has spent runnable but waiting for a CPU (the run queue)."""
+    if fd is None:
+        return None
+    try:
+        fields = os.pread(fd, 96, 0).split()
+        return int(fields[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def read_clock(clock: int | None) -> float | None:
     """CPU seconds of a thread's clock, or None once the thread is gone."""
     if clock is None:
@@ -44,10 +66,10 @@ def read_clock(clock: int | None) -> float | None:
 class ThreadInfo:
     """Registry entry of one thread: its record plus what the sampler needs."""
 
-    __slots__ = ("clock", "cpu0", "ident", "last_cpu", "last_t", "record", "thread")
+    __slots__ = ("clock", "cpu0", "ident", "last_cpu", "last_delay", "last_t", "record", "schedstat", "thread")
 
     def __init__(self, ident: int, record: UnitRecord, clock: int | None, cpu0: float,
-                 thread: threading.Thread | None) -> None:
+                 thread: threading.Thread | None, native_id: int | None = None) -> None:
         self.ident = ident
         self.record = record
         self.clock = clock
@@ -55,6 +77,17 @@ class ThreadInfo:
         self.last_t = record.created
         self.last_cpu = cpu0
         self.thread = thread
+        # the kernel's count of time this thread was runnable but not running
+        self.schedstat = open_schedstat(native_id)
+        self.last_delay = read_run_delay(self.schedstat) or 0.0
+
+    def close(self) -> None:
+        if self.schedstat is not None:
+            try:
+                os.close(self.schedstat)
+            except OSError:
+                pass
+            self.schedstat = None
 
 
 class ThreadRegistry:
@@ -85,6 +118,7 @@ class ThreadRegistry:
                 # the sampler may have adopted it already: the run starts now, not then
                 with self._lock:
                     info.cpu0 = info.last_cpu = time.thread_time()
+                    info.last_delay = read_run_delay(info.schedstat) or 0.0
                     info.last_t = info.record.created = info.record.first_run = self.started_at
         original = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
         self._original = original
@@ -128,7 +162,7 @@ class ThreadRegistry:
                 return info
             record = self._new_record(thread, t)
             record.ident = ident
-            info = ThreadInfo(ident, record, clock, cpu or 0.0, thread)
+            info = ThreadInfo(ident, record, clock, cpu or 0.0, thread, native)
             self.alive[ident] = info
             return info
 
@@ -152,11 +186,12 @@ class ThreadRegistry:
         try:
             t = self._clock()
             ident = threading.get_ident()
-            clock = thread_cpu_clock(threading.get_native_id())
+            native = threading.get_native_id()
+            clock = thread_cpu_clock(native)
             with self._lock:
                 record = self._new_record(thread, t)
                 record.ident = ident
-                info = ThreadInfo(ident, record, clock, time.thread_time(), thread)
+                info = ThreadInfo(ident, record, clock, time.thread_time(), thread, native)
                 self.alive[ident] = info
             for callback in list(self.on_thread_start):
                 callback()
@@ -177,6 +212,7 @@ class ThreadRegistry:
             pass
 
     def _close(self, info: ThreadInfo, now: float, cpu: float | None) -> None:
+        info.close()
         record = info.record
         if cpu is None:
             cpu = read_clock(info.clock)
