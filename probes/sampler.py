@@ -23,7 +23,7 @@ from .records import Stack, UnitRecord, add_weights
 from .threads import ThreadInfo, ThreadRegistry, read_clock, read_run_delay
 
 MAX_DEPTH = 128
-SAMPLING_SWITCH_INTERVAL = 0.0002
+SAMPLING_SWITCH_INTERVAL = 0.00001
 
 # A running step as published by a unit probe:
 #   [record, step start, sampler state or None, thread CPU at step start or -1.0]
@@ -171,7 +171,7 @@ class Sampler:
         The sampler can only look when the program thread lets go of the GIL: at a forced
         switch (after the switch interval) or at a call that releases it, such as a file
         write. With Python's 5 ms interval, a loop doing 1 ms of work and one write is
-        nearly always seen in the write. A 0.2 ms interval makes the forced switch win. With
+        nearly always seen in the write. A 10 µs interval makes the forced switch win. With
         several program threads the program's own interval is kept: they compete for the
         GIL and a shorter interval would change how they share it.
         """
