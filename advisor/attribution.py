@@ -308,14 +308,17 @@ def call_window(stats: CallStats, run_end: float) -> CallWindow:
                       per_call_s=round(stats.time_s / stats.calls, 9), window_s=_r(ended - stats.started))
 
 
-def estimated_calls(stats: CallStats, callers_s: float, run_end: float, wrapper_cost_s: float) -> int:
-    """All calls of the run, from the window's call rate (without the counting wrapper's own
-    cost) over the time its callers were sampled running."""
+def estimated_calls(stats: CallStats, total_s: float, callers_s: float, run_end: float,
+                    wrapper_cost_s: float) -> int:
+    """All calls of the run: the larger of two estimates, each good where the other is not.
+    Long calls: the function's sampled time over the time a counted call took. Tiny calls
+    (whose time the samples put on the caller's line): the window's call rate, without the
+    counting wrapper's own cost, over the time its callers were sampled running."""
+    by_time = round(total_s * stats.calls / stats.time_s) if stats.time_s > 0.0 else 0
     window = (stats.ended or run_end) - stats.started
     bare_window = window - stats.calls * wrapper_cost_s
-    if bare_window <= 0.0 or callers_s <= window:
-        return stats.calls
-    return max(stats.calls, round(stats.calls / bare_window * callers_s))
+    by_rate = round(stats.calls / bare_window * callers_s) if bare_window > 0.0 and callers_s > window else 0
+    return max(stats.calls, by_time, by_rate)
 
 
 def function_table(threads: Iterable[UnitRecord], limit: int = MAX_FUNCTIONS, call_stats: Iterable[CallStats] = (),
@@ -359,7 +362,8 @@ def function_table(threads: Iterable[UnitRecord], limit: int = MAX_FUNCTIONS, ca
             function=function_name(code),
             file=display_path(code.co_filename),
             line=code.co_firstlineno,
-            calls=(estimated_calls(stats, max((total_s[c] for c in callers[code] if c is not code), default=0.0),
+            calls=(estimated_calls(stats, total_s[code],
+                                   max((total_s[c] for c in callers[code] if c is not code), default=0.0),
                                    run_end, wrapper_cost_s) if stats is not None else None),
             self_s=_r(self_s.get(code, 0.0)),
             total_s=_r(total_s[code]),

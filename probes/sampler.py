@@ -31,13 +31,32 @@ SAMPLING_SWITCH_INTERVAL = 0.00001
 RunningSlot = list[Any]
 
 
+_LINE_AT: dict[tuple[CodeType, int], int] = {}
+
+
+def line_at(code: CodeType, offset: int) -> int:
+    """The line of the instruction at `offset`, or of the nearest one before it that has a
+    line (a loop's backward jump has none in 3.11: it belongs to the loop's last line)."""
+    key = (code, offset)
+    line = _LINE_AT.get(key)
+    if line is None:
+        line = code.co_firstlineno
+        for start, _end, number in code.co_lines():
+            if start > offset:
+                break
+            if number is not None:
+                line = number
+        if len(_LINE_AT) < 100_000:
+            _LINE_AT[key] = line
+    return line
+
+
 def capture_stack(frame: FrameType | None) -> Stack:
     """The stack of a frame, leaf first, as (code, line) pairs."""
     out: list[tuple[CodeType, int]] = []
     while frame is not None and len(out) < MAX_DEPTH:
         code = frame.f_code
-        # f_lineno is None while a frame runs an instruction that has no line
-        out.append((code, frame.f_lineno or code.co_firstlineno))
+        out.append((code, frame.f_lineno or line_at(code, frame.f_lasti)))
         frame = frame.f_back
     return tuple(out)
 
