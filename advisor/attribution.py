@@ -58,8 +58,17 @@ class OffCpu:
 
 
 def visible(stack: Stack) -> Stack:
-    """The stack without advisor's own frames (the hooks around a step)."""
-    return tuple(frame for frame in stack if not is_advisor_file(frame[0].co_filename))
+    """The stack as the program knows it: without what launched it (``python -m advisor``'s
+    runpy frames, advisor's runner, a thread's bootstrap) and without advisor's own frames
+    in the middle (the hooks around a task step)."""
+    cut = len(stack)
+    for index in range(len(stack) - 1, -1, -1):  # from the root
+        filename = stack[index][0].co_filename
+        if is_advisor_file(filename):
+            cut = index
+        elif is_user_file(filename):
+            break
+    return tuple(frame for frame in stack[:cut] if not is_advisor_file(frame[0].co_filename))
 
 
 def off_cpu(samples: dict[Stack, list[float]] | None) -> OffCpu:
@@ -149,13 +158,13 @@ def await_sites(record: UnitRecord, limit: int = AWAIT_SITES_PER_UNIT) -> list[A
         return []
     ranked = sorted(record.waits.items(), key=lambda item: -(item[1][1] + item[1][2]))[:limit]
     sites = []
-    for chain, (suspensions, io, waiting, calls, longest, _current, _callee) in ranked:
+    for chain, (suspensions, io, waiting, calls, longest, _current, _callee, lock) in ranked:
         places = [CodePlace(function=function_name(code), file=display_path(code.co_filename), line=line)
                   for code, line in chain]
         outer = places[0]
         sites.append(AwaitSite(function=outer.function, file=outer.file, line=outer.line, chain=places,
                                suspensions=int(suspensions), calls=int(calls), io_s=_r(io),
-                               waiting_s=_r(waiting), longest_s=_r(longest)))
+                               waiting_s=_r(waiting), longest_s=_r(longest), lock_s=_r(lock)))
     return sites
 
 

@@ -81,8 +81,9 @@ class Capture:
         self.sampler = Sampler(self.threads, interval=1.0 / sample_rate)
         self.asyncio_probe = AsyncioProbe(self.sampler)
         self.greenlet_probe = GreenletProbe(self.sampler, self.threads)
-        # standard and deep modes add bounded call-count windows on the hottest functions
-        self.hot_calls = HotCallProbe(self.sampler) if mode in ("standard", "deep") else None
+        # standard mode adds bounded call-count windows on the hottest functions (deep mode
+        # has yappi's exact counts, and a wrapper between caller and callee would blur them)
+        self.hot_calls = HotCallProbe(self.sampler) if mode == "standard" else None
         # deep mode adds yappi's deterministic profile (greenlet contexts for gevent programs)
         self.deep: DeepProbe | None = None
         self.exports = exports or {}
@@ -96,10 +97,17 @@ class Capture:
         self._status: list[tuple[str, bool, str]] = []
 
     def start(self) -> None:
+        # calibrations first, while nothing else of advisor runs
         try:
             self.per_step_cost = measure_step_cost()
         except Exception:
             self.per_step_cost = 0.0
+        for probe in (self.hot_calls, self.deep):
+            if probe is not None:
+                try:
+                    probe.prepare()
+                except Exception as error:
+                    self._status.append((f"{probe.name} calibration", False, str(error)))
         # the thread registry starts last: other probes' calibrations are not the program's
         for probe in (*self._probes()[1:], self._probes()[0]):
             try:

@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .capture import DEFAULT_SAMPLE_RATE, Capture
 from .config import load_settings
@@ -24,7 +24,7 @@ from .frames import hide_launcher
 from .profile import SEVERITIES, Report, ReportError, load_report, report_json, write_atomically
 from .render import RENDERERS
 from .report import RunFacts, build_report
-from .runner import Target, check_target, end_like_python, execute, uses_gevent
+from .runner import Outcome, Target, check_target, end_like_python, execute, uses_gevent
 
 USAGE_STATUS = 2
 FAIL_ON_STATUS = 3
@@ -32,7 +32,12 @@ FORMATS = tuple(RENDERERS)
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but its errors are ours: one line, exit status 2."""
+    """argparse, but its errors are ours: one line, exit status 2; and no abbreviated
+    options, since `advisor run` must know exactly which of its options take a value."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
@@ -142,9 +147,12 @@ def command_run(tokens: Sequence[str]) -> int:
     option_tokens, target = split_run_arguments(tokens)
     options = run_options_parser().parse_args(option_tokens)
     check_target(target)
-    for path in (options.json, options.pstats, options.callgrind):
+    # output paths are the user's, relative to where advisor started: the target may chdir
+    for name in ("json", "pstats", "callgrind"):
+        path = getattr(options, name)
         if path:
             _check_writable(path)
+            setattr(options, name, os.path.abspath(path))
     exports = {kind: path for kind, path in (("pstat", options.pstats), ("callgrind", options.callgrind)) if path}
     if exports and options.mode != "deep":
         raise UsageError("--pstats and --callgrind need --mode deep (the deterministic profile)")
@@ -153,24 +161,31 @@ def command_run(tokens: Sequence[str]) -> int:
     capture = Capture(mode=options.mode, sample_rate=options.sample_rate, greenlets=uses_gevent(target),
                       exports=exports)
     started_at = dt.datetime.now(dt.timezone.utc)
+
+    def finish(outcome: Outcome) -> Report | None:
+        """Stop the probes and write the report (also from the SIGTERM handler)."""
+        raw = capture.stop()
+        try:
+            report = build_report(raw, RunFacts(argv=target.argv, mode=options.mode, started_at=started_at,
+                                                exit_code=outcome.exit_code, partial=outcome.partial))
+            report = analyze(report, settings, options.select, options.ignore)
+            emit(report, options.format, options.json)
+            return report
+        except Exception as error:  # a bug of ours must not change how the target ended
+            sys.stderr.write(f"advisor: internal error, no report: {type(error).__name__}: {error}\n")
+            if os.environ.get("ADVISOR_DEBUG"):
+                traceback.print_exc()
+            return None
+
     capture.start()
     try:
-        outcome = execute(target)
-    finally:
-        raw = capture.stop()
-    try:
-        report = build_report(raw, RunFacts(argv=target.argv, mode=options.mode, started_at=started_at,
-                                            exit_code=outcome.exit_code, partial=outcome.partial))
-        report = analyze(report, settings, options.select, options.ignore)
-        emit(report, options.format, options.json)
-    except Exception as error:  # a bug of ours must not change how the target ended
-        sys.stderr.write(f"advisor: internal error, no report: {type(error).__name__}: {error}\n")
-        if os.environ.get("ADVISOR_DEBUG"):
-            traceback.print_exc()
-        end_like_python(outcome)
-        return outcome.exit_code
+        outcome = execute(target, on_terminate=finish)
+    except BaseException:
+        capture.stop()
+        raise
+    report = finish(outcome)
     end_like_python(outcome)
-    if outcome.exit_code == 0 and options.fail_on and severity_reached(report, options.fail_on):
+    if report is not None and outcome.exit_code == 0 and options.fail_on and severity_reached(report, options.fail_on):
         sys.stderr.write(f"advisor: findings at or above {options.fail_on}: exit {FAIL_ON_STATUS}\n")
         return FAIL_ON_STATUS
     return outcome.exit_code

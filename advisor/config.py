@@ -57,7 +57,10 @@ def load_settings(start: Path | None = None) -> Settings:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise UsageError(f"{path}: cannot read [tool.advisor]: {error}") from None
-    table = document.get("tool", {}).get("advisor")
+    tool = document.get("tool", {})
+    if not isinstance(tool, dict):
+        raise UsageError(f"{path}: [tool] must be a table")
+    table = tool.get("advisor")
     if table is None:
         return Settings(source=str(path))
     if not isinstance(table, dict):

@@ -11,7 +11,7 @@ checked against bare runs in the tests.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from advisor.probes.deep import CallCost, DeepFunction, DeepProfile
@@ -53,6 +53,22 @@ def aggregate(functions: Iterable[DeepFunction]) -> tuple[dict[Key, Totals], dic
     return totals, edges
 
 
+def splice_out(totals: dict[Key, Totals], edges: dict[Key, dict[Key, int]],
+               drop: Callable[[Key], bool]) -> None:
+    """Remove functions (advisor's own wrappers) from the call graph, linking their callers
+    straight to their callees, in proportion to the calls each callee got from them."""
+    for middle in [key for key in totals if drop(key)]:
+        outgoing = {callee: calls for callee, calls in edges.pop(middle, {}).items() if callee != middle}
+        out_total = sum(outgoing.values())
+        for callees in list(edges.values()):
+            calls = callees.pop(middle, 0)
+            if not calls or not out_total:
+                continue
+            for callee, share in outgoing.items():
+                callees[callee] = callees.get(callee, 0) + round(calls * share / out_total)
+        del totals[middle]
+
+
 def corrected(totals: dict[Key, Totals], edges: dict[Key, dict[Key, int]],
               cost: CallCost) -> dict[Key, tuple[float, float]]:
     """(self, total) seconds per function without yappi's per-call cost."""
@@ -60,26 +76,36 @@ def corrected(totals: dict[Key, Totals], edges: dict[Key, dict[Key, int]],
                     for key, total in totals.items()}
     subtree: dict[Key, float] = {}
 
-    def overhead_under(key: Key, active: set[Key]) -> float:
+    def external_calls(key: Key) -> int:
+        """Calls of a function from other functions (its recursive calls left out)."""
+        return totals[key].ncall - edges.get(key, {}).get(key, 0)
+
+    def overhead_under(key: Key, active: set[Key]) -> tuple[float, bool]:
+        """The overhead in a function's subtree, and whether no recursion cycle was cut."""
         if key in subtree:
-            return subtree[key]
+            return subtree[key], True
         if key in active:  # recursion: its overhead is already counted once
-            return 0.0
+            return 0.0, False
         active.add(key)
-        amount = own_overhead.get(key, 0.0)
+        amount, complete = own_overhead.get(key, 0.0), True
         for callee, calls in edges.get(key, {}).items():
-            callee_total = totals.get(callee)
-            if callee_total is None or callee_total.ncall == 0 or callee == key:
+            if callee == key or callee not in totals:
                 continue
-            amount += overhead_under(callee, active) * min(1.0, calls / callee_total.ncall)
+            external = external_calls(callee)
+            if external <= 0:
+                continue
+            below, whole = overhead_under(callee, active)
+            amount += below * min(1.0, calls / external)
+            complete = complete and whole
         active.discard(key)
-        subtree[key] = amount
-        return amount
+        if complete:  # a value computed with a cycle cut depends on where it was cut
+            subtree[key] = amount
+        return amount, complete
 
     result = {}
     for key, total in totals.items():
         self_s = max(0.0, total.tsub - own_overhead[key])
-        total_s = max(self_s, total.ttot - overhead_under(key, set()))
+        total_s = max(self_s, total.ttot - overhead_under(key, set())[0])
         result[key] = (self_s, total_s)
     return result
 
@@ -92,8 +118,8 @@ def display(key: Key) -> tuple[str, str, int]:
 
 def deep_functions(profile: DeepProfile, sampled: list[FunctionStat], limit: int = 200) -> list[FunctionStat]:
     """The function table from yappi: exact calls, corrected times, CPU where sampled, callers."""
-    functions = [f for f in profile.functions if not is_advisor_file(f.module)]
-    totals, edges = aggregate(functions)
+    totals, edges = aggregate(profile.functions)
+    splice_out(totals, edges, lambda key: is_advisor_file(key[0]))
     times = corrected(totals, edges, profile.cost)
     cpu_by_place = {(f.file, f.line): f for f in sampled}
     callers: dict[Key, list[tuple[Key, int]]] = defaultdict(list)
@@ -138,8 +164,8 @@ def unit_functions(profile: DeepProfile, record: UnitRecord) -> tuple[list[UnitF
         mine = [f for ctx in contexts for f in profile.by_context.get(ctx, ())]
     else:
         mine = [f for ctx in record.contexts or () for f in profile.by_context.get(ctx, ())]
-    mine = [f for f in mine if not is_advisor_file(f.module)]
     totals, edges = aggregate(mine)
+    splice_out(totals, edges, lambda key: is_advisor_file(key[0]))
     times = corrected(totals, edges, profile.cost)
     ranked = sorted(totals, key=lambda key: -times[key][0])[:TOP_PER_UNIT]
     entries = []
@@ -147,4 +173,5 @@ def unit_functions(profile: DeepProfile, record: UnitRecord) -> tuple[list[UnitF
         function, file, line = display(key)
         entries.append(UnitFunction(function=function, file=file, line=line, calls=totals[key].ncall,
                                     self_s=round(times[key][0], 6), total_s=round(times[key][1], 6)))
+    # advisor's own wrappers were profiled calls too: their cost is taken out as well
     return entries, profiler_seconds(mine, profile.cost)

@@ -45,7 +45,23 @@ def matches(rule: type[Rule], names: Iterable[str]) -> bool:
                for name in names)
 
 
+def check_options(settings: Settings) -> None:
+    """Per-rule thresholds must name a rule and one of its thresholds: a misspelt one would
+    silently do nothing."""
+    by_slug = {rule.slug: rule for rule in RULES.values()}
+    where = f"{settings.source}: " if settings.source else ""
+    for slug, options in settings.options.items():
+        rule = by_slug.get(slug)
+        if rule is None:
+            raise UsageError(f"{where}[tool.advisor.{slug}]: no rule is called {slug!r} (see `advisor rules`)")
+        for name in options:
+            if name not in rule.defaults:
+                known = ", ".join(sorted(rule.defaults)) or "none"
+                raise UsageError(f"{where}tool.advisor.{slug}.{name}: not a threshold of {slug} (it has: {known})")
+
+
 def select_rules(settings: Settings, select: Sequence[str] = (), ignore: Sequence[str] = ()) -> list[type[Rule]]:
+    check_options(settings)
     chosen = list(select) or settings.select
     skipped = list(ignore) + settings.ignore
     for name in (*chosen, *skipped):
@@ -70,11 +86,11 @@ def to_finding(rule: type[Rule], advice: Advice, wall_s: float) -> Finding:
     )
 
 
-def merge(into: Finding, other: Finding) -> None:
-    """One finding per rule and line: savings add up, affected units are listed together."""
+def merge(into: Finding, other: Finding, base_s: float, cap: Severity) -> None:
+    """One finding per rule and line: savings add up (and are judged together), affected
+    units are listed together."""
     into.estimated_savings_s = round(into.estimated_savings_s + other.estimated_savings_s, 6)
-    if RANK[other.severity] < RANK[into.severity]:
-        into.severity = other.severity
+    into.severity = severity_for(into.estimated_savings_s, base_s, cap)
     units = list(into.evidence.get("units", []))
     for unit in other.evidence.get("units", []):
         if unit not in units:
@@ -91,6 +107,7 @@ def analyze(report: Report, settings: Settings | None = None, select: Sequence[s
     settings = settings or Settings()
     context = RuleContext(report, settings.options)
     by_place: dict[tuple[str, str, int], Finding] = {}
+    judged: dict[tuple[str, str, int], tuple[float, Severity]] = {}  # base wall, least strict cap
     for rule_class in select_rules(settings, select, ignore):
         rule = rule_class()
         try:
@@ -106,9 +123,14 @@ def analyze(report: Report, settings: Settings | None = None, select: Sequence[s
                 continue
             finding = to_finding(rule_class, advice, report.run.wall_s)
             key = (rule.slug, advice.file, advice.line)
+            base = advice.base_s if advice.base_s is not None else report.run.wall_s
             if key in by_place:
-                merge(by_place[key], finding)
+                old_base, old_cap = judged[key]
+                cap = advice.max_severity if RANK[advice.max_severity] < RANK[old_cap] else old_cap
+                judged[key] = (min(old_base, base), cap)
+                merge(by_place[key], finding, *judged[key])
             else:
                 by_place[key] = finding
+                judged[key] = (base, advice.max_severity)
     findings = sorted(by_place.values(), key=lambda f: (-f.estimated_savings_s, RANK[f.severity], f.rule))
     return report.model_copy(update={"findings": findings})

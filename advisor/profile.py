@@ -125,6 +125,7 @@ class AwaitSite(Model):
     io_s: float
     waiting_s: float
     longest_s: float
+    lock_s: float = 0.0  # the part of waiting_s spent waiting for a lock or semaphore
 
 
 class UnitFunction(Model):
@@ -305,6 +306,14 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> None:
     directory = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
+        # mkstemp makes a 0600 file: give it the mode a plain write would (or the old one's)
+        try:
+            mode = os.stat(target).st_mode & 0o7777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
         os.replace(tmp, target)

@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType, TracebackType
 
@@ -49,10 +50,6 @@ class Outcome:
     signal: int | None = None  # re-deliver this signal once the report is written
 
 
-class Terminated(BaseException):
-    """Raised in the main thread when SIGTERM arrives, to unwind the target cleanly."""
-
-
 def check_target(target: Target) -> None:
     """Fail early, with one line, when the target cannot be found."""
     if target.script is not None:
@@ -73,6 +70,8 @@ def check_target(target: Target) -> None:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
         spec = None
+    except Exception:
+        return  # its package raised on import: running it will raise that, as python -m does
     finally:
         sys.path[:] = saved
     if spec is None:
@@ -85,7 +84,7 @@ def uses_gevent(target: Target) -> bool:
     if path is None and target.module:
         try:
             spec = importlib.util.find_spec(target.module)
-        except (ImportError, ValueError):
+        except Exception:  # the target's own import error: it is reported when it runs
             spec = None
         path = spec.origin if spec is not None else None
     if path is None or not os.path.isfile(path):
@@ -142,8 +141,11 @@ def _fresh_main(path: str | None) -> types.ModuleType:
 
 def _run_script(path: str) -> None:
     if os.path.isdir(path) or path.endswith((".zip", ".pyz")):
-        runpy.run_path(path, run_name="__main__")
+        # as CPython does: sys.path[0] is the (absolute) directory, run its __main__ module
+        runpy._run_module_as_main("__main__", alter_argv=False)  # type: ignore[attr-defined]
         return
+    # Python 3.9+ makes a script's __file__ absolute (joined, not normalised)
+    path = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
     with open(path, "rb") as source:
         code = compile(source.read(), path, "exec", dont_inherit=True)
     module = _fresh_main(path)
@@ -164,15 +166,25 @@ def _wait_for_threads() -> None:
             thread.join()
 
 
-def execute(target: Target) -> Outcome:
-    """Run the target to its end and say how it ended; never raises for the target's sake."""
+def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = None) -> Outcome:
+    """Run the target to its end and say how it ended; never raises for the target's sake.
+
+    SIGTERM kills a Python program on the spot, without unwinding it. So does advisor: the
+    handler calls `on_terminate` (which writes the partial report) and then dies by SIGTERM,
+    without running the target's ``finally`` blocks or ``except`` clauses."""
     saved_argv, saved_path0 = list(sys.argv), sys.path[0] if sys.path else ""
     previous_term = None
     if threading.current_thread() is threading.main_thread():
         current = signal.getsignal(signal.SIGTERM)
         if current in (signal.SIG_DFL, None):
             def on_term(signum: int, frame: FrameType | None) -> None:
-                raise Terminated()
+                outcome = Outcome(128 + signal.SIGTERM, partial=True, signal=signal.SIGTERM)
+                if on_terminate is not None:
+                    try:
+                        on_terminate(outcome)
+                    except BaseException:
+                        pass
+                end_like_python(outcome)
             previous_term = signal.signal(signal.SIGTERM, on_term)
     if target.script is not None:
         sys.argv = [target.script, *target.args]
@@ -196,8 +208,6 @@ def execute(target: Target) -> Outcome:
     except KeyboardInterrupt as error:
         _report_uncaught(error)
         outcome = Outcome(130, partial=True, signal=signal.SIGINT)
-    except Terminated:
-        outcome = Outcome(128 + signal.SIGTERM, partial=True, signal=signal.SIGTERM)
     except BaseException as error:  # the target's uncaught exception: Python prints it, exits 1
         _report_uncaught(error)
         try:

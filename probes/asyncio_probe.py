@@ -17,8 +17,8 @@ import asyncio
 import contextvars
 import inspect
 import os
-import threading
 import time
+import weakref
 from asyncio import base_events, events
 from collections.abc import Callable
 from types import CodeType
@@ -26,6 +26,7 @@ from typing import Any
 
 from .codeinfo import ProgramCode
 from .deep import UNIT_TAG
+from .native import get_ident
 from .records import UnitRecord
 from .sampler import Sampler
 from .task_ledger import IO, LOCK, READY, TIMER, WAITING, TaskLedger
@@ -213,7 +214,6 @@ class AsyncioProbe:
         clock = self._clock
         live = self.ledger.live
         step_started = self.ledger.step_started
-        get_ident = threading.get_ident
         sampler = self.sampler
         running = sampler.running if sampler is not None else {}
         thread_time = time.thread_time
@@ -278,7 +278,7 @@ class AsyncioProbe:
         found: int | None = None
         innermost = None
         frames: list[tuple[CodeType, int]] = []
-        callee_id = 0
+        callee: Any = None
         depth = 0
         while coro is not None and depth < 64:
             code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
@@ -295,11 +295,14 @@ class AsyncioProbe:
                 found = kind
                 innermost = coro
             nxt = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-            if len(frames) == 1 and not callee_id and nxt is not None:
-                callee_id = id(nxt)
+            if len(frames) == 1 and callee is None and nxt is not None:
+                try:
+                    callee = weakref.ref(nxt)
+                except TypeError:
+                    callee = id(nxt)
             coro = nxt
             depth += 1
-        site = (tuple(frames), callee_id) if frames else None
+        site = (tuple(frames), callee) if frames else None
         if found == TIMER and innermost is not None:
             frame = getattr(innermost, "cr_frame", None)
             delay = frame.f_locals.get("delay") if frame is not None else None

@@ -161,7 +161,9 @@ class DeepProbe:
         self._paused_at: float | None = None
         self.failed: str | None = None
 
-    def start(self) -> None:
+    def prepare(self) -> None:
+        """Configure yappi and measure its per-call cost (before the other probes start, so
+        that the sampler does not disturb the measurement)."""
         import yappi
 
         self._yappi = yappi
@@ -172,7 +174,11 @@ class DeepProbe:
         yappi.set_context_backend("greenlet" if self.greenlets else "native_thread")
         yappi.set_tag_callback(UNIT_TAG.get)
         self.cost = _calibrate(yappi)
-        yappi.start(builtins=False, profile_threads=True)
+
+    def start(self) -> None:
+        if self._yappi is None:
+            self.prepare()
+        self._yappi.start(builtins=False, profile_threads=True)
 
     def stop(self) -> None:
         yappi = self._yappi

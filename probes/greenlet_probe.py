@@ -24,10 +24,11 @@ from types import CodeType, FrameType
 from typing import Any
 
 from .codeinfo import ProgramCode
+from .native import get_ident
 from .post_import import PostImportHooks
 from .records import UnitRecord
 from .sampler import Sampler
-from .task_ledger import IO, READY, TIMER, WAITING, TaskLedger
+from .task_ledger import ANONYMOUS_TASK, IO, READY, TIMER, WAITING, TaskLedger
 from .threads import ThreadRegistry
 
 HUB_NAME = "Hub"
@@ -52,12 +53,27 @@ def greenlet_target(glet: Any) -> tuple[str, str, int]:
 
 
 def greenlet_name(glet: Any) -> str:
-    """gevent's ``Greenlet.name`` where there is one, else empty (anonymous)."""
+    """The thread's name for a greenlet that runs a ``threading.Thread`` (gevent patched
+    threading), gevent's ``Greenlet.name`` where there is one, else empty (anonymous)."""
     try:
+        owner = getattr(getattr(glet, "_run", None), "__self__", None)
+        if isinstance(owner, threading.Thread):
+            return owner.name
         name = getattr(glet, "name", "")
     except Exception:
         return ""
     return name if isinstance(name, str) else ""
+
+
+def thread_name_from_frames(frame: FrameType) -> str:
+    """The name of the ``threading.Thread`` a greenlet runs (gevent patched threading)."""
+    while frame.f_back is not None:
+        frame = frame.f_back
+    if frame.f_code.co_name.startswith("_bootstrap"):
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, threading.Thread):
+            return owner.name
+    return ""
 
 
 class GreenletProbe:
@@ -100,8 +116,9 @@ class GreenletProbe:
         if self.threads is not None and self._install_here in self.threads.on_thread_start:
             self.threads.on_thread_start.remove(self._install_here)
         greenlet = self._greenlet
-        if greenlet is not None and greenlet.gettrace() is self._trace:
-            greenlet.settrace(self._previous.get(threading.get_ident()))
+        # a bound method is a new object each time: compare with ==, not `is`
+        if greenlet is not None and greenlet.gettrace() == self._trace:
+            greenlet.settrace(self._previous.get(get_ident()))
         for owner, attribute, original in reversed(self._spawn_originals):
             setattr(owner, attribute, original)
         self._spawn_originals.clear()
@@ -115,6 +132,8 @@ class GreenletProbe:
                 segment[0] = None
             record.ended = now
             record.wall_s = now - record.created
+            # switched out, the hub waits for the greenlets to give it back control
+            record.waiting_s = max(0.0, record.wall_s - record.running_s)
             record.name = HUB_NAME
             record.named = True
         return list(self.ledger.all_records()) + [record for record, _ in self._hubs.values()]
@@ -125,9 +144,9 @@ class GreenletProbe:
         if greenlet is None or not self._active:
             return
         previous = greenlet.gettrace()
-        if previous is self._trace:
+        if previous == self._trace:
             return
-        self._previous[threading.get_ident()] = previous
+        self._previous[get_ident()] = previous
         greenlet.settrace(self._trace)
 
     # -- spawn times -----------------------------------------------------------------
@@ -163,7 +182,7 @@ class GreenletProbe:
 
     # -- the trace function ------------------------------------------------------------
     def _trace(self, event: str, args: Any) -> None:
-        previous = self._previous.get(threading.get_ident())
+        previous = self._previous.get(get_ident())
         if previous is not None:
             try:
                 previous(event, args)
@@ -183,7 +202,7 @@ class GreenletProbe:
 
     def _switch(self, origin: Any, target: Any, now: float) -> None:
         self.switches += 1
-        ident = threading.get_ident()
+        ident = get_ident()
         sampler = self.sampler
         running = sampler.running if sampler is not None else {}
         slot = running.get(ident)
@@ -230,6 +249,7 @@ class GreenletProbe:
         target, file, line = greenlet_target(glet)
         created = self._spawned.pop(key, now)
         record = self.ledger.create(key, target, file, line, min(created, now))
+        record.name = greenlet_name(glet)
         self.ledger.watch(key, glet, self._clock)
         return record
 
@@ -243,10 +263,32 @@ class GreenletProbe:
             context = getattr(glet, "_yappi_tid", None)  # deep mode: yappi's id for it
             if isinstance(context, int):
                 record.contexts = [context]
-            self.ledger.finish(key, now, greenlet_name(glet))
+            # a patched thread's greenlet loses its run method when it starts: the thread's
+            # name was taken when it was first seen
+            name = greenlet_name(glet)
+            if ANONYMOUS_TASK.match(name) and record.name:
+                name = record.name
+            self.ledger.finish(key, now, name)
             return
-        kind, due, site = self.classify_switch(glet.gr_frame, now)
+        frame = glet.gr_frame
+        if record.steps == 0 and frame is not None:
+            if not record.target_file:
+                self._target_from_frames(record, frame)
+            if not record.name:
+                record.name = thread_name_from_frames(frame)
+        kind, due, site = self.classify_switch(frame, now)
         TaskLedger.step_ended(record, start, now, kind, due, site)
+
+    @staticmethod
+    def _target_from_frames(record: UnitRecord, frame: FrameType) -> None:
+        """A raw greenlet's ``run`` is gone once it starts: its outermost frame is it."""
+        while frame.f_back is not None:
+            frame = frame.f_back
+        code = frame.f_code
+        module = frame.f_globals.get("__name__", "") if frame.f_globals else ""
+        qualname = getattr(code, "co_qualname", code.co_name)
+        record.target = f"{module}.{qualname}" if module else qualname
+        record.target_file, record.target_line = code.co_filename, code.co_firstlineno
 
     def classify_switch(self, frame: FrameType | None, now: float) -> tuple[int, float, Any]:
         """Why a greenlet switched to the hub, from its stack: (kind, due, await site)."""

@@ -112,11 +112,18 @@ class HotCallProbe:
         self._last_check = 0.0
         self.wrapper_cost_s = 0.0
         self.call_cost_s = 0.0
+        self._prepared = False
         self.failed: str | None = None
 
-    def start(self) -> None:
+    def prepare(self) -> None:
+        """Measure what a call and the counting wrapper cost (before sampling starts)."""
         self.call_cost_s = measure_call_cost()
         self.wrapper_cost_s = self._measure_wrapper_cost()
+        self._prepared = True
+
+    def start(self) -> None:
+        if not self._prepared:
+            self.prepare()
         self.sampler.hot_codes = {}
         self.sampler.after_tick.append(self._after_tick)
 

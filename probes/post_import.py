@@ -26,6 +26,12 @@ class _LoaderWrapper(importlib.abc.Loader):
         return self._loader.create_module(spec)  # type: ignore[no-any-return]
 
     def exec_module(self, module: ModuleType) -> None:
+        # the module keeps its real loader: nothing of the wrapper stays visible
+        spec = getattr(module, "__spec__", None)
+        if spec is not None:
+            spec.loader = self._loader
+        if getattr(module, "__loader__", None) is self:
+            module.__loader__ = self._loader
         self._loader.exec_module(module)
         try:
             self._callback(module)

@@ -9,6 +9,7 @@ so the two threads do not race on the same counters. Times are ``perf_counter`` 
 from __future__ import annotations
 
 from types import CodeType
+from typing import Any
 
 # A stack as the sampler saw it: leaf first, (code object, line number) per frame.
 Frame = tuple[CodeType, int]
@@ -91,11 +92,11 @@ class UnitRecord:
         self.susp_at: float | None = None
         self.wait_kind = 0
         self.due = 0.0
-        # where in the program's code the unit is suspended: (site, callee id) or None
-        self.wait_site: tuple[Site, int] | None = None
+        # where in the program's code the unit is suspended: (site, callee token) or None
+        self.wait_site: tuple[Site, Any] | None = None
         # per await site: [suspensions, io_s, waiting_s, episodes, longest episode, current
-        # episode, last callee id]; an episode is one awaited call (one callee object)
-        self.waits: dict[Site, list[float]] | None = None
+        # episode, last callee token, lock_s]; an episode is one awaited call (one callee)
+        self.waits: dict[Site, list[Any]] | None = None
         # written by the sampler (and, under its lock, by the hook for the tail of a long step)
         self.samples: dict[Stack, list[float]] | None = None
 
@@ -125,6 +126,7 @@ class UnitRecord:
                     for index in range(4):
                         into_site[index] += numbers[index]
                     into_site[4] = max(into_site[4], numbers[4])
+                    into_site[7] += numbers[7]
             self.waits = waits
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
 
+from .native import allocate_lock, get_ident, sleep, start_new_thread
 from .records import Stack, UnitRecord, add_weights
 from .threads import ThreadInfo, ThreadRegistry, read_clock, read_run_delay
 
@@ -73,7 +74,7 @@ class Sampler:
         self._clock = clock
         # thread ident -> the step running there (written by unit probes)
         self.running: dict[int, RunningSlot | None] = {}
-        self.lock = threading.Lock()
+        self.lock = allocate_lock()
         self.ticks = 0
         self.cpu_s = 0.0
         self.failed: str | None = None
@@ -81,24 +82,31 @@ class Sampler:
         self.hot_codes: dict[CodeType, float] | None = None
         # called with the tick's time after every tick (in the sampler thread)
         self.after_tick: list[Callable[[float], None]] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # native primitives only: the sampler thread must work the same after the program
+        # monkey-patches threading and time (gevent), so no threading.Event here
+        self._stopping = False
+        self._running = allocate_lock()
+        self._own = 0
         self._held = 0.0  # how long the last tick held the GIL
         self.held_s = 0.0
         self._switch_interval: float | None = None
 
     def start(self) -> None:
-        self._stop.clear()
+        self._stopping = False
         self._switch_interval = sys.getswitchinterval()
-        self._thread = threading.Thread(target=self._run, name="advisor-sampler", daemon=True)
-        self._thread._advisor_internal = True  # type: ignore[attr-defined]
-        self._thread.start()
+        # a raw OS thread, not a threading.Thread: a program that monkey-patches threading
+        # after advisor started must not find (or try to clean up) advisor's thread
+        self._running.acquire()
+        try:
+            start_new_thread(self._run, ())
+        except BaseException:
+            self._running.release()
+            raise
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2.0)
-        self._thread = None
+        self._stopping = True
+        if self._own != get_ident() and self._running.acquire(timeout=2.0):
+            self._running.release()
         if self._switch_interval is not None and sys.getswitchinterval() == SAMPLING_SWITCH_INTERVAL:
             sys.setswitchinterval(self._switch_interval)
         self._switch_interval = None
@@ -109,16 +117,20 @@ class Sampler:
 
     # -- the sampling thread ---------------------------------------------------------
     def _run(self) -> None:
-        own = threading.get_ident()
+        own = self._own = get_ident()
         self.threads.ignored.add(own)
         cpu_start = time.thread_time()
         try:
-            while not self._stop.wait(self.interval):
+            while not self._stopping:
+                sleep(self.interval)
+                if self._stopping:
+                    break
                 self.tick(own)
         except Exception as error:  # never take the program down: stop sampling
             self.failed = f"{type(error).__name__}: {error}"
         finally:
             self.cpu_s = time.thread_time() - cpu_start
+            self._running.release()
 
     def tick(self, own: int) -> None:
         """Take one sample of every thread but `own`."""

@@ -84,12 +84,12 @@ class TaskLedger:
             record.lock_s += waiting
         record.susp_at = None
         if record.wait_site is not None:
-            note_wait(record, record.wait_site, io, waiting)
+            note_wait(record, record.wait_site, io, waiting, record.wait_kind == LOCK)
             record.wait_site = None
 
     @staticmethod
     def step_ended(record: UnitRecord, t0: float, t1: float, wait_kind: int, due: float,
-                   site: tuple[Site, int] | None = None) -> None:
+                   site: tuple[Site, Any] | None = None) -> None:
         """A step ran from t0 to t1 and the unit suspended waiting for `wait_kind`, at `site`
         (the program's frames in the await chain and the id of the awaited call's object)."""
         took = t1 - t0
@@ -164,26 +164,30 @@ class TaskLedger:
             if record.susp_at is not None:
                 # it is still suspended: account for the gap up to the end of the run
                 self.step_started(record, t_end)
-            self._close(record, t_end, names.get(key, f"Task-{record.uid}"))
+            self._close(record, t_end, names.get(key) or record.name)
 
     def all_records(self) -> Iterator[UnitRecord]:
         """Every finished (or closed) record, folded ones included."""
         yield from self.finished.values()
 
 
-def note_wait(record: UnitRecord, where: tuple[Site, int], io: float, waiting: float) -> None:
-    """Add one suspension's wait to its await site; a new callee object starts an episode."""
+def note_wait(record: UnitRecord, where: tuple[Site, Any], io: float, waiting: float, lock: bool = False) -> None:
+    """Add one suspension's wait to its await site; a new callee starts an episode. The
+    callee token is a weak reference to the awaited coroutine (equal while it lives, so a
+    new coroutine at a reused address is still a new call) or a frame's id."""
     site, callee = where
     if record.waits is None:
         record.waits = {}
     numbers = record.waits.get(site)
     if numbers is None:
-        numbers = record.waits[site] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0]
+        numbers = record.waits[site] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, None, 0.0]
     spent = io + waiting
     numbers[0] += 1
     numbers[1] += io
     numbers[2] += waiting
-    if callee != numbers[6]:
+    if lock:
+        numbers[7] += waiting
+    if callee is None or callee != numbers[6]:
         numbers[3] += 1
         numbers[5] = 0.0
         numbers[6] = callee

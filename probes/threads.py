@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .native import get_ident
 from .records import UnitRecord
 
 
@@ -185,7 +186,10 @@ class ThreadRegistry:
             return None
         try:
             t = self._clock()
-            ident = threading.get_ident()
+            ident = get_ident()
+            if threading.get_ident() != ident:
+                # gevent patched threading: this "thread" is a greenlet, measured as one
+                return None
             native = threading.get_native_id()
             clock = thread_cpu_clock(native)
             with self._lock:
