@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import os
 import sys
 import traceback
@@ -178,6 +179,9 @@ def command_run(tokens: Sequence[str]) -> int:
             return None
 
     capture.start()
+    # advisor's own long-lived objects need not be scanned by every collection the target's
+    # garbage triggers: freeze them (what is frozen is never collected, and is not garbage)
+    gc.freeze()
     try:
         outcome = execute(target, on_terminate=finish)
     except BaseException:

@@ -36,6 +36,12 @@ _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
 # Deep mode tags the first this many tasks one by one, later ones by coroutine.
 MAX_TASK_TAGS = 2_000
 
+# The due time of a timer whose timer has not fired yet.
+_NOT_DUE = float("inf")
+
+# A step longer than this may have been seen by the sampler: it is closed with it.
+SEEN_STEP_S = 0.001
+
 # A step longer than this makes its task a suspect: its later steps read the CPU clock.
 SUSPECT_STEP_S = 0.002
 
@@ -52,6 +58,15 @@ _ASYNCIO_IO_FUNCTIONS = {"create_connection", "create_datagram_endpoint", "creat
 _IO_PACKAGES = ("aiohttp", "httpx", "httpcore", "anyio", "asyncpg", "aiomysql", "aiopg", "redis",
                 "aioredis", "motor", "websockets", "aiofiles", "aiosqlite", "grpc", "aiokafka",
                 "aio_pika", "aiormq", "psycopg", "databases", "h11", "h2", "uvicorn", "hypercorn")
+
+
+def report_callback_error(handle: Any, error: BaseException) -> None:
+    """Hand an exception that escaped a loop callback to the loop's exception handler, as
+    ``Handle._run`` does."""
+    context = {"message": f"Exception in callback {handle._callback!r}", "exception": error, "handle": handle}
+    if getattr(handle, "_source_traceback", None):
+        context["source_traceback"] = handle._source_traceback
+    handle._loop.call_exception_handler(context)
 
 
 def classify_code(code: CodeType) -> int | None:
@@ -87,13 +102,13 @@ class AsyncioProbe:
         self.ledger = TaskLedger("asyncio-task")
         self.sampler = sampler
         self._clock = clock
-        self._code_kinds: dict[CodeType, int | None] = {}
+        self._code_info: dict[CodeType, tuple[int | None, bool]] = {}  # code -> (wait kind, program's)
         self._program_code = ProgramCode()
+        # loop.time() is time.monotonic(); timer due times are turned into perf_counter time
+        self._monotonic_offset = time.perf_counter() - time.monotonic()
         self._original_run: Callable[..., Any] | None = None
         self._original_create_task: Callable[..., Any] | None = None
         self.failed: str | None = None
-        self.hook_calls = 0
-        self.steps = 0
         # deep mode: tag each task's context so yappi's stats split by task group
         self.tagging = False
         self._tagged = 0
@@ -114,6 +129,12 @@ class AsyncioProbe:
         if self._original_create_task is not None:
             base_events.BaseEventLoop.create_task = self._original_create_task  # type: ignore[method-assign]
             self._original_create_task = None
+
+    @property
+    def steps(self) -> int:
+        """Task steps seen (counted by the ledger, not per step here)."""
+        return sum(record.steps for record in self.ledger.live.values()) + sum(
+            record.steps for record in self.ledger.finished.values())
 
     def drain(self) -> list[UnitRecord]:
         """Close the tasks still alive and return every (folded) task record.
@@ -153,7 +174,7 @@ class AsyncioProbe:
                     # an eager task factory (Python 3.12+) ran it to completion right here
                     t1 = clock()
                     probe.ledger.step_started(record, t)
-                    probe._after_step(task, record, t, t1)
+                    probe._after_step(task, task._fut_waiter, record, t, t1)
             except Exception as error:
                 probe._disable(error)
             return task
@@ -215,15 +236,19 @@ class AsyncioProbe:
         live = self.ledger.live
         step_started = self.ledger.step_started
         sampler = self.sampler
-        running = sampler.running if sampler is not None else {}
         thread_time = time.thread_time
         task_types = (asyncio.Task,)
+        timer_fired = self._timer_fired
+        set_result_unless_cancelled = asyncio.futures._set_result_unless_cancelled  # type: ignore[attr-defined]
 
         def _run(handle: Any) -> None:
-            task = getattr(handle._callback, "__self__", None)
+            callback = handle._callback
+            task: Any = getattr(callback, "__self__", None)
             record = live.get(id(task))
             if record is None:
                 if task is None or not isinstance(task, task_types):
+                    if callback is set_result_unless_cancelled:
+                        timer_fired(handle)  # an asyncio.sleep is due: its task is ready now
                     original(handle)
                     return
                 try:
@@ -232,83 +257,120 @@ class AsyncioProbe:
                     probe._disable(error)
                     original(handle)
                     return
-            ident = get_ident()
             # a task that once held the loop for long gets its CPU read at each step start,
-            # so its next long steps split into compute and blocking exactly
+            # so its next long steps split into compute and blocking exactly; the sampler finds
+            # `record`, `t0` and `cpu0` in this frame when it looks at the thread
             cpu0 = thread_time() if record.longest_step_s > SUSPECT_STEP_S else -1.0
             t0 = clock()
-            step_started(record, t0)
-            slot = [record, t0, None, cpu0]
-            running[ident] = slot
+            if record.wait_kind == READY and record.susp_at is not None:
+                # the common case, inline: it yielded and was ready at once (sleep(0))
+                record.scheduling_s += t0 - record.susp_at
+                record.susp_at = None
+            else:
+                step_started(record, t0)
             try:
-                original(handle)
+                # what Handle._run does, one Python call less per step: the task's step runs
+                # in its context; an exception escaping it goes to the loop's handler
+                handle._context.run(callback, *handle._args)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                report_callback_error(handle, exc)
             finally:
                 t1 = clock()
-                running[ident] = None
                 try:
-                    if sampler is not None and (slot[2] is not None or cpu0 >= 0.0):
-                        sampler.close_step(slot, t1, thread_time())
-                    probe._after_step(task, record, t0, t1)
+                    if sampler is not None and (cpu0 >= 0.0 or t1 - t0 > SEEN_STEP_S):
+                        sampler.close_step_at(get_ident(), record, t0, t1, cpu0, thread_time())
+                    waiter = task._fut_waiter
+                    if waiter is None and not task.done():
+                        # inline step_ended(READY)
+                        took = t1 - t0
+                        record.steps += 1
+                        record.running_s += took
+                        if took > record.longest_step_s:
+                            record.longest_step_s = took
+                        record.susp_at = t1
+                        record.wait_kind = READY
+                        record.wait_site = None
+                    else:
+                        probe._after_step(task, waiter, record, t0, t1)
                 except Exception as error:
                     probe._disable(error)
 
         _run.__wrapped__ = original  # type: ignore[attr-defined]
+        if sampler is not None:
+            sampler.step_frames.add(_run.__code__)
         return _run
 
-    def _after_step(self, task: Any, record: UnitRecord, t0: float, t1: float) -> None:
-        self.steps += 1
-        if task.done():
-            key = id(task)
-            TaskLedger.step_ended(record, t0, t1, READY, 0.0)
-            self.ledger.finish(key, t1, task.get_name())
-            return
-        waiter = task._fut_waiter
-        if waiter is None:
-            TaskLedger.step_ended(record, t0, t1, READY, 0.0)
-            return
-        kind, due, site = self._classify_wait(task, waiter, t1)
-        TaskLedger.step_ended(record, t0, t1, kind, due, site)
+    def _timer_fired(self, handle: Any) -> None:
+        """An asyncio.sleep's timer runs: the sleeping task was due at the timer's time."""
+        try:
+            future = handle._args[0]
+            when = handle._when + self._monotonic_offset
+            for callback, _context in future._callbacks or ():
+                record = self.ledger.live.get(id(getattr(callback, "__self__", None)))
+                if record is not None and record.wait_kind == TIMER:
+                    record.due = when
+        except Exception:
+            pass
 
-    def _classify_wait(self, task: Any, waiter: Any, now: float) -> tuple[int, float, Any]:
-        """What the task waits for (ledger kind), for timers when it is due, and the await
-        site: the program's own frames in the await chain and the object it awaits there."""
+    def _after_step(self, task: Any, waiter: Any, record: UnitRecord, t0: float, t1: float) -> None:
+        if task.done():
+            TaskLedger.step_ended(record, t0, t1, READY, 0.0)
+            self.ledger.finish(id(task), t1, task.get_name())
+            return
+        kind, site = self._classify_wait(task, waiter)
+        # a timer's due time is set when its timer fires (until then: not ready)
+        TaskLedger.step_ended(record, t0, t1, kind, _NOT_DUE if kind == TIMER else 0.0, site)
+
+    def _classify_wait(self, task: Any, waiter: Any) -> tuple[int, Any]:
+        """What the task waits for (ledger kind), and the await site: the program's own
+        frames in the await chain and (a weak reference to) what it awaits there. Timer
+        waits get no site: no rule needs where a task sleeps, and it is the commonest wait."""
         coro = task.get_coro()
-        kinds = self._code_kinds
-        program = self._program_code
+        codes = self._code_info
         found: int | None = None
-        innermost = None
-        frames: list[tuple[CodeType, int]] = []
+        program: list[Any] = []
         callee: Any = None
         depth = 0
         while coro is not None and depth < 64:
             code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
             if code is None:
                 break
-            if program(code):
-                frame = coro.cr_frame if hasattr(coro, "cr_frame") else coro.gi_frame
-                if frame is not None:
-                    frames.append((code, frame.f_lineno or code.co_firstlineno))
-            kind = kinds.get(code, -1)
-            if kind == -1:
-                kind = kinds[code] = classify_code(code)
-            if kind is not None:
-                found = kind
-                innermost = coro
+            info = codes.get(code)
+            if info is None:
+                info = codes[code] = (classify_code(code), self._program_code(code))
+            if info[0] is not None:
+                found = info[0]
             nxt = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-            if len(frames) == 1 and callee is None and nxt is not None:
-                try:
-                    callee = weakref.ref(nxt)
-                except TypeError:
-                    callee = id(nxt)
+            if info[1]:
+                program.append(coro)
+                if len(program) == 1 and nxt is not None:
+                    callee = nxt
             coro = nxt
             depth += 1
-        site = (tuple(frames), callee) if frames else None
-        if found == TIMER and innermost is not None:
-            frame = getattr(innermost, "cr_frame", None)
-            delay = frame.f_locals.get("delay") if frame is not None else None
-            if isinstance(delay, (int, float)):
-                return TIMER, now + max(0.0, float(delay)), site
-            return WAITING, 0.0, site
+        if found == TIMER:
+            return TIMER, None
+        site = None
+        if program:
+            frames = []
+            for owner in program:
+                frame = owner.cr_frame if hasattr(owner, "cr_frame") else owner.gi_frame
+                if frame is not None:
+                    code = frame.f_code
+                    frames.append((code, frame.f_lineno or code.co_firstlineno))
+            token: Any = None
+            if callee is not None:
+                try:
+                    token = weakref.ref(callee)
+                except TypeError:
+                    token = id(callee)
+            site = (tuple(frames), token)
+        if found is not None:
+            return found, site
+        if isinstance(waiter, asyncio.Task) and self.ledger.live.get(id(waiter)) is None and waiter.done():
+            return READY, site
+        return WAITING, site
         if found is not None:
             return found, 0.0, site
         if isinstance(waiter, asyncio.Task):

@@ -72,8 +72,11 @@ class Sampler:
         self.threads = threads
         self.interval = interval
         self._clock = clock
-        # thread ident -> the step running there (written by unit probes)
+        # thread ident -> the step running there (written by the greenlet probe at switches)
         self.running: dict[int, RunningSlot | None] = {}
+        # code objects of hooks whose frames hold a running step (the asyncio probe's)
+        self.step_frames: set[CodeType] = set()
+        self._seen_steps: dict[int, RunningSlot] = {}
         self.lock = allocate_lock()
         self.ticks = 0
         self.cpu_s = 0.0
@@ -182,7 +185,7 @@ class Sampler:
                 if hot is not None and dcpu > 0.5 * dt:
                     for code in {frame[0] for frame in stack}:
                         hot[code] = hot.get(code, 0.0) + dcpu
-                slot = self.running.get(info.ident)
+                slot = self.running.get(info.ident) or self._step_in(info.ident, frame)
                 if slot is not None:
                     self._charge_step(slot, now, cpu, stack, contended > 0.0, now - dt, dcpu, held)
         self.ticks += 1
@@ -215,6 +218,35 @@ class Sampler:
         wanted = SAMPLING_SWITCH_INTERVAL if threads <= 1 else self._switch_interval
         if current != wanted:
             sys.setswitchinterval(wanted)
+
+    def _step_in(self, ident: int, frame: FrameType | None) -> RunningSlot | None:
+        """The task step running on a thread, found from its stack: the asyncio probe's hook
+        frame holds the step's record, start time and start CPU in its locals. (Reading them
+        here, once a tick, is what lets the hook skip publishing every step.)"""
+        hooks = self.step_frames
+        depth = 0
+        while frame is not None and depth < MAX_DEPTH:
+            if frame.f_code in hooks:
+                values = frame.f_locals
+                record, t0 = values.get("record"), values.get("t0")
+                if record is None or not isinstance(t0, float):
+                    return None
+                slot = self._seen_steps.get(ident)
+                if slot is None or slot[0] is not record or slot[1] != t0:
+                    slot = [record, t0, None, values.get("cpu0", -1.0)]
+                    self._seen_steps[ident] = slot
+                return slot
+            frame = frame.f_back
+            depth += 1
+        return None
+
+    def close_step_at(self, ident: int, record: UnitRecord, t0: float, t1: float, cpu0: float,
+                      cpu_now: float) -> None:
+        """Called by the asyncio probe at the end of a step long enough to have been seen."""
+        slot = self._seen_steps.get(ident)
+        if slot is None or slot[0] is not record or slot[1] != t0:
+            slot = [record, t0, None, cpu0]
+        self.close_step(slot, t1, cpu_now)
 
     def _adopt(self, ident: int, now: float) -> ThreadInfo | None:
         thread = threading._active.get(ident)  # type: ignore[attr-defined]

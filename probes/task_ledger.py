@@ -46,6 +46,13 @@ def split_gap(kind: int, suspended_at: float, resumed_at: float, due: float) -> 
     return 0.0, waited, gap - waited
 
 
+class _UnitRef(weakref.ref):  # type: ignore[type-arg]
+    """A weak reference that knows which live unit it follows."""
+
+    __slots__ = ("key",)
+    key: int
+
+
 class TaskLedger:
     """Live and finished units of one kind, with folding of the finished ones."""
 
@@ -55,6 +62,8 @@ class TaskLedger:
         self.finished: dict[tuple[object, ...], UnitRecord] = {}
         # weak references to the live units' objects: one collected while pending ends there
         self.refs: dict[int, weakref.ref[Any]] = {}
+        self._on_collected = self._collected
+        self._clock: Callable[[], float] = lambda: 0.0
         self._next_uid = 0
         self._named_kept = 0
 
@@ -103,15 +112,21 @@ class TaskLedger:
         record.wait_site = site
 
     def watch(self, key: int, unit: Any, clock: Callable[[], float]) -> None:
-        """Follow the unit's object: if it is garbage-collected unfinished, it ends then."""
-        def collected(_ref: Any) -> None:
-            try:
-                self.finish(key, clock(), "")
-            except Exception:
-                pass
+        """Follow the unit's object: if it is garbage-collected unfinished, it ends then.
+        One shared callback and a key on the reference itself: no closure per unit (a
+        million tasks would mean millions of objects for the garbage collector to scan)."""
+        self._clock = clock
         try:
-            self.refs[key] = weakref.ref(unit, collected)
+            ref = _UnitRef(unit, self._on_collected)
         except TypeError:
+            return
+        ref.key = key
+        self.refs[key] = ref
+
+    def _collected(self, ref: _UnitRef) -> None:
+        try:
+            self.finish(ref.key, self._clock(), "")
+        except Exception:
             pass
 
     def live_names(self, name_of: Callable[[Any], str]) -> dict[int, str]:
@@ -132,6 +147,9 @@ class TaskLedger:
         record = self.live.pop(key, None)
         if record is None:
             return None
+        if record.susp_at is not None and record.susp_at < t_end:
+            # it ends while suspended (collected, or closed at the end): its last wait counts
+            self.step_started(record, t_end)
         record.ended = t_end
         record.susp_at = None
         self._close(record, t_end, name)
