@@ -77,12 +77,19 @@ def off_cpu(samples: dict[Stack, list[float]] | None) -> OffCpu:
     if not samples:
         return result
     for stack, (_on, off, contended, held) in samples.items():
-        # held: kept off the CPU by the sampler holding the GIL: ready, not running
+        # held: in the run queue, or kept off the CPU by the sampler: ready, not running
         result.scheduling += held
         if off <= 0.0:
             continue
+        if not stack:
+            # a step no sample saw: too short to be a blocking call; the OS or the GIL held it
+            result.scheduling += off
+            continue
         blocked = classify_stack(stack)
         state = blocked.state
+        if state == "gil":
+            result.scheduling += off
+            continue
         if state == "unknown":
             # off the CPU in plain Python code: waiting for the GIL if others ran, else unknown
             result.scheduling += contended
@@ -404,7 +411,8 @@ def sample_table(units: Iterable[tuple[str, UnitRecord]], interval: float) -> Sa
             state = "running"
             if off > on:
                 blocked = classify_stack(stack).state
-                state = {"unknown": "scheduling" if contended > 0.0 else "waiting"}.get(blocked, blocked)
+                state = {"unknown": "scheduling" if contended > 0.0 else "waiting", "gil": "scheduling"}.get(
+                    blocked, blocked)
             stacks.append(StackSample(unit=uid, frames=ids, on_cpu_s=_r(on), off_cpu_s=_r(off),
                                       state=state))  # type: ignore[arg-type]
     return Samples(interval_s=interval, frames=frames, stacks=stacks)

@@ -52,7 +52,7 @@ _WAIT_CALLS = {"acquire", "wait", "join", "result", "wait_for", "barrier", "get_
 class Blocked:
     """Why a stack was off-CPU, the call it was blocked in, and the user line that made it."""
 
-    state: str  # "io", "waiting", "idle" or "unknown"
+    state: str  # "io", "waiting", "idle", "gil" (plain bytecode: waiting for the GIL) or "unknown"
     call: str  # e.g. "time.sleep", "socket.recv", "threading.Event.wait"
     site: tuple[CodeType, int] | None  # the first user frame (code, line), leaf side
 
@@ -141,6 +141,10 @@ def classify_stack(stack: tuple[tuple[CodeType, int], ...]) -> Blocked:
                 by_line = classify_call_line(filename, line)
                 if by_line is not None:
                     state, call = by_line
+                elif index == 0 and not calls_on_line(filename, line) and _parsed(filename) is not None:
+                    # off the CPU on a line that calls nothing: only the GIL (or a CPU) can
+                    # hold plain bytecode back
+                    return Blocked("gil", "", (code, line) if is_user_file(filename) else None)
         if is_user_file(filename):
             site = (code, line)
             break

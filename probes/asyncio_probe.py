@@ -221,12 +221,14 @@ class AsyncioProbe:
         coro = task.get_coro()
         code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
         if code is not None:
-            module = getattr(coro, "__module__", None) or ""
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            module = frame.f_globals.get("__name__", "") if frame is not None else ""
             qualname = getattr(code, "co_qualname", code.co_name)
             target = f"{module}.{qualname}" if module else qualname
             record = self.ledger.create(key, target, code.co_filename, code.co_firstlineno, t)
         else:
             record = self.ledger.create(key, type(coro).__qualname__, "", 0, t)
+        record.name = task.get_name()  # kept if the task is collected before it finishes
         self.ledger.watch(key, task, self._clock)
         return record
 

@@ -97,19 +97,21 @@ def _calibrate(yappi: Any, rounds: int = 20_000) -> CallCost:
 
     loop_only = min(bare_loop(rounds) for _ in range(5))
     with_calls = min(bare_calls(rounds) for _ in range(5))
+    passes = 5
     yappi.clear_stats()
     yappi.start(builtins=False, profile_threads=True)
     try:
-        profiled = bare_calls(rounds)
+        profiled = min(bare_calls(rounds) for _ in range(passes))
     finally:
         yappi.stop()
     stats = {stat.name: stat for stat in yappi.get_func_stats() if stat.name in ("empty", "caller")}
     yappi.clear_stats()
     if "empty" not in stats or "caller" not in stats:
         return CallCost()
+    calls = rounds * passes
     empty_bare = max(0.0, (with_calls - loop_only) / rounds)
-    callee = max(0.0, stats["empty"].tsub / rounds - empty_bare / 2)
-    caller_own = max(0.0, (stats["caller"].tsub - loop_only) / rounds - empty_bare / 2)
+    callee = max(0.0, stats["empty"].tsub / calls - empty_bare / 2)
+    caller_own = max(0.0, (stats["caller"].tsub - loop_only * passes) / calls - empty_bare / 2)
     wall = max(0.0, (profiled - with_calls) / rounds)
     recursive = _recursive_cost(yappi)
     return CallCost(caller_s=caller_own, callee_s=callee, wall_s=max(wall, caller_own + callee),

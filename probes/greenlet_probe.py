@@ -212,7 +212,7 @@ class GreenletProbe:
             running[ident] = None
             step_start = slot[1]
             if sampler is not None and (slot[2] is not None or slot[3] >= 0.0):
-                sampler.close_step(slot, now, time.thread_time())
+                sampler.close_step(slot, now, time.thread_time(), ident)
         hub = self._hubs.get(id(origin))
         if hub is not None:
             record, segment = hub

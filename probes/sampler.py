@@ -138,6 +138,7 @@ class Sampler:
     def tick(self, own: int) -> None:
         """Take one sample of every thread but `own`."""
         now = self._clock()
+        own_cpu = time.thread_time()
         frames = sys._current_frames()
         seen: list[tuple[ThreadInfo, float, float, float, float, FrameType]] = []
         alive = self.threads.alive
@@ -187,7 +188,8 @@ class Sampler:
                         hot[code] = hot.get(code, 0.0) + dcpu
                 slot = self.running.get(info.ident) or self._step_in(info.ident, frame)
                 if slot is not None:
-                    self._charge_step(slot, now, cpu, stack, contended > 0.0, now - dt, dcpu, held)
+                    self._charge_step(slot, now, cpu, stack, contended > 0.0, now - dt, dcpu, held,
+                                      info.last_delay)
         self.ticks += 1
         self._tune_switch_interval(len(seen))
         for listener in list(self.after_tick):
@@ -195,7 +197,8 @@ class Sampler:
                 listener(now)
             except Exception:  # a failing listener is removed, sampling goes on
                 self.after_tick.remove(listener)
-        self._held = self._clock() - now
+        # how long this tick kept the GIL: its own CPU (it may have been preempted meanwhile)
+        self._held = min(self._clock() - now, time.thread_time() - own_cpu)
         self.held_s += self._held
 
     def _tune_switch_interval(self, threads: int) -> None:
@@ -246,7 +249,7 @@ class Sampler:
         slot = self._seen_steps.get(ident)
         if slot is None or slot[0] is not record or slot[1] != t0:
             slot = [record, t0, None, cpu0]
-        self.close_step(slot, t1, cpu_now)
+        self.close_step(slot, t1, cpu_now, ident)
 
     def _adopt(self, ident: int, now: float) -> ThreadInfo | None:
         thread = threading._active.get(ident)  # type: ignore[attr-defined]
@@ -256,8 +259,10 @@ class Sampler:
 
     @staticmethod
     def _charge_step(slot: RunningSlot, now: float, cpu: float, stack: Stack, contended: bool,
-                     interval_start: float, interval_cpu: float, held: float = 0.0) -> None:
-        """Charge the time since the last look to the step running in `slot`."""
+                     interval_start: float, interval_cpu: float, held: float = 0.0,
+                     delay: float = 0.0) -> None:
+        """Charge the time since the last look to the step running in `slot`; `held` is the
+        interval's ready-but-not-running time, `delay` the thread's run-queue total now."""
         record: UnitRecord = slot[0]
         state = slot[2]
         if state is None:
@@ -272,9 +277,11 @@ class Sampler:
                 low = max(0.0, interval_cpu - before)
                 high = min(interval_cpu, lead)
                 lead_on = (low + high) / 2.0 if high >= low else high
-            slot[2] = [now, cpu, stack]
+            slot[2] = [now, cpu, stack, delay]
             if lead > 0.0:
-                add_step_time(record, stack, lead_on, lead - lead_on, contended)
+                span = max(now - interval_start, lead)
+                lead_held = min(lead - lead_on, held * lead / span)
+                add_step_time(record, stack, lead_on, lead - lead_on - lead_held, contended, lead_held)
             return
         dt = now - state[0]
         if dt <= 0.0:
@@ -282,11 +289,12 @@ class Sampler:
         dcpu = min(max(0.0, cpu - state[1]), dt)
         held = min(held, dt - dcpu)
         add_step_time(record, stack, dcpu, dt - dcpu - held, contended, held)
-        state[0], state[1], state[2] = now, cpu, stack
+        state[0], state[1], state[2], state[3] = now, cpu, stack, delay
 
-    def close_step(self, slot: RunningSlot, t1: float, cpu_now: float) -> None:
+    def close_step(self, slot: RunningSlot, t1: float, cpu_now: float, ident: int | None = None) -> None:
         """Called by the unit probe at the end of a step that was sampled, or whose start CPU
-        it read: charges the rest of the step exactly (no stack if it was never sampled)."""
+        it read: charges the rest of the step exactly (no stack if it was never sampled),
+        with the thread's run-queue time since the last look as ready-but-not-running."""
         state = slot[2]
         if state is None:
             cpu0 = slot[3]
@@ -301,8 +309,13 @@ class Sampler:
         if dt <= 0.0:
             return
         dcpu = min(max(0.0, cpu_now - state[1]), dt)
+        held = 0.0
+        info = self.threads.alive.get(ident if ident is not None else get_ident())
+        delay = read_run_delay(info.schedstat) if info is not None else None
+        if delay is not None:
+            held = min(dt - dcpu, max(0.0, delay - state[3]))
         with self.lock:
-            add_step_time(slot[0], state[2], dcpu, dt - dcpu, False)
+            add_step_time(slot[0], state[2], dcpu, dt - dcpu - held, False, held)
 
 
 def add_step_time(record: UnitRecord, stack: Stack, on: float, off: float, contended: bool,

@@ -147,12 +147,13 @@ class TaskLedger:
         record = self.live.pop(key, None)
         if record is None:
             return None
-        if record.susp_at is not None and record.susp_at < t_end:
-            # it ends while suspended (collected, or closed at the end): its last wait counts
+        if (record.susp_at is not None and record.susp_at < t_end) or record.first_run is None:
+            # it ends while suspended (collected, or closed at the end), or never ran: its
+            # last wait (or all of its life, ready) counts
             self.step_started(record, t_end)
         record.ended = t_end
         record.susp_at = None
-        self._close(record, t_end, name)
+        self._close(record, t_end, name or record.name)
         return record
 
     def _close(self, record: UnitRecord, t_end: float, name: str) -> None:
@@ -179,8 +180,8 @@ class TaskLedger:
         self.refs.clear()
         for key in list(self.live):
             record = self.live.pop(key)
-            if record.susp_at is not None:
-                # it is still suspended: account for the gap up to the end of the run
+            if record.susp_at is not None or record.first_run is None:
+                # still suspended, or never run (ready all along): the gap up to the end counts
                 self.step_started(record, t_end)
             self._close(record, t_end, names.get(key) or record.name)
 

@@ -298,8 +298,6 @@ def test_close_live_a_unit_without_a_known_name_is_anonymous() -> None:
     assert record.scheduling_s == pytest.approx(0.5, abs=EXACT)
 
 
-@pytest.mark.xfail(strict=True, reason="close_live only closes the gap of a suspended unit (susp_at set): a "
-                   "unit created but never run keeps a wall time with no parts")
 def test_close_live_a_unit_that_never_ran_was_ready_all_along() -> None:
     ledger = TaskLedger("asyncio-task")
     never_ran = ledger.create(12, "app.late", "/app/app.py", 3, 1.75)
@@ -335,8 +333,6 @@ def test_a_unit_collected_while_suspended_ends_when_collected() -> None:
     assert list(ledger.all_records()) == [record]
 
 
-@pytest.mark.xfail(strict=True, reason="TaskLedger.finish sets susp_at = None without accounting the open "
-                   "suspension: a unit collected while waiting loses its last wait")
 def test_a_unit_collected_while_suspended_accounts_its_last_wait() -> None:
     _, record = collected_while_suspended()
     assert record.waiting_s == pytest.approx(1.5, abs=EXACT)
