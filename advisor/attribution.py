@@ -248,7 +248,7 @@ def thread_entry(record: UnitRecord) -> tuple[Task, OffCpu]:
     else:
         io, waiting, scheduling = 0.0, rest, 0.0
     lock_share = sum(seconds for (_state, call, _code, _line), seconds in offcpu.sites.items()
-                     if call.rsplit(".", 1)[-1] == "acquire")
+                     if call.rsplit(".", 1)[-1] == "acquire" or call.startswith("with "))
     task = Task(
         id=unit_id(record),
         name=record.name,

@@ -45,6 +45,13 @@ _IO_CALLS = {"recv", "recv_into", "recvfrom", "recvfrom_into", "recvmsg", "send"
              "gethostbyname", "gethostbyaddr", "select", "poll", "epoll", "urlopen", "create_connection",
              "waitpid", "wait3", "wait4", "open", "listdir", "scandir", "read_text", "read_bytes",
              "write_text", "write_bytes", "pread", "pwrite"}
+# Calls that never release the GIL to wait: off the CPU on a line calling only these, the
+# thread waits for the GIL (or a CPU).
+_NEVER_BLOCKING = {"range", "len", "int", "str", "float", "bool", "min", "max", "sum", "abs", "round", "isinstance",
+                   "hash", "id", "type", "thread_time", "perf_counter", "monotonic", "process_time", "append",
+                   "extend", "get", "items", "keys", "values", "enumerate", "zip", "sorted", "reversed", "list",
+                   "dict", "set", "tuple", "format", "join", "split", "strip", "replace", "startswith", "endswith",
+                   "lower", "upper", "encode", "decode", "pop", "add", "update", "copy", "index", "count"}
 _WAIT_CALLS = {"acquire", "wait", "join", "result", "wait_for", "barrier", "get_nowait", "sigwait"}
 
 
@@ -98,6 +105,18 @@ def calls_on_line(filename: str, line: int) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
+@lru_cache(maxsize=4096)
+def with_header(filename: str, line: int) -> str | None:
+    """The context expression of a ``with`` statement whose header is on `line`, if any."""
+    tree = _parsed(filename)
+    if tree is None:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.With, ast.AsyncWith)) and node.lineno == line and node.items:
+            return ast.unparse(node.items[0].context_expr)
+    return None
+
+
 def classify_call_line(filename: str, line: int) -> tuple[str, str] | None:
     """(state, call text) when a line calls something that blocks, by the callee's name."""
     calls = calls_on_line(filename, line)
@@ -141,9 +160,13 @@ def classify_stack(stack: tuple[tuple[CodeType, int], ...]) -> Blocked:
                 by_line = classify_call_line(filename, line)
                 if by_line is not None:
                     state, call = by_line
-                elif index == 0 and not calls_on_line(filename, line) and _parsed(filename) is not None:
-                    # off the CPU on a line that calls nothing: only the GIL (or a CPU) can
-                    # hold plain bytecode back
+                elif index == 0 and (held := with_header(filename, line)) is not None:
+                    # `with lock:` waits in the lock's C-level acquire (or a C __exit__)
+                    state, call = "waiting", f"with {held}"
+                elif index == 0 and _parsed(filename) is not None and all(
+                        name in _NEVER_BLOCKING for name, _text in calls_on_line(filename, line)):
+                    # off the CPU on a line that calls nothing that can block: only the GIL
+                    # (or a CPU) can hold plain bytecode back
                     return Blocked("gil", "", (code, line) if is_user_file(filename) else None)
         if is_user_file(filename):
             site = (code, line)
