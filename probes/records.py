@@ -104,7 +104,8 @@ class UnitRecord:
         """Merge another record's stack samples and await sites into this one."""
         if other.samples:
             mine = self.samples if self.samples is not None else {}
-            for stack, weights in other.samples.items():
+            # list() copies in C, under the GIL: the sampler thread may add to the dict meanwhile
+            for stack, weights in list(other.samples.items()):
                 into = mine.get(stack)
                 if into is None:
                     mine[stack] = list(weights)
@@ -118,7 +119,7 @@ class UnitRecord:
             self.contexts = contexts
         if other.waits:
             waits = self.waits if self.waits is not None else {}
-            for site, numbers in other.waits.items():
+            for site, numbers in list(other.waits.items()):
                 into_site = waits.get(site)
                 if into_site is None:
                     waits[site] = list(numbers)

@@ -128,17 +128,12 @@ def test_deep_mode_really_slows_the_calls_down(call_heavy: Profiled, bare_once: 
     assert profiled > 1.5 * bare, f"bare {bare:.3f} s, under deep mode {profiled:.3f} s"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "deep-mode overhead correction misses the 20% acceptance check: probes/deep.py _calibrate() "
-    "measures yappi's per-call cost on an empty function called from a loop (~250 ns) while this "
-    "program's calls (methods, constructors, recursion) cost yappi ~350 ns each (2.7 s CPU under "
-    "deep mode for 0.3 s bare), so MainThread compute_s comes out ~2.7x the bare CPU (measured: "
-    "bare 0.295/0.333 s -> compute_s 0.878/0.840 s at profiler_call_s 2.5e-07); and the "
-    "calibration's profiled pass is a single ~5 ms sample taken while the sampler thread already "
-    "runs (Capture.start starts it before deep), so GIL/CPU contention inflates the cost 1.5-4x "
-    "and over-corrects (bare 0.343 -> 0.108 s at 3.95e-07, bare 0.308 -> 0.000 s at 6.92e-07). "
-    "Fix: calibrate on a mix of call kinds, take the min of several profiled passes with the "
-    "sampler paused, or derive the per-call cost from the run itself"))
+@pytest.mark.xfail(strict=False, reason=(
+    "deep-mode correction misses the 20% acceptance check on call-heavy code: probes/deep.py calibrates "
+    "yappi's per-call cost on small functions (~250-300 ns) before the other probes start, while this "
+    "program's method calls, constructors and recursion cost yappi ~350-450 ns each, so compute_s stays "
+    "1.5-3x the bare CPU; on a loaded machine the calibration can also land near the real cost, so this is "
+    "not strict. Fix: derive the per-call cost from the run itself."))
 def test_main_thread_compute_is_within_20_percent_of_the_bare_cpu(call_heavy: Profiled,
                                                                   bare_once: BareOnce) -> None:
     bare, profiled, compute = compute_vs_bare(call_heavy, bare_once)
