@@ -17,6 +17,7 @@ from rich.text import Text
 from advisor.profile import Report, Task
 
 TOP_FUNCTIONS = 10
+KIND_LABELS = {"asyncio-task": "task", "greenlet": "greenlet", "thread": "thread"}
 MAX_UNITS_SHOWN = 40
 SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
 
@@ -65,7 +66,7 @@ def _hottest(task: Task) -> str:
     if task.blocking:
         site = task.blocking[0]
         where = short_place(site.file, site.line) if site.file else site.function
-        return f"blocked in {site.call} @ {where}"
+        return f"{site.call} @ {where}"
     if task.hot:
         spot = task.hot[0]
         return f"{spot.function} @ {short_place(spot.file, spot.line)}"
@@ -77,12 +78,16 @@ def units_table(report: Report) -> Table:
     for column, justify in (("unit", "left"), ("kind", "left"), ("n", "right"), ("wall", "right"),
                             ("compute", "right"), ("io", "right"), ("waiting", "right"),
                             ("sched", "right"), ("blocking", "right"), ("where", "left")):
-        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        # one line per unit reads better: names and places are cut short, figures never wrap
+        figure = justify == "right" and column != "n"
+        table.add_column(column, justify=justify, overflow="ellipsis", no_wrap=True,  # type: ignore[arg-type]
+                         min_width=8 if figure else None,
+                         max_width=40 if column == "where" else 24 if column == "unit" else None)
     for task in report.tasks[:MAX_UNITS_SHOWN]:
         split = task.breakdown
         table.add_row(
-            task.name, task.kind, str(task.count), seconds(task.wall_s),
-            f"{seconds(split.compute_s)} {percent(split.compute_s, task.wall_s)}",
+            task.name, KIND_LABELS.get(task.kind, task.kind), str(task.count), seconds(task.wall_s),
+            seconds(split.compute_s),
             seconds(split.io_s), seconds(split.waiting_s), seconds(split.scheduling_s),
             Text(seconds(task.blocking_s), style="bold red" if task.blocking_s > 0.01 else ""),
             _hottest(task),
@@ -129,7 +134,7 @@ def text_renderables(report: Report) -> Group:
     return Group(*parts)
 
 
-def render_text(report: Report, width: int = 120) -> str:
+def render_text(report: Report, width: int = 140) -> str:
     """The text report without colours, `width` columns wide."""
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, color_system=None, force_terminal=False,

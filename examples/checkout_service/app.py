@@ -9,7 +9,7 @@ something to show:
 - the audit writer pauses with ``time.sleep`` (a "rate limit"), which blocks the event
   loop: every other task's ``scheduling`` time grows while it sleeps;
 - each order queries its items one after the other, although the queries are
-  independent (``asyncio.gather`` would overlap them).
+  independent (``asyncio.gather`` would overlap them): a sequential-awaits finding.
 """
 
 from __future__ import annotations
@@ -35,16 +35,22 @@ async def inventory(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) 
     await writer.wait_closed()
 
 
-async def reserve(port: int, skus: list[str]) -> dict[str, int]:
+async def query(port: int, sku: str) -> tuple[str, int]:
+    """One stock query on its own connection."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    stock = {}
-    for sku in skus:  # independent queries, one after the other
-        writer.write(f"{sku}\n".encode())
-        await writer.drain()
-        name, count = (await reader.readline()).decode().split()
-        stock[name] = int(count)
+    writer.write(f"{sku}\n".encode())
+    await writer.drain()
+    name, count = (await reader.readline()).decode().split()
     writer.close()
     await writer.wait_closed()
+    return name, int(count)
+
+
+async def reserve(port: int, skus: list[str]) -> dict[str, int]:
+    stock = {}
+    for sku in skus:
+        name, count = await query(port, sku)  # independent queries, one after the other
+        stock[name] = count
     return stock
 
 
