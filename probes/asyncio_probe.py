@@ -285,7 +285,8 @@ class AsyncioProbe:
                         sampler.close_step_at(get_ident(), record, t0, t1, cpu0, thread_time())
                     waiter = task._fut_waiter
                     if waiter is None and not task.done():
-                        # inline step_ended(READY)
+                        # TaskLedger.step_ended(READY) inlined: one Python call less on the
+                        # commonest step (no await site: it was cleared when the step started)
                         took = t1 - t0
                         record.steps += 1
                         record.running_s += took
@@ -293,7 +294,6 @@ class AsyncioProbe:
                             record.longest_step_s = took
                         record.susp_at = t1
                         record.wait_kind = READY
-                        record.wait_site = None
                     else:
                         probe._after_step(task, waiter, record, t0, t1)
                 except Exception as error:
