@@ -171,10 +171,11 @@ class DeepProbe:
         self._yappi = yappi
         if yappi.is_running():
             raise RuntimeError("yappi is already running in this process")
-        # calibrate with everything set as for the run: the tag callback costs per call too
+        # calibrate with everything set as for the run: the tag callback costs per call too.
+        # A gevent program's units are greenlets (yappi's contexts): no asyncio tag is needed
         yappi.set_clock_type("wall")
         yappi.set_context_backend("greenlet" if self.greenlets else "native_thread")
-        yappi.set_tag_callback(UNIT_TAG.get)
+        yappi.set_tag_callback(None if self.greenlets else UNIT_TAG.get)
         self.cost = _calibrate(yappi)
 
     def start(self) -> None:
