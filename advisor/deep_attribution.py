@@ -144,14 +144,20 @@ def deep_functions(profile: DeepProfile, sampled: list[FunctionStat], limit: int
     return table
 
 
+def call_cost(function: DeepFunction, cost: CallCost) -> float:
+    """What yappi adds to one call of this function, by its kind (measured at start-up)."""
+    if any(child[:3] == (function.module, function.name, function.lineno) for child in function.children):
+        return cost.recursive_wall_s
+    if function.name.endswith("__init__"):
+        return cost.init_wall_s or cost.wall_s
+    if "." in function.name:
+        return cost.method_wall_s or cost.wall_s
+    return cost.wall_s
+
+
 def profiler_seconds(functions: Iterable[DeepFunction], cost: CallCost) -> float:
-    """Wall time yappi added to these calls: recursive functions cost it more per call."""
-    total = 0.0
-    for function in functions:
-        recursive = any(child[:3] == (function.module, function.name, function.lineno)
-                        for child in function.children)
-        total += function.ncall * (cost.recursive_wall_s if recursive else cost.wall_s)
-    return total
+    """Wall time yappi added to these calls: its cost per call depends on the kind of call."""
+    return sum(function.ncall * call_cost(function, cost) for function in functions)
 
 
 def unit_functions(profile: DeepProfile, record: UnitRecord) -> tuple[list[UnitFunction], float]:

@@ -34,8 +34,10 @@ class CallCost:
     caller_s: float = 0.0
     callee_s: float = 0.0
     wall_s: float = 0.0
-    # a call of a recursive function costs yappi about twice as much (recursion tracking)
+    # yappi's cost differs by kind of call: recursive functions, methods, constructors
     recursive_wall_s: float = 0.0
+    method_wall_s: float = 0.0
+    init_wall_s: float = 0.0
 
     @property
     def total_s(self) -> float:
@@ -114,8 +116,52 @@ def _calibrate(yappi: Any, rounds: int = 20_000) -> CallCost:
     caller_own = max(0.0, (stats["caller"].tsub - loop_only * passes) / calls - empty_bare / 2)
     wall = max(0.0, (profiled - with_calls) / rounds)
     recursive = _recursive_cost(yappi)
+    method, init = _object_costs(yappi)
     return CallCost(caller_s=caller_own, callee_s=callee, wall_s=max(wall, caller_own + callee),
-                    recursive_wall_s=max(recursive, wall))
+                    recursive_wall_s=max(recursive, wall), method_wall_s=max(method, wall),
+                    init_wall_s=max(init, wall))
+
+
+def _object_costs(yappi: Any, rounds: int = 10_000) -> tuple[float, float]:
+    """yappi's wall cost per method call, and per call of a method that builds an object
+    (the method and its __init__: two calls)."""
+    class Point:
+        def __init__(self, x: int, y: int) -> None:
+            self.x = x
+            self.y = y
+
+        def norm(self) -> int:
+            return self.x * self.x + self.y * self.y
+
+        def scaled(self, k: int) -> Point:
+            return Point(self.x * k, self.y * k)
+
+    def methods(count: int) -> float:
+        point = Point(1, 2)
+        begin = time.perf_counter()
+        for _ in range(count):
+            point.norm()
+        return time.perf_counter() - begin
+
+    def builders(count: int) -> float:
+        point = Point(1, 2)
+        begin = time.perf_counter()
+        for _ in range(count):
+            point = point.scaled(1)
+        return time.perf_counter() - begin
+
+    bare_methods = min(methods(rounds) for _ in range(5))
+    bare_builders = min(builders(rounds) for _ in range(5))
+    yappi.start(builtins=False, profile_threads=True)
+    try:
+        profiled_methods = min(methods(rounds) for _ in range(5))
+        profiled_builders = min(builders(rounds) for _ in range(5))
+    finally:
+        yappi.stop()
+        yappi.clear_stats()
+    method = max(0.0, (profiled_methods - bare_methods) / rounds)
+    init = max(0.0, (profiled_builders - bare_builders) / (2 * rounds))
+    return method, init
 
 
 def _recursive_cost(yappi: Any, depth: int = 18) -> float:
