@@ -224,15 +224,24 @@ class GreenletProbe:
         # the target's starts
         if target.parent is None:
             return  # a thread's main greenlet is the thread itself
-        if self._is_hub(target):
-            hub_record, segment = self._hubs.get(id(target)) or self._new_hub(target, now)
+        # known hubs and greenlets first: is-it-a-hub is asked once per new greenlet
+        hub_entry = self._hubs.get(id(target))
+        unit = None if hub_entry is not None else self.ledger.live.get(id(target))
+        if hub_entry is None and unit is None:
+            if self._is_hub(target):
+                hub_entry = self._new_hub(target, now)
+            else:
+                unit = self._track(target, now)
+        if hub_entry is not None:
+            hub_record, segment = hub_entry
             segment[0] = now
             running[ident] = [hub_record, now, None, -1.0]
             return
-        record = self.ledger.live.get(id(target)) or self._track(target, now)
-        cpu0 = time.thread_time() if record.longest_step_s > 0.002 else -1.0
-        TaskLedger.step_started(record, now)
-        running[ident] = [record, now, None, cpu0]
+        if unit is None:
+            return
+        cpu0 = time.thread_time() if unit.longest_step_s > 0.002 else -1.0
+        TaskLedger.step_started(unit, now)
+        running[ident] = [unit, now, None, cpu0]
 
     def _new_hub(self, hub: Any, now: float) -> tuple[UnitRecord, list[Any]]:
         record = UnitRecord(0, "greenlet", "gevent.hub.Hub.run", "", 0, now)
