@@ -22,6 +22,7 @@ from .config import load_settings
 from .engine import analyze, select_rules
 from .errors import UsageError
 from .frames import hide_launcher
+from .gate import check
 from .profile import SEVERITIES, Report, ReportError, load_report, report_json, write_atomically
 from .render import RENDERERS
 from .report import RunFacts, build_report
@@ -230,6 +231,26 @@ def command_report(tokens: Sequence[str]) -> int:
     return 0
 
 
+def command_check(tokens: Sequence[str]) -> int:
+    parser = ArgumentParser(prog="advisor check", description="fail (exit 3) on findings, for CI")
+    parser.add_argument("file", metavar="REPORT.json")
+    parser.add_argument("--fail-on", choices=SEVERITIES, required=True, metavar="SEVERITY")
+    parser.add_argument("--baseline", metavar="OLD.json", help="only findings new since this report count")
+    parser.add_argument("--max-regression", type=float, metavar="PCT",
+                        help="with --baseline: also fail when wall time grew by more than PCT percent")
+    options = parser.parse_args(list(tokens))
+    if options.max_regression is not None and options.baseline is None:
+        raise UsageError("--max-regression needs --baseline")
+    try:
+        report = load_report(options.file)
+        baseline = load_report(options.baseline) if options.baseline else None
+    except ReportError as error:
+        raise UsageError(str(error)) from None
+    verdict = check(report, options.fail_on, baseline, options.max_regression)
+    sys.stderr.write(f"advisor: {verdict.reason}\n")
+    return FAIL_ON_STATUS if verdict.failed else 0
+
+
 def command_rules(tokens: Sequence[str]) -> int:
     parser = ArgumentParser(prog="advisor rules", description="list the rules, or explain one")
     parser.add_argument("rule", nargs="?", metavar="RULE", help="a rule's slug or code")
@@ -246,7 +267,7 @@ def command_rules(tokens: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": command_run, "report": command_report, "rules": command_rules}
+COMMANDS = {"run": command_run, "report": command_report, "rules": command_rules, "check": command_check}
 
 HELP = """usage: advisor COMMAND ...
 
@@ -258,6 +279,7 @@ commands:
   run [OPTIONS] -m MODULE [ARGS...]   profile a module, like python -m
   report FILE.json [--format F]       render a saved report
   rules [RULE]                        list the rules, or explain one with examples
+  check FILE.json --fail-on SEVERITY  exit 3 on findings (--baseline OLD.json: new ones only)
 
 advisor COMMAND --help shows a command's options.
 """
