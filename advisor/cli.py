@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 from .capture import DEFAULT_SAMPLE_RATE, Capture
 from .config import load_settings
+from .diff import diff_json, diff_reports, diff_text
 from .engine import analyze, select_rules
 from .errors import UsageError
 from .frames import hide_launcher
@@ -251,6 +252,21 @@ def command_check(tokens: Sequence[str]) -> int:
     return FAIL_ON_STATUS if verdict.failed else 0
 
 
+def command_diff(tokens: Sequence[str]) -> int:
+    parser = ArgumentParser(prog="advisor diff", description="compare two saved reports")
+    parser.add_argument("old", metavar="OLD.json")
+    parser.add_argument("new", metavar="NEW.json")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    options = parser.parse_args(list(tokens))
+    try:
+        old, new = load_report(options.old), load_report(options.new)
+    except ReportError as error:
+        raise UsageError(str(error)) from None
+    difference = diff_reports(old, new)
+    sys.stdout.write(diff_json(difference) if options.format == "json" else diff_text(difference))
+    return 0
+
+
 def command_rules(tokens: Sequence[str]) -> int:
     parser = ArgumentParser(prog="advisor rules", description="list the rules, or explain one")
     parser.add_argument("rule", nargs="?", metavar="RULE", help="a rule's slug or code")
@@ -267,7 +283,8 @@ def command_rules(tokens: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": command_run, "report": command_report, "rules": command_rules, "check": command_check}
+COMMANDS = {"run": command_run, "report": command_report, "rules": command_rules, "check": command_check,
+            "diff": command_diff}
 
 HELP = """usage: advisor COMMAND ...
 
@@ -280,6 +297,7 @@ commands:
   report FILE.json [--format F]       render a saved report
   rules [RULE]                        list the rules, or explain one with examples
   check FILE.json --fail-on SEVERITY  exit 3 on findings (--baseline OLD.json: new ones only)
+  diff OLD.json NEW.json              what changed between two runs (--format text|json)
 
 advisor COMMAND --help shows a command's options.
 """

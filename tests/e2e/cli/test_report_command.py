@@ -225,11 +225,7 @@ def test_contract_output_formats_are_accepted(case: str, tmp_path: Path, program
         assert (tmp_path / written).stat().st_size > 0
 
 
-@pytest.mark.parametrize("command", [
-    pytest.param("diff", marks=pytest.mark.xfail(strict=True, reason="CONTRACT.md: `advisor diff OLD.json "
-                                                 "NEW.json`; cli.COMMANDS has no diff yet (issue 5)")),
-    "check",
-])
+@pytest.mark.parametrize("command", ["diff", "check"])
 def test_contract_subcommands_exist(command: str, saved: Saved,
                                     run_advisor: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     if command == "diff":
