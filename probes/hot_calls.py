@@ -28,7 +28,7 @@ from .sampler import Sampler
 # Functions whose calls are counted at most this many at a time, and how hot they must be.
 MAX_INSTRUMENTED = 12
 MIN_HOT_SHARE = 0.02  # of the sampled on-CPU time so far
-CHECK_EVERY_S = 0.25
+CHECK_EVERY_S = 0.1
 WINDOW_CALLS = 50_000
 WINDOW_S = 1.0
 MAX_DISTINCT = 4_096  # distinct argument hashes remembered per function

@@ -1,10 +1,10 @@
-"""Total three million ledger amounts, adding tax inline.
+"""Total five million ledger amounts, adding tax inline.
 
 The same program as bad.py with the one-line method inlined into the loop (its rate
 read once, before the loop), so nothing is called per amount. advisor reports nothing.
 """
 
-ENTRIES = 3_000_000
+ENTRIES = 5_000_000
 
 
 class Ledger:
