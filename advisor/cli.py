@@ -68,6 +68,7 @@ def run_options_parser() -> ArgumentParser:
     parser.add_argument("--pstats", metavar="PATH", help="deep mode: write the profile as pstats (snakeviz)")
     parser.add_argument("--callgrind", metavar="PATH", help="deep mode: write the profile for KCacheGrind")
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON to PATH")
+    parser.add_argument("--md", metavar="PATH", help="write the report as a Markdown checklist to PATH")
     parser.add_argument("--format", choices=FORMATS, default="text", help="what goes to stderr")
     parser.add_argument("--fail-on", choices=SEVERITIES, metavar="SEVERITY",
                         help="exit 3 when a finding is at or above SEVERITY (after a target exit 0)")
@@ -89,8 +90,8 @@ def add_rule_selection(parser: argparse.ArgumentParser) -> None:
 
 
 # options of `advisor run` that take a value (the rest are flags)
-_VALUE_OPTIONS = {"--mode", "--json", "--format", "--fail-on", "--sample-rate", "--select", "--ignore", "--pstats",
-                  "--callgrind"}
+_VALUE_OPTIONS = {"--mode", "--json", "--md", "--format", "--fail-on", "--sample-rate", "--select", "--ignore",
+                  "--pstats", "--callgrind"}
 
 
 def split_run_arguments(tokens: Sequence[str]) -> tuple[list[str], Target]:
@@ -129,10 +130,12 @@ def severity_reached(report: Report, threshold: str) -> bool:
     return any(SEVERITIES.index(finding.severity) <= limit for finding in report.findings)
 
 
-def emit(report: Report, stderr_format: str, json_path: str | None) -> None:
+def emit(report: Report, stderr_format: str, json_path: str | None, md_path: str | None = None) -> None:
     """Write the report where it was asked for; stderr gets the chosen format."""
     if json_path:
         write_atomically(json_path, report_json(report))
+    if md_path:
+        write_atomically(md_path, RENDERERS["md"](report))
     if stderr_format == "text":
         from rich.console import Console
 
@@ -151,7 +154,7 @@ def command_run(tokens: Sequence[str]) -> int:
     options = run_options_parser().parse_args(option_tokens)
     check_target(target)
     # output paths are the user's, relative to where advisor started: the target may chdir
-    for name in ("json", "pstats", "callgrind"):
+    for name in ("json", "md", "pstats", "callgrind"):
         path = getattr(options, name)
         if path:
             _check_writable(path)
@@ -172,7 +175,7 @@ def command_run(tokens: Sequence[str]) -> int:
             report = build_report(raw, RunFacts(argv=target.argv, mode=options.mode, started_at=started_at,
                                                 exit_code=outcome.exit_code, partial=outcome.partial))
             report = analyze(report, settings, options.select, options.ignore)
-            emit(report, options.format, options.json)
+            emit(report, options.format, options.json, options.md)
             return report
         except Exception as error:  # a bug of ours must not change how the target ended
             sys.stderr.write(f"advisor: internal error, no report: {type(error).__name__}: {error}\n")
@@ -212,13 +215,15 @@ def command_report(tokens: Sequence[str]) -> int:
     parser.add_argument("file", metavar="FILE.json")
     parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("--json", metavar="PATH", help="write the (validated) report as JSON to PATH")
+    parser.add_argument("--md", metavar="PATH", help="write the report as a Markdown checklist to PATH")
     options = parser.parse_args(list(tokens))
     try:
         report = load_report(options.file)
     except ReportError as error:
         raise UsageError(str(error)) from None
-    if options.json:
-        _check_writable(options.json)
+    for path in (options.json, options.md):
+        if path:
+            _check_writable(path)
     if options.format == "text" and sys.stdout.isatty():
         from rich.console import Console
 
@@ -229,6 +234,8 @@ def command_report(tokens: Sequence[str]) -> int:
         sys.stdout.write(RENDERERS[options.format](report))
     if options.json:
         write_atomically(options.json, report_json(report))
+    if options.md:
+        write_atomically(options.md, RENDERERS["md"](report))
     return 0
 
 

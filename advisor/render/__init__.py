@@ -10,9 +10,11 @@ from collections.abc import Callable
 
 from advisor.profile import Report, report_json
 
+from .markdown import render_markdown
 from .text import render_text
 
 RENDERERS: dict[str, Callable[[Report], str]] = {
     "text": render_text,
     "json": report_json,
+    "md": render_markdown,
 }

@@ -1,0 +1,67 @@
+"""The Markdown report: a pre-release performance checklist that renders well on GitHub.
+
+Findings come first, grouped by severity, each a ``- [ ]`` item with the place to change,
+the estimated savings, the evidence and the fix; then a table of the units' time
+breakdown and the run's facts, including what the probes cost.
+"""
+
+from __future__ import annotations
+
+from advisor.profile import SEVERITIES, Finding, Report
+
+from .text import KIND_LABELS, seconds
+
+MAX_UNITS = 30
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _finding_item(finding: Finding) -> list[str]:
+    place = f"{finding.location.file}:{finding.location.line}"
+    lines = [f"- [ ] **{finding.code} {finding.rule}** at `{place}` — saves ~{seconds(finding.estimated_savings_s)}",
+             f"  - {_cell(finding.message)}"]
+    if finding.fix:
+        lines.append(f"  - fix: `{_cell(finding.fix)}`")
+    evidence = ", ".join(f"{key}: {value}" for key, value in finding.evidence.items() if key != "units")
+    units = finding.evidence.get("units")
+    if units:
+        evidence = f"units: {', '.join(str(unit) for unit in units)}" + (f"; {evidence}" if evidence else "")
+    if evidence:
+        lines.append(f"  - evidence: {_cell(evidence)}")
+    return lines
+
+
+def render_markdown(report: Report) -> str:
+    run = report.run
+    out = [f"# Performance checklist: `{' '.join(run.argv)}`", "",
+           f"{run.mode} mode · wall {seconds(run.wall_s)} · cpu {seconds(run.cpu_s)} · exit {run.exit_code}"
+           + (" · **partial run (interrupted)**" if run.partial else ""), ""]
+    out += ["## Findings", ""]
+    if not report.findings:
+        out += ["No findings.", ""]
+    for severity in SEVERITIES:
+        group = [finding for finding in report.findings if finding.severity == severity]
+        if not group:
+            continue
+        out += [f"### {severity.capitalize()} ({len(group)})", ""]
+        for finding in group:
+            out += _finding_item(finding)
+        out.append("")
+    out += ["## Units", "",
+            "| unit | kind | n | wall | compute | io | waiting | scheduling | blocking |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for task in report.tasks[:MAX_UNITS]:
+        split = task.breakdown
+        out.append(f"| {_cell(task.name)} | {KIND_LABELS.get(task.kind, task.kind)} | {task.count} | "
+                   f"{seconds(task.wall_s)} | {seconds(split.compute_s)} | {seconds(split.io_s)} | "
+                   f"{seconds(split.waiting_s)} | {seconds(split.scheduling_s)} | {seconds(task.blocking_s)} |")
+    if len(report.tasks) > MAX_UNITS:
+        out.append(f"\n{len(report.tasks) - MAX_UNITS} more units in the JSON report.")
+    overhead = run.overhead
+    out += ["", "## Run", "",
+            f"- Python {run.python} on {run.cpu_count} CPUs, started {run.started_at}",
+            f"- probe overhead ≈ ×{overhead.factor_estimate:.2f} ({overhead.hooked_steps} hooked steps, "
+            f"{overhead.sampler_ticks} samples{', figures corrected' if overhead.corrected else ''})", ""]
+    return "\n".join(out)

@@ -1,0 +1,46 @@
+"""The Markdown checklist renderer, on a fixed report."""
+
+from __future__ import annotations
+
+from advisor.profile import Breakdown, Finding, Location, Report, RunInfo, Task
+from advisor.render import RENDERERS
+from advisor.render.markdown import render_markdown
+
+
+def fixed_report(partial: bool = False) -> Report:
+    run = RunInfo(argv=["app.py", "--n", "3"], python="3.11.7", cpu_count=2, started_at="2026-11-25T08:00:00Z",
+                  wall_s=1.5, cpu_s=0.4, exit_code=0, partial=partial)
+    task = Task(id="asyncio:1", name="poller|1", target="app.poll", kind="asyncio-task", wall_s=1.0, cpu_s=0.1,
+                breakdown=Breakdown(compute_s=0.1, waiting_s=0.9), blocking_s=0.6)
+    findings = [
+        Finding(rule="blocking-sleep", code="ADV101", severity="high", message="time.sleep blocks the loop",
+                location=Location(file="app.py", line=39, function="app.poll"), estimated_savings_s=0.4,
+                evidence={"units": ["poller"], "blocked_s": 0.6}, fix="await asyncio.sleep(0.2)"),
+        Finding(rule="call-overhead", code="ADV304", severity="low", message="tiny calls",
+                location=Location(file="app.py", line=7), estimated_savings_s=0.01),
+    ]
+    return Report(run=run, tasks=[task], findings=findings)
+
+
+def test_findings_are_a_checklist_grouped_by_severity() -> None:
+    text = render_markdown(fixed_report())
+    assert text.startswith("# Performance checklist: `app.py --n 3`\n")
+    high, low = text.index("### High (1)"), text.index("### Low (1)")
+    assert high < low
+    assert "- [ ] **ADV101 blocking-sleep** at `app.py:39` — saves ~400.0 ms" in text
+    assert "  - fix: `await asyncio.sleep(0.2)`" in text
+    assert "  - evidence: units: poller; blocked_s: 0.6" in text
+    assert "### Medium" not in text
+
+
+def test_units_table_escapes_pipes_and_shows_the_breakdown() -> None:
+    text = render_markdown(fixed_report())
+    assert "| poller\\|1 | task | 1 | 1.00 s | 100.0 ms | 0 | 900.0 ms | 0 | 600.0 ms |" in text
+
+
+def test_partial_runs_and_empty_reports_say_so() -> None:
+    report = fixed_report(partial=True)
+    assert "**partial run (interrupted)**" in render_markdown(report)
+    empty = report.model_copy(update={"findings": [], "tasks": []})
+    assert "No findings." in render_markdown(empty)
+    assert RENDERERS["md"] is render_markdown
