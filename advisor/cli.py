@@ -26,6 +26,7 @@ from .frames import hide_launcher
 from .gate import check
 from .profile import SEVERITIES, Report, ReportError, load_report, report_json, write_atomically
 from .render import RENDERERS
+from .render.flame import render_collapsed, render_speedscope
 from .report import RunFacts, build_report
 from .runner import Outcome, Target, check_target, end_like_python, execute, uses_gevent
 
@@ -69,6 +70,7 @@ def run_options_parser() -> ArgumentParser:
     parser.add_argument("--callgrind", metavar="PATH", help="deep mode: write the profile for KCacheGrind")
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON to PATH")
     parser.add_argument("--md", metavar="PATH", help="write the report as a Markdown checklist to PATH")
+    add_flame_options(parser)
     parser.add_argument("--format", choices=FORMATS, default="text", help="what goes to stderr")
     parser.add_argument("--fail-on", choices=SEVERITIES, metavar="SEVERITY",
                         help="exit 3 when a finding is at or above SEVERITY (after a target exit 0)")
@@ -76,6 +78,22 @@ def run_options_parser() -> ArgumentParser:
                         help=f"stack samples a second (default {DEFAULT_SAMPLE_RATE:g})")
     add_rule_selection(parser)
     return parser
+
+
+def add_flame_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--collapsed", metavar="PATH", help="write the sampled stacks as collapsed stacks "
+                        "(flamegraph.pl, inferno)")
+    parser.add_argument("--speedscope", metavar="PATH", help="write the sampled stacks for speedscope")
+
+
+def write_files(report: Report, options: argparse.Namespace) -> None:
+    """Every file format asked for with --json/--md/--collapsed/--speedscope."""
+    writers = {"json": report_json, "md": RENDERERS["md"], "collapsed": render_collapsed,
+               "speedscope": render_speedscope}
+    for name, render in writers.items():
+        path = getattr(options, name, None)
+        if path:
+            write_atomically(path, render(report))
 
 
 def _rule_names(text: str) -> list[str]:
@@ -90,8 +108,8 @@ def add_rule_selection(parser: argparse.ArgumentParser) -> None:
 
 
 # options of `advisor run` that take a value (the rest are flags)
-_VALUE_OPTIONS = {"--mode", "--json", "--md", "--format", "--fail-on", "--sample-rate", "--select", "--ignore",
-                  "--pstats", "--callgrind"}
+_VALUE_OPTIONS = {"--mode", "--json", "--md", "--collapsed", "--speedscope", "--format", "--fail-on",
+                  "--sample-rate", "--select", "--ignore", "--pstats", "--callgrind"}
 
 
 def split_run_arguments(tokens: Sequence[str]) -> tuple[list[str], Target]:
@@ -130,12 +148,9 @@ def severity_reached(report: Report, threshold: str) -> bool:
     return any(SEVERITIES.index(finding.severity) <= limit for finding in report.findings)
 
 
-def emit(report: Report, stderr_format: str, json_path: str | None, md_path: str | None = None) -> None:
+def emit(report: Report, stderr_format: str, options: argparse.Namespace) -> None:
     """Write the report where it was asked for; stderr gets the chosen format."""
-    if json_path:
-        write_atomically(json_path, report_json(report))
-    if md_path:
-        write_atomically(md_path, RENDERERS["md"](report))
+    write_files(report, options)
     if stderr_format == "text":
         from rich.console import Console
 
@@ -154,7 +169,7 @@ def command_run(tokens: Sequence[str]) -> int:
     options = run_options_parser().parse_args(option_tokens)
     check_target(target)
     # output paths are the user's, relative to where advisor started: the target may chdir
-    for name in ("json", "md", "pstats", "callgrind"):
+    for name in ("json", "md", "collapsed", "speedscope", "pstats", "callgrind"):
         path = getattr(options, name)
         if path:
             _check_writable(path)
@@ -175,7 +190,7 @@ def command_run(tokens: Sequence[str]) -> int:
             report = build_report(raw, RunFacts(argv=target.argv, mode=options.mode, started_at=started_at,
                                                 exit_code=outcome.exit_code, partial=outcome.partial))
             report = analyze(report, settings, options.select, options.ignore)
-            emit(report, options.format, options.json, options.md)
+            emit(report, options.format, options)
             return report
         except Exception as error:  # a bug of ours must not change how the target ended
             sys.stderr.write(f"advisor: internal error, no report: {type(error).__name__}: {error}\n")
@@ -216,12 +231,13 @@ def command_report(tokens: Sequence[str]) -> int:
     parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("--json", metavar="PATH", help="write the (validated) report as JSON to PATH")
     parser.add_argument("--md", metavar="PATH", help="write the report as a Markdown checklist to PATH")
+    add_flame_options(parser)
     options = parser.parse_args(list(tokens))
     try:
         report = load_report(options.file)
     except ReportError as error:
         raise UsageError(str(error)) from None
-    for path in (options.json, options.md):
+    for path in (options.json, options.md, options.collapsed, options.speedscope):
         if path:
             _check_writable(path)
     if options.format == "text" and sys.stdout.isatty():
@@ -232,10 +248,7 @@ def command_report(tokens: Sequence[str]) -> int:
         Console(highlight=False).print(text_renderables(report))
     else:
         sys.stdout.write(RENDERERS[options.format](report))
-    if options.json:
-        write_atomically(options.json, report_json(report))
-    if options.md:
-        write_atomically(options.md, RENDERERS["md"](report))
+    write_files(report, options)
     return 0
 
 
