@@ -27,6 +27,7 @@ from .gate import check
 from .profile import SEVERITIES, Report, ReportError, load_report, report_json, write_atomically
 from .render import RENDERERS
 from .render.flame import render_collapsed, render_speedscope
+from .render.markdown import render_markdown
 from .report import RunFacts, build_report
 from .runner import Outcome, Target, check_target, end_like_python, execute, uses_gevent
 
@@ -71,6 +72,7 @@ def run_options_parser() -> ArgumentParser:
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON to PATH")
     parser.add_argument("--md", metavar="PATH", help="write the report as a Markdown checklist to PATH")
     add_flame_options(parser)
+    add_baseline_option(parser)
     parser.add_argument("--format", choices=FORMATS, default="text", help="what goes to stderr")
     parser.add_argument("--fail-on", choices=SEVERITIES, metavar="SEVERITY",
                         help="exit 3 when a finding is at or above SEVERITY (after a target exit 0)")
@@ -80,15 +82,29 @@ def run_options_parser() -> ArgumentParser:
     return parser
 
 
+def add_baseline_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--baseline", metavar="OLD.json",
+                        help="with --md: say what is new, fixed and regressed since this report")
+
+
+def load_baseline(options: argparse.Namespace) -> Report | None:
+    if not getattr(options, "baseline", None):
+        return None
+    try:
+        return load_report(options.baseline)
+    except ReportError as error:
+        raise UsageError(str(error)) from None
+
+
 def add_flame_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--collapsed", metavar="PATH", help="write the sampled stacks as collapsed stacks "
                         "(flamegraph.pl, inferno)")
     parser.add_argument("--speedscope", metavar="PATH", help="write the sampled stacks for speedscope")
 
 
-def write_files(report: Report, options: argparse.Namespace) -> None:
+def write_files(report: Report, options: argparse.Namespace, baseline: Report | None = None) -> None:
     """Every file format asked for with --json/--md/--collapsed/--speedscope."""
-    writers = {"json": report_json, "md": RENDERERS["md"], "collapsed": render_collapsed,
+    writers = {"json": report_json, "md": lambda r: render_markdown(r, baseline), "collapsed": render_collapsed,
                "speedscope": render_speedscope}
     for name, render in writers.items():
         path = getattr(options, name, None)
@@ -109,7 +125,7 @@ def add_rule_selection(parser: argparse.ArgumentParser) -> None:
 
 # options of `advisor run` that take a value (the rest are flags)
 _VALUE_OPTIONS = {"--mode", "--json", "--md", "--collapsed", "--speedscope", "--format", "--fail-on",
-                  "--sample-rate", "--select", "--ignore", "--pstats", "--callgrind"}
+                  "--sample-rate", "--select", "--ignore", "--pstats", "--callgrind", "--baseline"}
 
 
 def split_run_arguments(tokens: Sequence[str]) -> tuple[list[str], Target]:
@@ -148,9 +164,9 @@ def severity_reached(report: Report, threshold: str) -> bool:
     return any(SEVERITIES.index(finding.severity) <= limit for finding in report.findings)
 
 
-def emit(report: Report, stderr_format: str, options: argparse.Namespace) -> None:
+def emit(report: Report, stderr_format: str, options: argparse.Namespace, baseline: Report | None = None) -> None:
     """Write the report where it was asked for; stderr gets the chosen format."""
-    write_files(report, options)
+    write_files(report, options, baseline)
     if stderr_format == "text":
         from rich.console import Console
 
@@ -179,6 +195,7 @@ def command_run(tokens: Sequence[str]) -> int:
         raise UsageError("--pstats and --callgrind need --mode deep (the deterministic profile)")
     settings = load_settings()
     select_rules(settings, options.select, options.ignore)  # unknown rule names fail before the run
+    baseline = load_baseline(options)
     capture = Capture(mode=options.mode, sample_rate=options.sample_rate, greenlets=uses_gevent(target),
                       exports=exports)
     started_at = dt.datetime.now(dt.timezone.utc)
@@ -190,7 +207,7 @@ def command_run(tokens: Sequence[str]) -> int:
             report = build_report(raw, RunFacts(argv=target.argv, mode=options.mode, started_at=started_at,
                                                 exit_code=outcome.exit_code, partial=outcome.partial))
             report = analyze(report, settings, options.select, options.ignore)
-            emit(report, options.format, options)
+            emit(report, options.format, options, baseline)
             return report
         except Exception as error:  # a bug of ours must not change how the target ended
             sys.stderr.write(f"advisor: internal error, no report: {type(error).__name__}: {error}\n")
@@ -232,6 +249,7 @@ def command_report(tokens: Sequence[str]) -> int:
     parser.add_argument("--json", metavar="PATH", help="write the (validated) report as JSON to PATH")
     parser.add_argument("--md", metavar="PATH", help="write the report as a Markdown checklist to PATH")
     add_flame_options(parser)
+    add_baseline_option(parser)
     options = parser.parse_args(list(tokens))
     try:
         report = load_report(options.file)
@@ -248,7 +266,7 @@ def command_report(tokens: Sequence[str]) -> int:
         Console(highlight=False).print(text_renderables(report))
     else:
         sys.stdout.write(RENDERERS[options.format](report))
-    write_files(report, options)
+    write_files(report, options, load_baseline(options))
     return 0
 
 

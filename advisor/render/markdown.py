@@ -33,11 +33,38 @@ def _finding_item(finding: Finding) -> list[str]:
     return lines
 
 
-def render_markdown(report: Report) -> str:
+def baseline_section(report: Report, baseline: Report) -> list[str]:
+    """What is new, fixed and regressed since the baseline run."""
+    from advisor.diff import diff_reports
+
+    diff = diff_reports(baseline, report)
+    out = ["## Since the baseline", "",
+           f"wall {seconds(diff.old_wall_s)} → {seconds(diff.new_wall_s)} "
+           f"({'+' if diff.new_wall_s >= diff.old_wall_s else '-'}{seconds(abs(diff.new_wall_s - diff.old_wall_s))})",
+           ""]
+    for title, findings in (("New findings", diff.added), ("Fixed findings", diff.resolved)):
+        out.append(f"**{title}** ({len(findings)})")
+        for finding in findings:
+            location = finding["location"]
+            out.append(f"- {finding['code']} {finding['rule']} at `{location['file']}:{location['line']}` "  # type: ignore[index]
+                       f"({finding['severity']})")
+        out.append("")
+    regressed = [unit for unit in diff.units
+                 if unit.old and unit.new and unit.change("wall_s") > max(0.05 * unit.old["wall_s"], 0.001)]
+    out.append(f"**Regressed units** ({len(regressed)})")
+    for unit in regressed:
+        out.append(f"- {_cell(unit.name)}: wall {seconds(unit.old['wall_s'])} → "  # type: ignore[index]
+                   f"{seconds(unit.new['wall_s'])}")  # type: ignore[index]
+    return [*out, ""]
+
+
+def render_markdown(report: Report, baseline: Report | None = None) -> str:
     run = report.run
     out = [f"# Performance checklist: `{' '.join(run.argv)}`", "",
            f"{run.mode} mode · wall {seconds(run.wall_s)} · cpu {seconds(run.cpu_s)} · exit {run.exit_code}"
            + (" · **partial run (interrupted)**" if run.partial else ""), ""]
+    if baseline is not None:
+        out += baseline_section(report, baseline)
     out += ["## Findings", ""]
     if not report.findings:
         out += ["No findings.", ""]

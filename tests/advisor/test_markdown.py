@@ -44,3 +44,20 @@ def test_partial_runs_and_empty_reports_say_so() -> None:
     empty = report.model_copy(update={"findings": [], "tasks": []})
     assert "No findings." in render_markdown(empty)
     assert RENDERERS["md"] is render_markdown
+
+
+def test_with_a_baseline_new_fixed_and_regressed_are_listed() -> None:
+    old = fixed_report()
+    old = old.model_copy(update={"findings": [
+        old.findings[1],
+        Finding(rule="blocking-io", code="ADV201", severity="medium", message="m",
+                location=Location(file="app.py", line=50)),
+    ]})
+    old.tasks[0] = old.tasks[0].model_copy(update={"wall_s": 0.5})
+    new = fixed_report()
+    text = render_markdown(new, baseline=old)
+    section = text[text.index("## Since the baseline"):text.index("## Findings")]
+    assert "**New findings** (1)\n- ADV101 blocking-sleep at `app.py:39` (high)" in section
+    assert "**Fixed findings** (1)\n- ADV201 blocking-io at `app.py:50` (medium)" in section
+    assert "**Regressed units** (1)\n- poller\\|1: wall 500.0 ms → 1.00 s" in section
+    assert "## Since the baseline" not in render_markdown(new)
