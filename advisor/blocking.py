@@ -12,7 +12,6 @@ that made it, which is where a finding will point.
 from __future__ import annotations
 
 import ast
-import linecache
 import os
 import sysconfig
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from functools import lru_cache
 from types import CodeType
 
 from .frames import function_name, is_advisor_file, is_user_file
+from .source import calls_on_line as source_calls_on_line
+from .source import nodes_on_line, parse_file
 
 _STDLIB = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
 
@@ -77,42 +78,24 @@ def stdlib_module(filename: str) -> str | None:
     return relative.replace(os.sep, ".")
 
 
-@lru_cache(maxsize=512)
-def _parsed(filename: str) -> ast.Module | None:
-    lines = linecache.getlines(filename)
-    if not lines:
-        return None
-    try:
-        return ast.parse("".join(lines), filename)
-    except (SyntaxError, ValueError, RecursionError):
-        return None
-
-
 @lru_cache(maxsize=8192)
 def calls_on_line(filename: str, line: int) -> tuple[tuple[str, str], ...]:
-    """(callee attribute or name, dotted callee text) of the calls that start on a line."""
-    tree = _parsed(filename)
-    if tree is None:
-        return ()
+    """(callee's last name, dotted callee text) of the calls that span a line."""
     found: list[tuple[str, str]] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and node.lineno <= line <= (node.end_lineno or node.lineno):
-            func = node.func
-            if isinstance(func, ast.Attribute):
-                found.append((func.attr, ast.unparse(func)))
-            elif isinstance(func, ast.Name):
-                found.append((func.id, func.id))
+    for node in source_calls_on_line(filename, line):
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            found.append((func.attr, ast.unparse(func)))
+        elif isinstance(func, ast.Name):
+            found.append((func.id, func.id))
     return tuple(found)
 
 
 @lru_cache(maxsize=4096)
 def with_header(filename: str, line: int) -> str | None:
     """The context expression of a ``with`` statement whose header is on `line`, if any."""
-    tree = _parsed(filename)
-    if tree is None:
-        return None
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.With, ast.AsyncWith)) and node.lineno == line and node.items:
+    for node in nodes_on_line(filename, line):
+        if isinstance(node, (ast.With, ast.AsyncWith)) and node.items:
             return ast.unparse(node.items[0].context_expr)
     return None
 
@@ -135,6 +118,7 @@ def _is_loop_idle(stack: tuple[tuple[CodeType, int], ...], index: int) -> bool:
     return False
 
 
+@lru_cache(maxsize=65536)
 def classify_stack(stack: tuple[tuple[CodeType, int], ...]) -> Blocked:
     """Classify an off-CPU sample's stack (leaf first)."""
     state: str | None = None
@@ -163,7 +147,7 @@ def classify_stack(stack: tuple[tuple[CodeType, int], ...]) -> Blocked:
                 elif index == 0 and (held := with_header(filename, line)) is not None:
                     # `with lock:` waits in the lock's C-level acquire (or a C __exit__)
                     state, call = "waiting", f"with {held}"
-                elif index == 0 and _parsed(filename) is not None and all(
+                elif index == 0 and parse_file(filename) is not None and all(
                         name in _NEVER_BLOCKING for name, _text in calls_on_line(filename, line)):
                     # off the CPU on a line that calls nothing that can block: only the GIL
                     # (or a CPU) can hold plain bytecode back

@@ -109,7 +109,8 @@ class Capture:
                 except Exception as error:
                     self._status.append((f"{probe.name} calibration", False, str(error)))
         # the thread registry starts last: other probes' calibrations are not the program's
-        for probe in (*self._probes()[1:], self._probes()[0]):
+        threads, *others = self._probes()
+        for probe in (*others, threads):
             try:
                 probe.start()
                 self._status.append((probe.name, True, ""))

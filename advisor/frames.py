@@ -12,7 +12,7 @@ from functools import lru_cache
 from types import CodeType
 
 from advisor import probes as _probes
-from advisor.probes.codeinfo import LIBRARY_DIRS
+from advisor.probes.codeinfo import LIBRARY_DIRS, is_program_file
 
 # advisor's own code: the core and the probes (a separate folder in editable installs)
 _ADVISOR_DIRS = tuple(
@@ -44,11 +44,7 @@ def is_advisor_file(filename: str) -> bool:
 @lru_cache(maxsize=8192)
 def is_user_file(filename: str) -> bool:
     """Whether a file is the user's code: not stdlib, site-packages, frozen or advisor's."""
-    if not filename or filename.startswith("<"):
-        return False
-    if is_advisor_file(filename):
-        return False
-    return not os.path.abspath(filename).startswith(_LIBRARY_DIRS)
+    return not is_advisor_file(filename) and is_program_file(filename)
 
 
 @lru_cache(maxsize=8192)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from advisor.source import FunctionNode
+
 from ..base import Advice, Rule, RuleContext
-from .call_evidence import FunctionNode, definition, parameters
+from .call_evidence import definition, parameters
 
 # Calls that make a function's result depend on more than its arguments, or have effects.
 IMPURE_CALLS = {"print", "open", "input", "write", "writelines", "read", "readline", "send", "sendall", "recv",

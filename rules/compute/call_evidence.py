@@ -12,9 +12,7 @@ from collections import defaultdict
 
 from advisor.frames import is_user_file
 from advisor.profile import FunctionStat, Report
-from advisor.source import parse_file
-
-FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+from advisor.source import FunctionNode, parse_file
 
 
 def definition(function: FunctionStat) -> FunctionNode | None:
