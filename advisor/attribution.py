@@ -296,13 +296,20 @@ def counting_overhead(units: Iterable[UnitRecord], call_stats: Iterable[CallStat
 
 
 def unit_entries(units: Iterable[UnitRecord], corrections: dict[int, float] | None = None,
-                 enrich: Callable[[UnitRecord, Task], None] | None = None) -> list[Task]:
+                 enrich: Callable[[UnitRecord, Task], None] | None = None,
+                 span: tuple[float, float] | None = None) -> list[Task]:
     """Report entries for all units, longest wall time first within each kind; `corrections`
     are probe CPU seconds to take out of a unit's compute (moved to its scheduling);
-    `enrich` may add mode-specific detail to each entry."""
+    `enrich` may add mode-specific detail to each entry; `span` (the run's start and end)
+    places each unit on the run's timeline."""
     tasks: list[Task] = []
     for record in units:
         entry, _ = thread_entry(record) if record.kind == "thread" else task_entry(record)
+        if span is not None:
+            start, end = span
+            # a unit created before the probes started (the main thread) starts with the run
+            entry.start_s = _r(min(record.created, end) - start)
+            entry.end_s = _r(min(record.ended if record.ended is not None else end, end) - start)
         if enrich is not None:
             enrich(record, entry)
         correction = min((corrections or {}).get(id(record), 0.0), entry.breakdown.compute_s)

@@ -158,6 +158,10 @@ class Task(Model):
     longest_step_s: float = 0.0
     file: str = ""
     line: int = 0
+    # seconds from the run's start to the unit's creation and to its end (or the end of the
+    # run); a fold spans its first creation to its last end. None in reports made before.
+    start_s: float | None = None
+    end_s: float | None = None
 
 
 class CallWindow(Model):

@@ -90,7 +90,7 @@ def build_report(raw: RawCapture, facts: RunFacts) -> Report:
     run.overhead.corrected = bool(corrections) or deep is not None
     return Report(
         run=run,
-        tasks=unit_entries(raw.units, corrections, enrich),
+        tasks=unit_entries(raw.units, corrections, enrich, span=(raw.started, raw.ended)),
         functions=functions,
         samples=sample_table(((unit_id(record), record) for record in raw.units), raw.sample_interval),
     )

@@ -257,3 +257,14 @@ def test_unit_entries_move_the_probes_cost_from_compute_to_scheduling() -> None:
     assert by_kind["thread"].breakdown.scheduling_s == pytest.approx(0.25, abs=EXACT)
     for entry in entries:
         assert parts(entry) == pytest.approx(entry.wall_s, abs=EXACT)
+
+
+def test_unit_entries_place_units_on_the_run_timeline() -> None:
+    finished = task_record([(10.5, 10.75, READY, 0.0)], created=10.25)
+    running = task_record([(10.5, 11.0, READY, 0.0)], created=10.5)
+    running.ended = None  # still alive when the run ended
+    early = task_record([(9.5, 10.5, READY, 0.0)], created=9.0)  # created before the probes started
+    entries = unit_entries([finished, running, early], span=(10.0, 12.0))
+    spans = {(entry.start_s, entry.end_s) for entry in entries}
+    assert spans == {(0.25, 0.75), (0.5, 2.0), (0.0, 0.5)}
+    assert all(entry.start_s is None and entry.end_s is None for entry in unit_entries([finished]))
