@@ -260,7 +260,29 @@ class GreenletProbe:
         record = self.ledger.create(key, target, file, line, min(created, now))
         record.name = greenlet_name(glet)
         self.ledger.watch(key, glet, self._clock)
+        if not file and glet.gr_frame is None and not glet.dead:
+            self._catch_first_call(record)
         return record
+
+    def _catch_first_call(self, record: UnitRecord) -> None:
+        """A raw greenlet's ``run`` is deleted before the trace sees its first switch, and a
+        greenlet that ends without switching away never shows its frames: catch the very next
+        call in this thread, which is ``run`` itself, with a one-shot profile function. Only
+        when no profiler is installed (yappi installs a C one that ``sys.getprofile`` cannot
+        see, hence the explicit check), so nothing of the program's is displaced."""
+        if sys.getprofile() is not None:
+            return
+        yappi = sys.modules.get("yappi")
+        if yappi is not None and yappi.is_running():
+            return
+
+        def first_call(frame: FrameType, event: str, arg: Any) -> None:
+            sys.setprofile(None)
+            # the greenlet's outermost frame has no caller; anything else is not its run
+            if event == "call" and frame.f_back is None and not record.target_file:
+                self._target_from_frames(record, frame)
+
+        sys.setprofile(first_call)
 
     def _step_ended(self, glet: Any, start: float, now: float) -> None:
         key = id(glet)

@@ -8,6 +8,7 @@ the probe, and that ``stop()`` puts it back.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -267,10 +268,6 @@ def raw_job() -> int:
     return 5
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "probes/greenlet_probe.py greenlet_target() reads `run`, which greenlet deletes as the "
-    "greenlet starts, before the trace's first switch into it: a raw greenlet's target is "
-    "'greenlet' instead of its run function"))
 def test_a_raw_greenlet_is_tracked_under_its_run_function() -> None:
     probe = GreenletProbe()
     probe.start()
@@ -280,3 +277,36 @@ def test_a_raw_greenlet_is_tracked_under_its_run_function() -> None:
         probe.stop()
     records = probe.drain()
     assert [record.target for record in records] == [f"{raw_job.__module__}.raw_job"]
+
+
+def test_a_program_profile_function_is_neither_displaced_nor_fed_by_the_target_catch() -> None:
+    """The one-shot catch of a raw greenlet's run function stays out when the program profiles."""
+    events: list[str] = []
+
+    def program_profiler(frame: Any, event: str, arg: Any) -> None:
+        events.append(event)
+
+    probe = GreenletProbe()
+    probe.start()
+    sys.setprofile(program_profiler)
+    try:
+        assert greenlet.greenlet(raw_job).switch() == 5
+        assert sys.getprofile() is program_profiler
+    finally:
+        sys.setprofile(None)
+        probe.stop()
+    assert "call" in events
+    records = probe.drain()
+    assert len(records) == 1 and records[0].target == "greenlet"  # unknown, but the program's profiler won
+
+
+def test_the_catch_leaves_no_profile_function_behind() -> None:
+    probe = GreenletProbe()
+    probe.start()
+    try:
+        for _ in range(3):
+            assert greenlet.greenlet(raw_job).switch() == 5
+        assert sys.getprofile() is None
+    finally:
+        probe.stop()
+    assert {record.target for record in probe.drain()} == {f"{raw_job.__module__}.raw_job"}
