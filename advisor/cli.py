@@ -305,6 +305,29 @@ def command_diff(tokens: Sequence[str]) -> int:
     return 0
 
 
+def command_merge(tokens: Sequence[str]) -> int:
+    from .merge import MergeError, merge_reports
+
+    parser = ArgumentParser(prog="advisor merge", description="merge the reports of several runs or workers")
+    parser.add_argument("files", nargs="+", metavar="REPORT.json")
+    parser.add_argument("-o", "--output", metavar="PATH", help="write the merged report there (default: stdout)")
+    options = parser.parse_args(list(tokens))
+    if options.output:
+        _check_writable(options.output)
+    try:
+        reports = [load_report(path) for path in options.files]
+        merged = merge_reports(reports)
+    except (ReportError, MergeError) as error:
+        raise UsageError(str(error)) from None
+    # findings are judged again on the merged whole
+    text = report_json(analyze(merged, load_settings()))
+    if options.output:
+        write_atomically(options.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def command_rules(tokens: Sequence[str]) -> int:
     parser = ArgumentParser(prog="advisor rules", description="list the rules, or explain one")
     parser.add_argument("rule", nargs="?", metavar="RULE", help="a rule's slug or code")
@@ -322,7 +345,7 @@ def command_rules(tokens: Sequence[str]) -> int:
 
 
 COMMANDS = {"run": command_run, "report": command_report, "rules": command_rules, "check": command_check,
-            "diff": command_diff}
+            "diff": command_diff, "merge": command_merge}
 
 HELP = """usage: advisor COMMAND ...
 
@@ -336,6 +359,7 @@ commands:
   rules [RULE]                        list the rules, or explain one with examples
   check FILE.json --fail-on SEVERITY  exit 3 on findings (--baseline OLD.json: new ones only)
   diff OLD.json NEW.json              what changed between two runs (--format text|json)
+  merge A.json B.json... [-o OUT]     one report of several runs or workers (findings judged again)
 
 advisor COMMAND --help shows a command's options.
 """
