@@ -11,10 +11,12 @@ from collections.abc import Callable
 from advisor.profile import Report, report_json
 
 from .markdown import render_markdown
+from .sarif import render_sarif
 from .text import render_text
 
 RENDERERS: dict[str, Callable[[Report], str]] = {
     "text": render_text,
     "json": report_json,
     "md": render_markdown,
+    "sarif": render_sarif,
 }
