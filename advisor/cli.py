@@ -199,9 +199,12 @@ def command_run(tokens: Sequence[str]) -> int:
     capture = Capture(mode=options.mode, sample_rate=options.sample_rate, greenlets=uses_gevent(target),
                       exports=exports)
     started_at = dt.datetime.now(dt.timezone.utc)
+    parent = os.getpid()
 
     def finish(outcome: Outcome) -> Report | None:
         """Stop the probes and write the report (also from the SIGTERM handler)."""
+        if os.getpid() != parent:
+            return None  # a child the target forked ends here: the run and its report are the parent's
         raw = capture.stop()
         try:
             report = build_report(raw, RunFacts(argv=target.argv, mode=options.mode, started_at=started_at,

@@ -32,13 +32,16 @@ CHECK_EVERY_S = 0.1
 WINDOW_CALLS = 50_000
 WINDOW_S = 1.0
 MAX_DISTINCT = 4_096  # distinct argument hashes remembered per function
+# A counted function that recurses deeper than this ends its window: each counted call
+# adds the wrapper's frame, and a program recursing near the recursion limit would hit it
+MAX_NESTING = 8
 _NOT_PLAIN = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
 
 
 class CallStats:
     """What one instrumented function's window saw."""
 
-    __slots__ = ("calls", "code", "distinct", "ended", "started", "time_s", "unhashable", "where")
+    __slots__ = ("calls", "code", "distinct", "ended", "nesting", "started", "time_s", "unhashable", "where")
 
     def __init__(self, code: types.CodeType, where: str) -> None:
         self.code = code
@@ -47,6 +50,7 @@ class CallStats:
         self.time_s = 0.0
         self.distinct: set[int] = set()
         self.unhashable = 0
+        self.nesting = 0
         self.started = 0.0
         self.ended = 0.0
 
@@ -219,13 +223,18 @@ class HotCallProbe:
                 key = hash((args, tuple(sorted(kwargs.items()))) if kwargs else args)
                 if len(distinct) < MAX_DISTINCT:
                     distinct.add(key)
-            except TypeError:
+            except Exception:  # TypeError, or an argument whose own __hash__ raises
                 stats.unhashable += 1
+            stats.nesting += 1
+            if stats.nesting > MAX_NESTING:
+                # recursion: put the original back, so that deeper calls add no frame of ours
+                probe._close_window(stats, clock())
             begin = clock()
             try:
                 return function(*args, **kwargs)
             finally:
                 end = clock()
+                stats.nesting -= 1
                 stats.time_s += end - begin
                 if stats.calls >= WINDOW_CALLS or end - stats.started >= WINDOW_S:
                     probe._close_window(stats, end)

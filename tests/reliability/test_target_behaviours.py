@@ -1,0 +1,396 @@
+"""Targets that do hostile things to the process advisor lives in: fork, replace the event
+loop (policy, uvloop), mix asyncio with gevent, install their own profile and trace hooks,
+recurse to near the recursion limit, or leave with ``os._exit``. Each is run bare and under
+``advisor run``: the program's stdout and exit status must be the bare run's, and the report
+must be written once, by the profiled process, with the program's units in it.
+
+(Exceptions, ``sys.exit(n)``, SIGINT and SIGTERM are in ``tests/e2e/cli/test_exit_status.py``;
+task factories, several ``asyncio.run`` calls and loops in threads in
+``tests/e2e/truth/test_asyncio_units.py``.)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from advisor.profile import Report
+
+REPORT_START = '{\n  "schema_version"'
+
+
+@dataclass
+class Compared:
+    """A program run bare and under advisor (``--format json --json report.json``)."""
+
+    bare: subprocess.CompletedProcess[str]
+    profiled: subprocess.CompletedProcess[str]
+    work: Path
+
+    @property
+    def report(self) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads((self.work / "report.json").read_text(encoding="utf-8"))
+        Report.model_validate(document)
+        return document
+
+    def units(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {task["name"]: task for task in self.report["tasks"] if task["kind"] == kind}
+
+    def reports_on_stderr(self) -> int:
+        return self.profiled.stderr.count(REPORT_START)
+
+
+@pytest.fixture
+def compare(tmp_path: Path, program: Callable[[Path, str], Path], bare_python: Callable[..., Any],
+            run_advisor: Callable[..., subprocess.CompletedProcess[str]]) -> Callable[..., Compared]:
+    """``compare(source, *args, mode="standard")``: run the program bare, then under advisor,
+    and check what must always hold: the same stdout and exit status."""
+
+    def run(source: str, *args: str, mode: str = "standard") -> Compared:
+        script = program(tmp_path / "target.py", source)
+        bare = bare_python([str(script), *args], tmp_path)
+        profiled = run_advisor(["run", "--mode", mode, "--format", "json", "--json", "report.json", str(script),
+                                *args])
+        assert profiled.returncode == bare.returncode, (bare.returncode, profiled.stderr[-4000:])
+        assert profiled.stdout == bare.stdout, profiled.stderr[-4000:]
+        assert "Traceback" not in profiled.stderr or "Traceback" in bare.stderr, profiled.stderr[-4000:]
+        return Compared(bare, profiled, tmp_path)
+
+    return run
+
+
+# -- leaving without unwinding --
+
+OS_EXIT = """
+    import atexit
+    import os
+
+    atexit.register(print, "atexit: not run by os._exit")
+    print("leaving", flush=True)
+    os._exit(7)
+"""
+
+
+def test_os_exit_keeps_its_status_and_writes_no_report(compare: Callable[..., Compared]) -> None:
+    # os._exit ends the process on the spot: no Python code runs after it, advisor's neither
+    # (documented in the README); the status and what was flushed are the program's
+    run = compare(OS_EXIT)
+    assert run.profiled.returncode == 7
+    assert run.profiled.stdout == "leaving\n"
+    assert not (run.work / "report.json").exists()
+    assert run.reports_on_stderr() == 0
+    assert not [path.name for path in run.work.iterdir() if path.name.endswith(".tmp")]
+
+
+# -- forking --
+
+FORKS = """
+    import os
+    import sys
+
+    pid = os.fork()
+    if pid == 0:
+        print("child", flush=True)
+        sys.exit(5)  # the child unwinds through advisor's runner: it must not write a report
+    _, status = os.waitpid(pid, 0)
+    print("parent saw", os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_child_that_exits_normally_writes_no_report(compare: Callable[..., Compared]) -> None:
+    run = compare(FORKS)
+    assert run.profiled.stdout == "child\nparent saw 5\n"
+    assert run.profiled.returncode == 0
+    assert run.reports_on_stderr() == 1  # the parent's only
+    report = run.report
+    assert report["run"]["exit_code"] == 0
+    assert report["run"]["cpu_s"] >= 0.0
+    assert list(run.units("thread")) == ["MainThread"]
+
+
+MULTIPROCESSING = """
+    import asyncio
+    import multiprocessing
+    import sys
+
+
+    async def child_work(n):
+        async def one(i):
+            await asyncio.sleep(0.01)
+            return i
+
+        tasks = [asyncio.create_task(one(i), name=f"child-task-{i}") for i in range(n)]
+        return sum(await asyncio.gather(*tasks))
+
+
+    def square(n):
+        return n * n + asyncio.run(child_work(2))
+
+
+    if __name__ == "__main__":
+        context = multiprocessing.get_context(sys.argv[1])
+        with context.Pool(2) as pool:
+            print(sys.argv[1], pool.map(square, range(6)))
+        child = context.Process(target=square, args=(3,), name="one-child")
+        child.start()
+        child.join()
+        print("child exit", child.exitcode)
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_multiprocessing_children_are_unaffected_and_not_reported(
+        method: str, compare: Callable[..., Compared]) -> None:
+    run = compare(MULTIPROCESSING, method)
+    assert run.profiled.stdout == f"{method} [1, 2, 5, 10, 17, 26]\nchild exit 0\n"
+    assert run.reports_on_stderr() == 1
+    # the children's tasks ran in other processes: not in the parent's report, not reported twice
+    assert not [name for name in run.units("asyncio-task") if name.startswith("child-task")]
+    assert "MainThread" in run.units("thread")
+    assert run.report["run"]["exit_code"] == 0 and run.report["run"]["partial"] is False
+
+
+# -- replacing the event loop --
+
+POLICY = """
+    import asyncio
+
+
+    class CountingLoop(asyncio.SelectorEventLoop):
+        created = 0
+
+        def create_task(self, coro, **kwargs):
+            CountingLoop.created += 1
+            return super().create_task(coro, **kwargs)
+
+
+    class Policy(asyncio.DefaultEventLoopPolicy):
+        def new_event_loop(self):
+            return CountingLoop()
+
+
+    asyncio.set_event_loop_policy(Policy())
+
+
+    async def job(n):
+        await asyncio.sleep(0.05)
+        return n
+
+
+    async def main():
+        return sum(await asyncio.gather(*(asyncio.create_task(job(n), name=f"job-{n}") for n in range(4))))
+
+
+    print(asyncio.run(main()), type(asyncio.get_event_loop_policy()).__name__, CountingLoop.created)
+"""
+
+
+def test_a_program_event_loop_policy_and_loop_class_are_profiled(compare: Callable[..., Compared]) -> None:
+    run = compare(POLICY)
+    # its loop made every task (the main one, four jobs, asyncio.run's shutdown): as bare
+    assert run.profiled.stdout.startswith("6 Policy ")
+    tasks = run.units("asyncio-task")
+    for n in range(4):
+        job = tasks[f"job-{n}"]
+        assert job["count"] == 1
+        assert job["breakdown"]["waiting_s"] == pytest.approx(0.05, abs=0.02)
+
+
+UVLOOP = """
+    import asyncio
+
+    import uvloop
+
+
+    async def job(n):
+        await asyncio.sleep(0.05)
+        return n
+
+
+    async def main():
+        return sum(await asyncio.gather(*(asyncio.create_task(job(n), name=f"job-{n}") for n in range(4))))
+
+
+    print(uvloop.run(main()))
+"""
+
+
+def test_uvloop_program_runs_unchanged_with_its_thread_profiled(compare: Callable[..., Compared]) -> None:
+    pytest.importorskip("uvloop")
+    run = compare(UVLOOP)
+    assert run.profiled.stdout == "6\n"
+    main = run.units("thread")["MainThread"]
+    assert main["wall_s"] >= 0.05
+    assert all(probe["active"] for probe in run.report["run"]["probes"]), run.report["run"]["probes"]
+
+
+@pytest.mark.xfail(strict=True, reason="uvloop's Loop.create_task and handles are C code: the class-level hooks on "
+                                       "BaseEventLoop.create_task and Handle._run never see its tasks")
+def test_uvloop_tasks_have_entries(compare: Callable[..., Compared]) -> None:
+    pytest.importorskip("uvloop")
+    run = compare(UVLOOP)
+    assert {f"job-{n}" for n in range(4)} <= set(run.units("asyncio-task"))
+
+
+GEVENT_AND_ASYNCIO = """
+    import asyncio
+    import threading
+
+    import gevent
+
+
+    def nap(n):
+        gevent.sleep(0.05)
+        return n
+
+
+    async def job(n):
+        await asyncio.sleep(0.05)
+        return n
+
+
+    async def jobs():
+        return sum(await asyncio.gather(*(asyncio.create_task(job(n), name=f"job-{n}") for n in range(3))))
+
+
+    results = []
+    loop_thread = threading.Thread(target=lambda: results.append(asyncio.run(jobs())), name="loop-thread")
+    loop_thread.start()
+    greenlets = [gevent.spawn(nap, n) for n in range(3)]
+    for n, glet in enumerate(greenlets):
+        glet.name = f"nap-{n}"
+    gevent.joinall(greenlets)
+    loop_thread.join()
+    print(sum(glet.value for glet in greenlets), results[0], asyncio.run(jobs()))
+"""
+
+
+def test_asyncio_and_gevent_in_one_process_are_both_profiled(compare: Callable[..., Compared]) -> None:
+    run = compare(GEVENT_AND_ASYNCIO)
+    assert run.profiled.stdout == "3 3 3\n"
+    tasks = [task for task in run.report["tasks"] if task["kind"] == "asyncio-task" and task["name"].startswith("job-")]
+    assert sum(task["count"] for task in tasks) == 6  # three in the thread's loop, three in the main thread's
+    greenlets = run.units("greenlet")
+    for n in range(3):
+        assert greenlets[f"nap-{n}"]["breakdown"]["waiting_s"] == pytest.approx(0.05, abs=0.02)
+    assert "Hub" in greenlets
+    assert {"MainThread", "loop-thread"} <= set(run.units("thread"))
+    assert all(probe["active"] for probe in run.report["run"]["probes"]), run.report["run"]["probes"]
+
+
+# -- the program's own profile and trace hooks --
+
+OWN_HOOKS = """
+    import asyncio
+    import sys
+    import threading
+
+    import greenlet
+
+    calls = {"sys": 0, "thread": 0, "greenlet": 0}
+
+
+    def count_sys(frame, event, arg):
+        if event == "call":
+            calls["sys"] += 1
+
+
+    def count_thread(frame, event, arg):
+        if event == "call":
+            calls["thread"] += 1
+
+
+    previous = greenlet.gettrace()
+
+
+    def trace(event, args):
+        calls["greenlet"] += 1
+        if previous is not None:
+            previous(event, args)  # a well-behaved tracer chains the one it replaced
+
+
+    def work(n):
+        return sum(range(n))
+
+
+    def in_thread():
+        for _ in range(10):
+            work(10)
+
+
+    def glet():
+        greenlet.getcurrent().parent.switch(1)
+
+
+    async def nap():
+        await asyncio.sleep(0.01)
+
+
+    async def main():
+        await asyncio.gather(*(asyncio.create_task(nap(), name=f"nap-{n}") for n in range(3)))
+
+
+    greenlet.settrace(trace)
+    sys.setprofile(count_sys)
+    threading.setprofile(count_thread)
+    thread = threading.Thread(target=in_thread, name="profiled-thread")
+    thread.start()
+    thread.join()
+    for _ in range(10):
+        work(10)
+    runner = greenlet.greenlet(glet)
+    runner.switch()
+    runner.switch()
+    asyncio.run(main())
+    sys.setprofile(None)
+    threading.setprofile(None)
+    print(calls["sys"] >= 10, calls["thread"] >= 10, calls["greenlet"])
+"""
+
+
+@pytest.mark.parametrize("mode", ["standard", "deep"])
+def test_a_program_that_sets_its_own_profile_and_trace_functions(mode: str, compare: Callable[..., Compared]) -> None:
+    run = compare(OWN_HOOKS, mode=mode)
+    # its hooks saw what they see bare: the calls, and all four greenlet switches
+    assert run.profiled.stdout == "True True 4\n"
+    assert {"MainThread", "profiled-thread"} <= set(run.units("thread"))
+    assert {f"nap-{n}" for n in range(3)} <= set(run.units("asyncio-task"))
+    assert sum(task["count"] for task in run.units("greenlet").values()) == 1  # advisor's tracer, chained, too
+    assert run.report["run"]["exit_code"] == 0
+
+
+# -- deep recursion --
+
+RECURSES = """
+    import sys
+    import time
+
+
+    def down(n):
+        return 0 if n == 0 else 1 + down(n - 1)
+
+
+    depth = sys.getrecursionlimit() - 60  # advisor's runner sits below the program: ~10 frames
+    total = rounds = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < 1.0:  # long enough for standard mode to count its calls
+        total += down(depth)
+        rounds += 1
+    print(total == rounds * depth)
+"""
+
+
+@pytest.mark.parametrize("mode", ["standard", "deep"])
+def test_recursion_near_the_limit_does_not_overflow(mode: str, compare: Callable[..., Compared]) -> None:
+    run = compare(RECURSES, mode=mode)
+    assert run.profiled.stdout == "True\n"
+    assert run.profiled.returncode == 0
+    hottest = run.report["functions"][0]
+    assert hottest["function"].endswith("down")
+    assert hottest["calls"] is not None and hottest["calls"] > 0
