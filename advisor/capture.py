@@ -143,7 +143,8 @@ class Capture:
         status = []
         failures = {"asyncio": self.asyncio_probe.failed, "sampler": self.sampler.failed,
                     "greenlet": self.greenlet_probe.failed, "deep": self.deep.failed if self.deep else None,
-                    "hot-calls": self.hot_calls.failed if self.hot_calls else None}
+                    "hot-calls": self.hot_calls.failed if self.hot_calls else None,
+                    "threads": self.threads.failed}
         for name, active, note in self._status:
             failed = failures.get(name)
             if failed:

@@ -107,6 +107,7 @@ class ThreadRegistry:
         self.started_at = 0.0
         # called in each new thread as it starts (other probes install per-thread hooks)
         self.on_thread_start: list[Callable[[], None]] = []
+        self.failed: str | None = None  # why a thread's start or end could not be recorded
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -200,7 +201,8 @@ class ThreadRegistry:
             for callback in list(self.on_thread_start):
                 callback()
             return info
-        except Exception:  # a probe never breaks the thread it observes
+        except Exception as error:  # a probe never breaks the thread it observes
+            self.failed = f"{type(error).__name__}: {error}"
             return None
 
     def _thread_ended(self, info: ThreadInfo | None) -> None:
@@ -212,8 +214,8 @@ class ThreadRegistry:
             with self._lock:
                 if self.alive.pop(info.ident, None) is not None:
                     self._close(info, now, cpu)
-        except Exception:
-            pass
+        except Exception as error:
+            self.failed = f"{type(error).__name__}: {error}"
 
     def _close(self, info: ThreadInfo, now: float, cpu: float | None) -> None:
         info.close()
