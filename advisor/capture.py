@@ -46,6 +46,15 @@ class RawCapture:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CaptureStatus:
+    """What the probes see at one moment, for a live display."""
+
+    elapsed_s: float
+    units_alive: int
+    samples: int
+
+
 def measure_step_cost(rounds: int = 3000) -> float:
     """Seconds one hooked task step adds, measured on a private loop with a private probe."""
     async def spin() -> None:
@@ -167,6 +176,19 @@ class Capture:
             call_wrapper_s=self.hot_calls.wrapper_cost_s if self.hot_calls else 0.0,
             deep=deep,
         )
+
+    def status(self) -> CaptureStatus:
+        """Elapsed time, units alive and samples taken so far; read from any thread.
+
+        Only an int and the lengths of dicts are read, each one operation under the GIL:
+        no lock, nothing a probe waits for, cheap enough to call a few times a second."""
+        elapsed = time.perf_counter() - self._started if self._started else 0.0
+        alive = len(self.asyncio_probe.ledger.live) + len(self.greenlet_probe.ledger.live) + len(self.threads.alive)
+        return CaptureStatus(elapsed, alive, self.sampler.ticks)
+
+    def ignore_thread(self, ident: int) -> None:
+        """A thread of advisor's own (the live status), never sampled nor reported as a unit."""
+        self.threads.ignored.add(ident)
 
     def _probes(self) -> list[Any]:
         probes: list[Any] = [self.threads, self.sampler, self.asyncio_probe, self.greenlet_probe]

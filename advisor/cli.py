@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import importlib.util
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from .capture import DEFAULT_SAMPLE_RATE, Capture
@@ -24,10 +25,12 @@ from .engine import analyze, select_rules
 from .errors import UsageError
 from .frames import hide_launcher
 from .gate import check
+from .live_status import live_status
 from .profile import SEVERITIES, Report, ReportError, load_report, report_json, write_atomically
 from .render import RENDERERS
 from .render.flame import render_collapsed, render_speedscope
 from .render.markdown import render_markdown
+from .render.sarif import render_sarif
 from .report import RunFacts, build_report
 from .runner import Outcome, Target, check_target, end_like_python, execute, uses_gevent
 
@@ -71,9 +74,12 @@ def run_options_parser() -> ArgumentParser:
     parser.add_argument("--callgrind", metavar="PATH", help="deep mode: write the profile for KCacheGrind")
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON to PATH")
     parser.add_argument("--md", metavar="PATH", help="write the report as a Markdown checklist to PATH")
+    add_document_options(parser)
     add_flame_options(parser)
     add_baseline_option(parser)
     parser.add_argument("--format", choices=FORMATS, default="text", help="what goes to stderr")
+    parser.add_argument("--no-status", action="store_true",
+                        help="no live status line on a terminal's stderr while the target runs")
     parser.add_argument("--fail-on", choices=SEVERITIES, metavar="SEVERITY",
                         help="exit 3 when a finding is at or above SEVERITY (after a target exit 0)")
     parser.add_argument("--sample-rate", type=_sample_rate, default=DEFAULT_SAMPLE_RATE, metavar="HZ",
@@ -96,6 +102,25 @@ def load_baseline(options: argparse.Namespace) -> Report | None:
         raise UsageError(str(error)) from None
 
 
+def add_document_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--html", metavar="PATH", help="write the report as a self-contained HTML page to PATH")
+    parser.add_argument("--sarif", metavar="PATH", help="write the findings as SARIF 2.1.0 to PATH "
+                        "(code-scanning UIs)")
+
+
+def _render_html(report: Report) -> str:
+    # imported when asked for: the HTML renderer is the largest and most runs do not need it
+    from .render.html import render_html
+
+    return render_html(report)
+
+
+def check_html_available(options: argparse.Namespace) -> None:
+    """--html fails before the run, with one line, when this build has no HTML renderer."""
+    if getattr(options, "html", None) and importlib.util.find_spec("advisor.render.html") is None:
+        raise UsageError("--html: this advisor has no HTML renderer (advisor.render.html is missing)")
+
+
 def add_flame_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--collapsed", metavar="PATH", help="write the sampled stacks as collapsed stacks "
                         "(flamegraph.pl, inferno)")
@@ -103,9 +128,10 @@ def add_flame_options(parser: argparse.ArgumentParser) -> None:
 
 
 def write_files(report: Report, options: argparse.Namespace, baseline: Report | None = None) -> None:
-    """Every file format asked for with --json/--md/--collapsed/--speedscope."""
-    writers = {"json": report_json, "md": lambda r: render_markdown(r, baseline), "collapsed": render_collapsed,
-               "speedscope": render_speedscope}
+    """Every file format asked for with --json/--md/--html/--sarif/--collapsed/--speedscope."""
+    writers: dict[str, Callable[[Report], str]] = {
+        "json": report_json, "md": lambda r: render_markdown(r, baseline), "html": _render_html,
+        "sarif": render_sarif, "collapsed": render_collapsed, "speedscope": render_speedscope}
     for name, render in writers.items():
         path = getattr(options, name, None)
         if path:
@@ -124,8 +150,8 @@ def add_rule_selection(parser: argparse.ArgumentParser) -> None:
 
 
 # options of `advisor run` that take a value (the rest are flags)
-_VALUE_OPTIONS = {"--mode", "--json", "--md", "--collapsed", "--speedscope", "--format", "--fail-on",
-                  "--sample-rate", "--select", "--ignore", "--pstats", "--callgrind", "--baseline"}
+_VALUE_OPTIONS = {"--mode", "--json", "--md", "--html", "--sarif", "--collapsed", "--speedscope", "--format",
+                  "--fail-on", "--sample-rate", "--select", "--ignore", "--pstats", "--callgrind", "--baseline"}
 
 
 def split_run_arguments(tokens: Sequence[str]) -> tuple[list[str], Target]:
@@ -185,11 +211,12 @@ def command_run(tokens: Sequence[str]) -> int:
     options = run_options_parser().parse_args(option_tokens)
     check_target(target)
     # output paths are the user's, relative to where advisor started: the target may chdir
-    for name in ("json", "md", "collapsed", "speedscope", "pstats", "callgrind"):
+    for name in ("json", "md", "html", "sarif", "collapsed", "speedscope", "pstats", "callgrind"):
         path = getattr(options, name)
         if path:
             _check_writable(path)
             setattr(options, name, os.path.abspath(path))
+    check_html_available(options)
     exports = {kind: path for kind, path in (("pstat", options.pstats), ("callgrind", options.callgrind)) if path}
     if exports and options.mode != "deep":
         raise UsageError("--pstats and --callgrind need --mode deep (the deterministic profile)")
@@ -200,11 +227,16 @@ def command_run(tokens: Sequence[str]) -> int:
                       exports=exports)
     started_at = dt.datetime.now(dt.timezone.utc)
     parent = os.getpid()
+    # started before the probes, so that its thread is known as advisor's before any sample
+    status = None if options.no_status else live_status(capture.status, sys.stderr, os.environ,
+                                                        on_thread=capture.ignore_thread)
 
     def finish(outcome: Outcome) -> Report | None:
         """Stop the probes and write the report (also from the SIGTERM handler)."""
         if os.getpid() != parent:
             return None  # a child the target forked ends here: the run and its report are the parent's
+        if status is not None:
+            status.stop()
         raw = capture.stop()
         try:
             report = build_report(raw, RunFacts(argv=target.argv, mode=options.mode, started_at=started_at,
@@ -223,8 +255,10 @@ def command_run(tokens: Sequence[str]) -> int:
     # garbage triggers: freeze them (what is frozen is never collected, and is not garbage)
     gc.freeze()
     try:
-        outcome = execute(target, on_terminate=finish)
+        outcome = execute(target, on_terminate=finish, before_output=status.stop if status is not None else None)
     except BaseException:
+        if status is not None:
+            status.stop()
         capture.stop()
         raise
     report = finish(outcome)
@@ -251,6 +285,7 @@ def command_report(tokens: Sequence[str]) -> int:
     parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("--json", metavar="PATH", help="write the (validated) report as JSON to PATH")
     parser.add_argument("--md", metavar="PATH", help="write the report as a Markdown checklist to PATH")
+    add_document_options(parser)
     add_flame_options(parser)
     add_baseline_option(parser)
     options = parser.parse_args(list(tokens))
@@ -258,9 +293,10 @@ def command_report(tokens: Sequence[str]) -> int:
         report = load_report(options.file)
     except ReportError as error:
         raise UsageError(str(error)) from None
-    for path in (options.json, options.md, options.collapsed, options.speedscope):
+    for path in (options.json, options.md, options.html, options.sarif, options.collapsed, options.speedscope):
         if path:
             _check_writable(path)
+    check_html_available(options)
     if options.format == "text" and sys.stdout.isatty():
         from rich.console import Console
 

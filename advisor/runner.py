@@ -166,12 +166,19 @@ def _wait_for_threads() -> None:
             thread.join()
 
 
-def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = None) -> Outcome:
+def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = None,
+            before_output: Callable[[], object] | None = None) -> Outcome:
     """Run the target to its end and say how it ended; never raises for the target's sake.
 
     SIGTERM kills a Python program on the spot, without unwinding it. So does advisor: the
     handler calls `on_terminate` (which writes the partial report) and then dies by SIGTERM,
-    without running the target's ``finally`` blocks or ``except`` clauses."""
+    without running the target's ``finally`` blocks or ``except`` clauses. `before_output`
+    is called before the runner itself prints to stderr (a traceback, an exit message)."""
+    def report_uncaught(error: BaseException) -> None:
+        if before_output is not None:
+            before_output()
+        _report_uncaught(error)
+
     saved_argv, saved_path0 = list(sys.argv), sys.path[0] if sys.path else ""
     previous_term = None
     if threading.current_thread() is threading.main_thread():
@@ -204,12 +211,14 @@ def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = N
             outcome = Outcome(0)
         except SystemExit as error:
             _wait_for_threads()
+            if before_output is not None:
+                before_output()
             outcome = Outcome(_exit_code(error))
     except KeyboardInterrupt as error:
-        _report_uncaught(error)
+        report_uncaught(error)
         outcome = Outcome(130, partial=True, signal=signal.SIGINT)
     except BaseException as error:  # the target's uncaught exception: Python prints it, exits 1
-        _report_uncaught(error)
+        report_uncaught(error)
         try:
             _wait_for_threads()
         except BaseException:
