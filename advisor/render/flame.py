@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 
-from advisor.profile import Report
+from advisor.profile import Report, StackSample
 
 SPEEDSCOPE_SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 
@@ -23,6 +24,15 @@ def _unit_names(report: Report) -> dict[str, str]:
 
 def _weight(on: float, off: float, state: str) -> float:
     return on + (off if state != "idle" else 0.0)
+
+
+def weighted_stacks(report: Report) -> Iterator[tuple[StackSample, list[int], float]]:
+    """Each sampled stack with its frame indices root first and its flame-graph weight in
+    seconds (on- and off-CPU, idle loops left out); stacks of no weight are skipped."""
+    for stack in report.samples.stacks:
+        weight = _weight(stack.on_cpu_s, stack.off_cpu_s, stack.state)
+        if weight > 0.0:
+            yield stack, list(reversed(stack.frames)), weight
 
 
 def render_collapsed(report: Report) -> str:
@@ -47,10 +57,8 @@ def render_speedscope(report: Report) -> str:
     frames = [{"name": frame.function, "file": frame.file, "line": frame.line} for frame in report.samples.frames]
     names = _unit_names(report)
     by_unit: dict[str, list[tuple[list[int], float]]] = defaultdict(list)
-    for stack in report.samples.stacks:
-        weight = _weight(stack.on_cpu_s, stack.off_cpu_s, stack.state)
-        if weight > 0.0:
-            by_unit[stack.unit].append((list(reversed(stack.frames)), weight))
+    for stack, root_first, weight in weighted_stacks(report):
+        by_unit[stack.unit].append((root_first, weight))
     profiles = []
     for unit, samples in by_unit.items():
         total = sum(weight for _, weight in samples)
