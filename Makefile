@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXAMPLE ?= examples/checkout_service/app.py
 
-.PHONY: run test lint layout typecheck layers pytest bench clean install install-dev
+.PHONY: run test lint layout typecheck layers pytest browser bench clean install install-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,13 @@ typecheck: install-dev layout
 layers: install-dev layout
 	cd build/layout && PYTHONPATH=. ../../$(BIN)/lint-imports --config ../../pyproject.toml
 
-pytest: install-dev
+# the HTML report's browser test drives Debian's chromium (playwright's own download needs its CDN)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; else SUDO=; fi; \
+	  $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+pytest: install-dev browser
 	$(BIN)/python -m pytest -q
 
 ## bench: overhead and scale benchmarks (minutes; not part of make test)
