@@ -202,20 +202,18 @@ def test_json_path_is_where_the_user_asked_even_if_the_target_changes_directory(
     assert json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["run"]["exit_code"] == 0
 
 
-# -- what CONTRACT.md promises and the CLI does not offer yet --
+# -- the output formats CONTRACT.md promises, and SARIF --
 
 MISSING = {
     "format-md": (["run", "--format", "md", "prog.py"], None),
     "md-file": (["run", "--md", "report.md", "prog.py"], "report.md"),
     "html-file": (["run", "--html", "report.html", "prog.py"], "report.html"),
+    "format-sarif": (["run", "--format", "sarif", "prog.py"], None),
+    "sarif-file": (["run", "--sarif", "report.sarif", "prog.py"], "report.sarif"),
 }
 
 
-@pytest.mark.parametrize("case", [
-    "format-md", "md-file",
-    pytest.param("html-file", marks=pytest.mark.xfail(strict=True, reason="CONTRACT.md: `--html PATH`; no HTML "
-                                                      "renderer yet (issue 5)")),
-])
+@pytest.mark.parametrize("case", ["format-md", "md-file", "html-file", "format-sarif", "sarif-file"])
 def test_contract_output_formats_are_accepted(case: str, tmp_path: Path, program: Callable[[Path, str], Path],
                                               run_advisor: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     program(tmp_path / "prog.py", "print('ok')\n")
