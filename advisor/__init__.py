@@ -2,9 +2,27 @@
 
 ``advisor run app.py`` runs a program under light probes and reports, for every asyncio
 task and thread, how its wall time split into compute, I/O, waiting and scheduling.
-The report model lives in ``advisor.profile``; the probes in ``advisor.probes``.
+Inside a running process, ``advisor.Profiler`` starts the same probes and takes reports
+(``advisor.embed`` has the server middlewares), and ``advisor.analyze`` runs the rules
+over a report. The report model lives in ``advisor.profile``; the probes in ``advisor.probes``.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+__all__ = ["Profiler", "analyze"]
+
+if TYPE_CHECKING:
+    from .api import Profiler, analyze
+
+
+def __getattr__(name: str) -> Any:
+    # imported on first use: `advisor.probes` (imported by every probe) must not pull in
+    # pydantic and the rules engine
+    if name in __all__:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'advisor' has no attribute {name!r}")

@@ -84,8 +84,11 @@ class Capture:
     """The probes of one run: start them, stop them, collect a RawCapture."""
 
     def __init__(self, mode: str = "standard", sample_rate: float = DEFAULT_SAMPLE_RATE, greenlets: bool = False,
-                 exports: dict[str, str] | None = None) -> None:
+                 exports: dict[str, str] | None = None, calibrate: bool = True) -> None:
         self.mode = mode
+        # an embedded capture skips the step-cost calibration where it cannot run a private
+        # event loop (inside a running loop, or in a gevent-patched process)
+        self.calibrate = calibrate
         self.threads = ThreadRegistry()
         self.sampler = Sampler(self.threads, interval=1.0 / sample_rate)
         self.asyncio_probe = AsyncioProbe(self.sampler)
@@ -108,7 +111,7 @@ class Capture:
     def start(self) -> None:
         # calibrations first, while nothing else of advisor runs
         try:
-            self.per_step_cost = measure_step_cost()
+            self.per_step_cost = measure_step_cost() if self.calibrate else 0.0
         except Exception:
             self.per_step_cost = 0.0
         for probe in (self.hot_calls, self.deep):
@@ -149,23 +152,12 @@ class Capture:
             contexts = [ctx for record in units if record.kind == "greenlet" for ctx in record.contexts or ()]
             deep = self.deep.drain(tags, contexts)
             self.deep.clear()
-        status = []
-        failures = {"asyncio": self.asyncio_probe.failed, "sampler": self.sampler.failed,
-                    "greenlet": self.greenlet_probe.failed, "deep": self.deep.failed if self.deep else None,
-                    "hot-calls": self.hot_calls.failed if self.hot_calls else None,
-                    "threads": self.threads.failed}
-        for name, active, note in self._status:
-            failed = failures.get(name)
-            if failed:
-                status.append((name, False, f"disabled itself: {failed}"))
-            else:
-                status.append((name, active, note))
         return RawCapture(
             started=self._started,
             ended=ended,
             cpu_s=cpu,
             units=units,
-            probes=status,
+            probes=self._statuses(),
             sample_interval=self.sampler.interval,
             sampler_ticks=self.sampler.ticks,
             sampler_cpu_s=self.sampler.cpu_s,
@@ -189,6 +181,52 @@ class Capture:
     def ignore_thread(self, ident: int) -> None:
         """A thread of advisor's own (the live status), never sampled nor reported as a unit."""
         self.threads.ignored.add(ident)
+
+    def snapshot(self) -> RawCapture:
+        """What was measured so far, as ``stop`` would hand it over, with every probe left
+        running: the records are copies (a live unit is closed at now in its copy). Light
+        and standard modes only: yappi's deep profile is read once, at stop."""
+        ended = time.perf_counter()
+        cpu = time.process_time() - self._cpu0
+        units = self.asyncio_probe.snapshot() + self.greenlet_probe.snapshot() + self.threads.snapshot()
+        return RawCapture(
+            started=self._started,
+            ended=ended,
+            cpu_s=cpu,
+            units=units,
+            probes=self._statuses(),
+            sample_interval=self.sampler.interval,
+            sampler_ticks=self.sampler.ticks,
+            sampler_cpu_s=self.sampler.held_s,  # the sampler's CPU is only known once it stops
+            hooked_steps=self.asyncio_probe.steps + self.greenlet_probe.switches,
+            per_step_cost_s=self.per_step_cost,
+            # list() copies in C: the sampler thread may open a new call window meanwhile
+            call_stats=[stats for stats in list(self.hot_calls.stats.values()) if stats.calls]
+            if self.hot_calls else [],
+            call_cost_s=self.hot_calls.call_cost_s if self.hot_calls else 0.0,
+            call_wrapper_s=self.hot_calls.wrapper_cost_s if self.hot_calls else 0.0,
+        )
+
+    def attach_current_thread(self) -> None:
+        """Trace greenlets in the calling thread too (a capture started from another thread
+        than the server's; greenlet tracing is per thread)."""
+        if self._started:
+            self.greenlet_probe.install_here()
+
+    def _statuses(self) -> list[tuple[str, bool, str]]:
+        """Each probe's state, with the reason of any that disabled itself meanwhile."""
+        status = []
+        failures = {"asyncio": self.asyncio_probe.failed, "sampler": self.sampler.failed,
+                    "greenlet": self.greenlet_probe.failed, "deep": self.deep.failed if self.deep else None,
+                    "hot-calls": self.hot_calls.failed if self.hot_calls else None,
+                    "threads": self.threads.failed}
+        for name, active, note in self._status:
+            failed = failures.get(name)
+            if failed:
+                status.append((name, False, f"disabled itself: {failed}"))
+            else:
+                status.append((name, active, note))
+        return status
 
     def _probes(self) -> list[Any]:
         probes: list[Any] = [self.threads, self.sampler, self.asyncio_probe, self.greenlet_probe]

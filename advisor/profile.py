@@ -215,6 +215,8 @@ class Finding(Model):
     evidence: dict[str, Any] = Field(default_factory=dict)
     estimated_savings_s: float = 0.0
     fix: str | None = None
+    # embedded in a server: the routes whose requests spent sampled time at this finding
+    routes: list[str] = Field(default_factory=list)
 
 
 class SampleFrame(Model):
@@ -239,6 +241,30 @@ class Samples(Model):
     stacks: list[StackSample] = Field(default_factory=list)
 
 
+class RouteStat(Model):
+    """The requests of one route served under advisor's middleware (``advisor.embed``).
+
+    Times are totals over the ``measured`` requests (the breakdown adds up to ``wall_s``);
+    the percentiles are of one request's wall time over all ``count`` requests, from a fixed-size log histogram (within
+    about 5%). ``route`` is ``METHOD path`` or the template the server names; ``other``
+    gathers the routes past the cap on distinct routes.
+    """
+
+    route: str
+    count: int
+    errors: int = 0
+    measured: int = 0  # requests whose unit was traced: the breakdown and wall_s sum these
+    wall_s: float
+    p50_s: float = 0.0
+    p95_s: float = 0.0
+    p99_s: float = 0.0
+    max_s: float = 0.0
+    breakdown: Breakdown = Field(default_factory=Breakdown)
+    blocking_s: float = 0.0
+    hot: list[HotSpot] = Field(default_factory=list)
+    blocking: list[BlockingSite] = Field(default_factory=list)
+
+
 class Report(Model):
     schema_version: int = SCHEMA_VERSION
     tool: Tool = Field(default_factory=Tool)
@@ -247,6 +273,7 @@ class Report(Model):
     functions: list[FunctionStat] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     samples: Samples = Field(default_factory=Samples)
+    routes: list[RouteStat] = Field(default_factory=list)  # embedded in a server only
 
 
 class ReportError(Exception):

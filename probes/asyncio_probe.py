@@ -17,6 +17,7 @@ import asyncio
 import contextvars
 import inspect
 import os
+import sys
 import time
 import weakref
 from asyncio import base_events, events
@@ -113,6 +114,7 @@ class AsyncioProbe:
         self.tagging = False
         self._tagged = 0
         self._tags: dict[object, int] = {}
+        self._run_codes: set[CodeType] = set()  # the step hook's code (current_step looks for it)
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -133,8 +135,9 @@ class AsyncioProbe:
     @property
     def steps(self) -> int:
         """Task steps seen (counted by the ledger, not per step here)."""
-        return sum(record.steps for record in self.ledger.live.values()) + sum(
-            record.steps for record in self.ledger.finished.values())
+        # list() copies in C: a report may be taken from another thread while tasks come and go
+        return sum(record.steps for record in list(self.ledger.live.values())) + sum(
+            record.steps for record in list(self.ledger.finished.values()))
 
     def drain(self) -> list[UnitRecord]:
         """Close the tasks still alive and return every (folded) task record.
@@ -146,6 +149,41 @@ class AsyncioProbe:
         self.ledger.close_live(self._clock(), names)
         return [record for record in self.ledger.all_records()
                 if not record.target_file.startswith(_ASYNCIO_DIR)]
+
+    def snapshot(self) -> list[UnitRecord]:
+        """What ``drain`` would return now, from copies: the hooks go on untouched."""
+        in_step: dict[int, float] = {}
+        current = self.current_step()
+        if current is not None:
+            in_step[id(current[0])] = current[1]
+        names = self.ledger.live_names(lambda task: task.get_name())
+        return [record for record in self.ledger.snapshot(self._clock(), names, in_step)
+                if not record.target_file.startswith(_ASYNCIO_DIR)]
+
+    def current_step(self) -> tuple[UnitRecord, float] | None:
+        """The running task's record and the start of its current step (None outside a
+        tracked task): an embedding middleware reads it at a request's start and end. The
+        first step's start is the task's first run; a later one is read from the hook's
+        frame, as the sampler does (the hook publishes nothing per step)."""
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:
+            return None
+        record = self.ledger.live.get(id(task))
+        if record is None:
+            return None
+        if record.steps == 0 and record.first_run is not None:
+            return record, record.first_run
+        frame: Any = sys._getframe(1)
+        depth = 0
+        hooks = self._run_codes
+        while frame is not None and depth < 256:
+            if frame.f_code in hooks:
+                t0 = frame.f_locals.get("t0")
+                return (record, t0) if isinstance(t0, float) else None
+            frame = frame.f_back
+            depth += 1
+        return None
 
     # -- hooks -----------------------------------------------------------------------
     def _disable(self, error: BaseException) -> None:
@@ -300,6 +338,7 @@ class AsyncioProbe:
                     probe._disable(error)
 
         _run.__wrapped__ = original  # type: ignore[attr-defined]
+        self._run_codes.add(_run.__code__)
         if sampler is not None:
             sampler.step_frames.add(_run.__code__)
         return _run

@@ -38,6 +38,8 @@ _GEVENT_IO_FILES = ("_socket3.py", "_socketcommon.py", "socket.py", "_ssl3.py", 
                     "_fileobjectposix.py", "pywsgi.py", "baseserver.py", "server.py", "resolver_thread.py",
                     "resolver_ares.py", "dnshelper.py", "_threading.py")
 _GEVENT_SEP = os.sep + "gevent" + os.sep
+# what a code object on a switching greenlet's stack is (cached per code object)
+_OTHER, _PROGRAM, _GEVENT_SLEEP, _GEVENT_IO = range(4)
 
 
 def greenlet_target(glet: Any) -> tuple[str, str, int]:
@@ -88,6 +90,7 @@ class GreenletProbe:
         self.threads = threads
         self._clock = clock
         self._program = ProgramCode()
+        self._code_roles: dict[CodeType, int] = {}
         self._spawned: dict[int, float] = {}
         self._hubs: dict[int, tuple[UnitRecord, list[Any]]] = {}  # hub id -> record, [segment start]
         self._previous: dict[int, Any] = {}  # thread ident -> trace function we chained
@@ -137,6 +140,50 @@ class GreenletProbe:
             record.name = HUB_NAME
             record.named = True
         return list(self.ledger.all_records()) + [record for record, _ in self._hubs.values()]
+
+    def snapshot(self) -> list[UnitRecord]:
+        """What ``drain`` would return now, from copies: tracing goes on untouched."""
+        now = self._clock()
+        in_step: dict[int, float] = {}
+        if self.sampler is not None:
+            for slot in list(self.sampler.running.values()):
+                if slot is not None:
+                    in_step[id(slot[0])] = slot[1]
+        records = self.ledger.snapshot(now, self.ledger.live_names(greenlet_name), in_step)
+        for record, segment in list(self._hubs.values()):
+            copy = record.copy()
+            start = segment[0]
+            if start is not None:
+                copy.running_s += max(0.0, now - start)
+            copy.ended = now
+            copy.wall_s = now - copy.created
+            copy.waiting_s = max(0.0, copy.wall_s - copy.running_s)
+            records.append(copy)
+        return records
+
+    def current_step(self) -> tuple[UnitRecord, float] | None:
+        """The record of the greenlet running in this thread and the start of its current
+        step (None outside a traced greenlet): what an embedding middleware reads at a
+        request's start and end to attribute the difference to the request."""
+        sampler = self.sampler
+        if sampler is None or not self._active:
+            return None
+        slot = sampler.running.get(get_ident())
+        if slot is None or slot[0].kind != "greenlet" or slot[0].key[:1] == ("hub",):
+            return None
+        return slot[0], slot[1]
+
+    def install_here(self) -> None:
+        """Trace greenlet switches in the calling thread too (for a probe started from
+        another thread than the server's): cheap when already installed."""
+        self._install_here()
+
+    def uninstall_here(self) -> None:
+        """Take this probe's trace function out of the calling thread, if it is still the
+        one installed there (a probe stopped from another thread)."""
+        greenlet = self._greenlet
+        if greenlet is not None and greenlet.gettrace() == self._trace:
+            greenlet.settrace(self._previous.pop(get_ident(), None))
 
     def _install_here(self) -> None:
         """Install the trace function in the calling thread, chaining the one already there."""
@@ -322,23 +369,29 @@ class GreenletProbe:
         record.target_file, record.target_line = code.co_filename, code.co_firstlineno
 
     def classify_switch(self, frame: FrameType | None, now: float) -> tuple[int, float, Any]:
-        """Why a greenlet switched to the hub, from its stack: (kind, due, await site)."""
+        """Why a greenlet switched to the hub, from its stack: (kind, due, await site).
+
+        Runs on every switch, and under deep mode in the interpreter's slow tracing path:
+        what each code object is (the program's, gevent's I/O or sleep, other) is looked up
+        once per code object, so the walk is one dict lookup a frame."""
         kind: int | None = None
         due = 0.0
         program: list[tuple[CodeType, int, FrameType]] = []
+        roles = self._code_roles
         depth = 0
         while frame is not None and depth < 64:
             code = frame.f_code
-            filename = code.co_filename
-            if kind is None and _GEVENT_SEP in filename:
-                base = os.path.basename(filename)
-                if base == "hub.py" and code.co_name == "sleep":
+            role = roles.get(code)
+            if role is None:
+                role = roles[code] = self._code_role(code)
+            if role == _PROGRAM:
+                program.append((code, frame.f_lineno or code.co_firstlineno, frame))
+            elif kind is None and role != _OTHER:  # the innermost telling gevent frame decides
+                if role == _GEVENT_SLEEP:
                     seconds = frame.f_locals.get("seconds", 0)
                     kind, due = TIMER, now + max(0.0, float(seconds or 0))
-                elif base in _GEVENT_IO_FILES or "resolver" in filename:
+                elif role == _GEVENT_IO:
                     kind = IO
-            elif self._program(code):
-                program.append((code, frame.f_lineno or code.co_firstlineno, frame))
             frame = frame.f_back
             depth += 1
         site = None
@@ -348,3 +401,14 @@ class GreenletProbe:
             callee = program[1][2] if len(program) > 1 else program[0][2]
             site = (frames, id(callee))
         return (kind if kind is not None else WAITING), due, site
+
+    def _code_role(self, code: CodeType) -> int:
+        filename = code.co_filename
+        if _GEVENT_SEP in filename:
+            base = os.path.basename(filename)
+            if base == "hub.py" and code.co_name == "sleep":
+                return _GEVENT_SLEEP
+            if base in _GEVENT_IO_FILES or "resolver" in filename:
+                return _GEVENT_IO
+            return _OTHER  # hub switches, waiters, events, locks: a wait unless I/O or sleep shows below
+        return _PROGRAM if self._program(code) else _OTHER

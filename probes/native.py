@@ -2,16 +2,31 @@
 
 ``gevent.monkey.patch_all()`` swaps ``threading.get_ident`` and ``_thread.get_ident`` for
 per-greenlet versions. The probes key their state by OS thread, and ``sys._current_frames``
-does too, so they keep the originals, taken when advisor is imported (before the program
-runs and patches anything).
+does too, so they keep the originals, taken when advisor is imported. A server that
+patched before importing advisor (the usual order when advisor is embedded) still gets
+the originals: gevent keeps them, and ``gevent.monkey.get_original`` hands them back.
 """
 
 from __future__ import annotations
 
 import _thread
+import sys
 import time
+from typing import Any
 
-get_ident = _thread.get_ident
-start_new_thread = _thread.start_new_thread
-allocate_lock = _thread.allocate_lock
-sleep = time.sleep
+
+def _original(module: Any, name: str) -> Any:
+    """The unpatched ``module.name``, even when gevent patched it before advisor's import."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None:
+        try:
+            return monkey.get_original(module.__name__, name)
+        except Exception:  # an older or partial gevent: what the module holds now
+            pass
+    return getattr(module, name)
+
+
+get_ident = _original(_thread, "get_ident")
+start_new_thread = _original(_thread, "start_new_thread")
+allocate_lock = _original(_thread, "allocate_lock")
+sleep = _original(time, "sleep")

@@ -50,6 +50,7 @@ class UnitRecord:
         "scheduling_s",
         "steps",
         "susp_at",
+        "tag_samples",
         "target",
         "target_file",
         "target_line",
@@ -99,6 +100,26 @@ class UnitRecord:
         self.waits: dict[Site, list[Any]] | None = None
         # written by the sampler (and, under its lock, by the hook for the tail of a long step)
         self.samples: dict[Stack, list[float]] | None = None
+        # while set (by an embedding middleware, for one request), the sampler also adds this
+        # unit's step samples to this table: the request's route's own stacks
+        self.tag_samples: dict[Stack, list[float]] | None = None
+
+    def copy(self) -> UnitRecord:
+        """A detached copy, for a report taken while the probes keep writing to this record
+        (its sample and wait tables are copied too; ``list()`` copies in C, under the GIL)."""
+        other = UnitRecord(self.uid, self.kind, self.target, self.target_file, self.target_line, self.created)
+        for name in UnitRecord.__slots__:
+            if name not in ("samples", "waits", "contexts", "tag_samples"):
+                setattr(other, name, getattr(self, name))
+        samples = self.samples
+        if samples is not None:
+            other.samples = {stack: list(weights) for stack, weights in list(samples.items())}
+        waits = self.waits
+        if waits is not None:
+            other.waits = {site: list(numbers) for site, numbers in list(waits.items())}
+        if self.contexts is not None:
+            other.contexts = list(self.contexts)
+        return other
 
     def add_samples(self, other: UnitRecord) -> None:
         """Merge another record's stack samples and await sites into this one."""

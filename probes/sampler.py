@@ -183,6 +183,8 @@ class Sampler:
                 if record.samples is None:
                     record.samples = {}
                 add_weights(record.samples, stack, dcpu, off, contended, held)
+                if record.tag_samples is not None:
+                    add_weights(record.tag_samples, stack, dcpu, off, contended, held)
                 if hot is not None and dcpu > 0.5 * dt:
                     for code in {frame[0] for frame in stack}:
                         hot[code] = hot.get(code, 0.0) + dcpu
@@ -324,3 +326,6 @@ def add_step_time(record: UnitRecord, stack: Stack, on: float, off: float, conte
     if record.samples is None:
         record.samples = {}
     add_weights(record.samples, stack, on, off, off if contended else 0.0, held)
+    tagged = record.tag_samples
+    if tagged is not None:
+        add_weights(tagged, stack, on, off, off if contended else 0.0, held)

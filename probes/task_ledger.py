@@ -185,6 +185,24 @@ class TaskLedger:
                 self.step_started(record, t_end)
             self._close(record, t_end, names.get(key) or record.name)
 
+    def snapshot(self, now: float, names: dict[int, str], in_step: dict[int, float] | None = None) -> list[UnitRecord]:
+        """Every unit as ``close_live`` and ``all_records`` would give them if the run ended
+        now, built from copies: the ledger goes on untouched (a report taken while the
+        program runs). `in_step` maps ``id(record)`` of the units running a step right now
+        to that step's start, so their running time so far counts."""
+        view = TaskLedger(self.kind)
+        view._named_kept = self._named_kept
+        view.finished = {key: record.copy() for key, record in list(self.finished.items())}
+        steps = in_step or {}
+        for key, record in list(self.live.items()):
+            copy = record.copy()
+            start = steps.get(id(record))
+            if start is not None and copy.susp_at is None and copy.first_run is not None:
+                copy.running_s += max(0.0, now - start)
+            view.live[key] = copy
+        view.close_live(now, names)
+        return list(view.all_records())
+
     def all_records(self) -> Iterator[UnitRecord]:
         """Every finished (or closed) record, folded ones included."""
         yield from self.finished.values()

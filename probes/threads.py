@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .native import get_ident
+from .native import allocate_lock, get_ident
 from .records import UnitRecord
 
 
@@ -100,7 +100,8 @@ class ThreadRegistry:
         self._clock = clock
         self.alive: dict[int, ThreadInfo] = {}
         self.finished: list[UnitRecord] = []
-        self._lock = threading.Lock()
+        # the interpreter's lock even when gevent patched threading first (embedded use)
+        self._lock = allocate_lock()
         self._next_uid = 0
         self._original: Callable[..., Any] | None = None
         self.ignored: set[int] = set()
@@ -114,8 +115,11 @@ class ThreadRegistry:
         self.started_at = self._clock()
         main = threading.main_thread()
         if main.is_alive():
-            on_main = threading.current_thread() is main
-            info = self.adopt(main.ident or 0, main, self.started_at, time.thread_time() if on_main else None)
+            # by kernel thread id: under gevent's patching (a server that embeds advisor patched
+            # first) current_thread() and main.ident name greenlets, not the OS thread
+            on_main = main.native_id == threading.get_native_id()
+            ident = get_ident() if on_main else (main.ident or 0)
+            info = self.adopt(ident, main, self.started_at, time.thread_time() if on_main else None)
             if info is not None and on_main:
                 # the sampler may have adopted it already: the run starts now, not then
                 with self._lock:
@@ -148,6 +152,25 @@ class ThreadRegistry:
                 self._close(info, now, None)
             self.alive.clear()
             return list(self.finished)
+
+    def snapshot(self) -> list[UnitRecord]:
+        """Every thread as ``drain`` would give it now, from copies: nothing is closed."""
+        now = self._clock()
+        me = get_ident()
+        with self._lock:
+            records = [record.copy() for record in self.finished]
+            alive = list(self.alive.values())
+        for info in alive:
+            copy = info.record.copy()
+            cpu = time.thread_time() if info.ident == me else read_clock(info.clock)
+            copy.cpu_s = max(0.0, (cpu if cpu is not None else info.last_cpu) - info.cpu0)
+            copy.ended = now
+            copy.wall_s = max(0.0, now - copy.created)
+            thread = info.thread
+            copy.name = thread.name if thread is not None else f"thread-{info.ident}"
+            copy.named = True
+            records.append(copy)
+        return records
 
     # -- events --------------------------------------------------------------------
     def adopt(self, ident: int, thread: threading.Thread | None, t: float,

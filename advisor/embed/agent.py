@@ -1,0 +1,124 @@
+"""advisor inside a server process: the pieces the WSGI and ASGI middlewares share.
+
+An ``Agent`` owns the always-on ``Profiler`` (light mode by default), the request meter
+that fills its route table, the periodic report dumps, the deep-capture trigger (signal
+and HTTP endpoint) and the endpoint itself. It starts lazily, at the first request in each
+process, so a server that imports the app before forking its workers (gunicorn
+``--preload``) still gets one profiler per worker, each writing its own files.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from advisor.probes.native import allocate_lock
+
+from ..api import Mode, Profiler
+from ..profile import Report
+from .control import DEFAULT_PREFIX, ControlEndpoint, DeepTrigger
+from .dump import ReportDumper
+from .meter import Pending, RequestMeter
+from .routes import DEFAULT_MAX_ROUTES
+
+
+class Agent:
+    """The profiler, meter, dumps and control of one server process."""
+
+    def __init__(self, profiler: Profiler | None = None, *, mode: Mode = "light", control_token: str | None = None,
+                 control_prefix: str = DEFAULT_PREFIX, dump_dir: str | os.PathLike[str] | None = None,
+                 dump_interval_s: float = 60.0, dump_keep: int = 10, deep_signal: int | None = signal.SIGUSR2,
+                 deep_seconds: float = 10.0, max_routes: int = DEFAULT_MAX_ROUTES, on_loop: bool = False) -> None:
+        self._given = profiler
+        self.mode: Mode = mode
+        self.max_routes = max_routes
+        self.profiler = profiler if profiler is not None else Profiler(mode, max_routes=max_routes)
+        self.dumper = ReportDumper(dump_dir, keep=dump_keep, interval_s=dump_interval_s) if dump_dir else None
+        self.deep_signal = deep_signal
+        self.trigger = DeepTrigger(self.profiler, self.dumper, deep_seconds)
+        self.control = ControlEndpoint(control_token, self.snapshot, self.trigger, control_prefix)
+        self.meter = RequestMeter(self.profiler.routes, asyncio_first=on_loop)
+        self._pid = 0
+        self._lock = allocate_lock()
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def ensure_started(self) -> None:
+        """Start everything in this process, once (again in a forked child)."""
+        if self._pid == os.getpid() or self._closed:
+            return
+        with self._lock:
+            pid = os.getpid()
+            if self._pid == pid:
+                return
+            if self._pid:
+                # a forked worker: the parent's sampler thread does not exist here
+                self.profiler = Profiler(self.mode, max_routes=self.max_routes)
+                if self.dumper is not None:  # its locks may have been held by a parent's thread
+                    self.dumper = ReportDumper(self.dumper.directory, self.dumper.keep, self.dumper.interval_s)
+                self.trigger = DeepTrigger(self.profiler, self.dumper, self.trigger.default_seconds)
+                self.control.trigger = self.trigger
+                self.meter = RequestMeter(self.profiler.routes, asyncio_first=self.meter.asyncio_first)
+            self._pid = pid
+            self.profiler.start()
+            if self.dumper is not None:
+                self.dumper.start(self.snapshot, self.profiler.ignore_current_thread)
+            # by kernel thread id: under gevent, current_thread() in a request names a greenlet
+            if self.deep_signal is not None and threading.main_thread().native_id == threading.get_native_id():
+                self.trigger.install_signal(self.deep_signal)
+            atexit.register(self._at_exit)
+
+    def close(self) -> Report | None:
+        """Stop the deep capture, the dumps and the profiler; write the last report."""
+        with self._lock:
+            if self._closed or self._pid != os.getpid():
+                return None
+            self._closed = True
+        self.trigger.stop()
+        if self.dumper is not None:
+            self.dumper.stop()
+        report = self.profiler.stop() if self.profiler.running else self.profiler.last_report
+        if report is not None and self.dumper is not None:
+            self.dumper.write(report)
+        return report
+
+    def _at_exit(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def snapshot(self) -> Report:
+        return self.profiler.snapshot()
+
+    # -- per request ---------------------------------------------------------------------------
+    def begin(self, route: str) -> Pending | None:
+        """Called as a request starts, in the thread that serves it."""
+        try:
+            if self._pid != os.getpid():
+                self.ensure_started()
+            self.profiler.attach_current_thread()
+            for deep in self.trigger.profilers():
+                deep.attach_current_thread()
+            self.meter.capture = self.profiler.capture
+        except Exception as error:
+            self.meter.disable(error)
+            return None
+        return self.meter.begin(route)
+
+    def end(self, pending: Pending | None, error: bool) -> None:
+        self.meter.end(pending, error)
+
+    @property
+    def dump_files(self) -> list[Path]:
+        return self.dumper.files() if self.dumper is not None else []
+
+    def handles(self, path: str) -> bool:
+        return self.control.wants(path)
+
+    def answer(self, method: str, path: str, query: str, token: str | None, remote: str | None) -> Any:
+        return self.control.handle(method, path, query, token, remote)

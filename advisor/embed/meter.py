@@ -1,0 +1,115 @@
+"""Measuring one request: read the running unit's counters at its start and end.
+
+A request runs in one greenlet (gevent's servers), one asyncio task (ASGI servers) or one
+thread (threaded WSGI servers). At the start the meter reads that unit's accumulated
+running, io, waiting and scheduling seconds from the probe (the current step counted up
+to now) and points the unit's ``tag_samples`` at the route's stack table, so the sampler
+charges the request's samples to its route; at the end it reads them again and adds the
+difference to the route. A thread is measured as one long step (its off-CPU samples say
+what it waited for). Any exception in here disables the meter, is logged once, and the
+request goes on unmeasured.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from advisor.probes.native import get_ident
+from advisor.probes.records import UnitRecord
+
+from .routes import RouteAggregate, RouteTable
+
+LOG = logging.getLogger("advisor")
+
+# What begin() hands to end(): [route, record or None, start time, running, io, waiting,
+# scheduling, the record's previous tag table, on a loop (task or greenlet)?]
+Pending = list[Any]
+
+
+class RequestMeter:
+    """Per-request deltas of the running unit's counters, added to a route table."""
+
+    def __init__(self, table: RouteTable, asyncio_first: bool = False) -> None:
+        self.table = table
+        self.asyncio_first = asyncio_first
+        self.capture: Any = None  # the running Capture (set by the middleware)
+        self.failed: str | None = None
+
+    def begin(self, route: str) -> Pending | None:
+        if self.failed is not None:
+            return None
+        try:
+            return self._begin(route)
+        except Exception as error:
+            self.disable(error)
+            return None
+
+    def end(self, pending: Pending | None, error: bool) -> None:
+        if pending is None or self.failed is not None:
+            return
+        try:
+            self._end(pending, error)
+        except Exception as failure:
+            self.disable(failure)
+
+    def disable(self, error: BaseException) -> None:
+        """Stop measuring requests (the server goes on) and say why, once."""
+        if self.failed is None:
+            self.failed = f"{type(error).__name__}: {error}"
+            LOG.warning("advisor: request measurement disabled after an internal error: %s", self.failed)
+
+    # -- the unit of the request ---------------------------------------------------------
+    def _unit(self) -> tuple[UnitRecord, float, bool] | None:
+        """(record, start of its current step, runs on a loop) of the unit running here."""
+        capture = self.capture
+        if capture is None:
+            return None
+        probes = (capture.asyncio_probe, capture.greenlet_probe)
+        for probe in (probes if self.asyncio_first else reversed(probes)):
+            step = probe.current_step()
+            if step is not None:
+                return step[0], step[1], True
+        info = capture.threads.alive.get(get_ident())
+        if info is not None and not self.asyncio_first:
+            # a thread is one long step: all its time in the request is "running", and its
+            # off-CPU samples (tagged to the route) split that into compute and waits
+            return info.record, -1.0, False
+        return None
+
+    def _begin(self, route: str) -> Pending:
+        aggregate = self.table.route(route)
+        now = time.perf_counter()
+        unit = self._unit()
+        if unit is None:
+            return [aggregate, None, now, 0.0, 0.0, 0.0, 0.0, None, False]
+        record, step_start, on_loop = unit
+        running = record.running_s + (now - step_start) if on_loop else 0.0
+        pending = [aggregate, record, now, running, record.io_s, record.waiting_s, record.scheduling_s,
+                   record.tag_samples, on_loop]
+        record.tag_samples = aggregate.samples
+        return pending
+
+    def _end(self, pending: Pending, error: bool) -> None:
+        aggregate: RouteAggregate = pending[0]
+        record: UnitRecord | None = pending[1]
+        now = time.perf_counter()
+        wall = now - pending[2]
+        if record is None:
+            self.table.add(aggregate, wall, None, error, False)
+            return
+        record.tag_samples = pending[7]
+        if not pending[8]:
+            self.table.add(aggregate, wall, (wall, 0.0, 0.0, 0.0), error, False)
+            return
+        unit = self._unit()
+        if unit is None or unit[0] is not record:
+            # the request ended in another unit than it began (a handler that handed its
+            # response to another task): its wall time counts, its breakdown cannot
+            self.table.add(aggregate, wall, None, error, True)
+            return
+        running = record.running_s + (now - unit[1])
+        parts = (max(0.0, running - pending[3]), max(0.0, record.io_s - pending[4]),
+                 max(0.0, record.waiting_s - pending[5]), max(0.0, record.scheduling_s - pending[6]))
+        self.table.add(aggregate, wall, parts, error, True)

@@ -1,0 +1,205 @@
+"""Per-route aggregates of the requests a server handled, in memory that does not grow.
+
+Each route keeps a few sums (wall, running, io, waiting, scheduling), a fixed-size
+log-bucket histogram of request wall times for percentiles, and the stack table the
+sampler fills while one of the route's requests runs (bounded by the program's code paths,
+like a unit's own samples). Distinct routes are capped; past the cap, requests count under
+``other``. Turning a route into a ``RouteStat`` reuses the per-unit attribution: a route
+is summed like a folded unit whose steps are its requests, so its compute, blocking and
+blocking sites mean what they mean for a task.
+"""
+
+from __future__ import annotations
+
+import math
+
+from advisor.probes.native import allocate_lock
+from advisor.probes.records import Stack, UnitRecord
+
+from ..attribution import task_entry, visible
+from ..frames import display_path, function_name
+from ..profile import Breakdown, Report, RouteStat
+
+OTHER_ROUTE = "other"
+DEFAULT_MAX_ROUTES = 100
+
+# Buckets of the wall-time histogram: 8 per doubling from 1 µs, 36 doublings (up to ~19 h).
+# A percentile is its bucket's geometric middle: within 2^(1/16) - 1 ≈ 4.4% of the truth.
+BUCKETS_PER_DOUBLING = 8
+SMALLEST_S = 1e-6
+BUCKETS = BUCKETS_PER_DOUBLING * 36 + 1
+
+
+class LogHistogram:
+    """Counts of values in logarithmic buckets: fixed size, mergeable, percentiles within ~4%."""
+
+    __slots__ = ("count", "counts", "largest", "smallest")
+
+    def __init__(self) -> None:
+        self.counts = [0] * BUCKETS
+        self.count = 0
+        self.largest = 0.0
+        self.smallest = math.inf
+
+    @staticmethod
+    def bucket(seconds: float) -> int:
+        if seconds <= SMALLEST_S:
+            return 0
+        return min(BUCKETS - 1, int(math.log2(seconds / SMALLEST_S) * BUCKETS_PER_DOUBLING) + 1)
+
+    def add(self, seconds: float) -> None:
+        self.counts[self.bucket(seconds)] += 1
+        self.count += 1
+        if seconds > self.largest:
+            self.largest = seconds
+        if seconds < self.smallest:
+            self.smallest = seconds
+
+    def merge(self, other: LogHistogram) -> None:
+        for index, value in enumerate(other.counts):
+            self.counts[index] += value
+        self.count += other.count
+        self.largest = max(self.largest, other.largest)
+        self.smallest = min(self.smallest, other.smallest)
+
+    def quantile(self, q: float) -> float:
+        """The value at quantile `q` (0..1), clamped to the smallest and largest seen."""
+        if self.count == 0:
+            return 0.0
+        rank = max(1, math.ceil(q * self.count))
+        seen = 0
+        for index, value in enumerate(self.counts):
+            seen += value
+            if seen >= rank:
+                middle = SMALLEST_S * 2.0 ** ((index - 0.5) / BUCKETS_PER_DOUBLING) if index else SMALLEST_S
+                return min(max(middle, self.smallest), self.largest)
+        return self.largest
+
+
+class RouteAggregate:
+    """The sums of one route's requests (see the module docstring)."""
+
+    __slots__ = ("count", "errors", "histogram", "io_s", "loop_requests", "measured", "route", "running_s",
+                 "samples", "scheduling_s", "waiting_s", "wall_s")
+
+    def __init__(self, route: str) -> None:
+        self.route = route
+        self.count = 0
+        self.errors = 0
+        self.measured = 0  # requests whose breakdown was measured (their unit was traced)
+        self.loop_requests = 0  # of those, requests run by a task or greenlet (vs a thread)
+        self.wall_s = 0.0  # of the measured requests: the breakdown adds up to it
+        self.running_s = 0.0
+        self.io_s = 0.0
+        self.waiting_s = 0.0
+        self.scheduling_s = 0.0
+        self.histogram = LogHistogram()
+        # written by the sampler thread (under its lock) while a request of this route runs
+        self.samples: dict[Stack, list[float]] = {}
+
+
+class RouteTable:
+    """Every route's aggregate, at most `max_routes` of them plus ``other``."""
+
+    def __init__(self, max_routes: int = DEFAULT_MAX_ROUTES) -> None:
+        self.max_routes = max(1, max_routes)
+        self._routes: dict[str, RouteAggregate] = {}
+        # the interpreter's lock (gevent may have patched threading): requests of a threaded
+        # server add to the same sums
+        self._lock = allocate_lock()
+
+    def route(self, name: str) -> RouteAggregate:
+        """The aggregate of a route, created on first use (``other`` past the cap)."""
+        found = self._routes.get(name)
+        if found is not None:
+            return found
+        with self._lock:
+            if name not in self._routes and len(self._routes) >= self.max_routes:
+                name = OTHER_ROUTE
+            found = self._routes.get(name)
+            if found is None:
+                found = self._routes[name] = RouteAggregate(name)
+            return found
+
+    def add(self, aggregate: RouteAggregate, wall_s: float, parts: tuple[float, float, float, float] | None,
+            error: bool, on_loop: bool) -> None:
+        """One finished request: its wall time and, when its unit was traced, (running, io,
+        waiting, scheduling) seconds over the request."""
+        with self._lock:
+            aggregate.count += 1
+            aggregate.errors += error
+            aggregate.histogram.add(wall_s)
+            if parts is not None:
+                running, io, waiting, scheduling = parts
+                aggregate.measured += 1
+                aggregate.loop_requests += on_loop
+                aggregate.wall_s += running + io + waiting + scheduling
+                aggregate.running_s += running
+                aggregate.io_s += io
+                aggregate.waiting_s += waiting
+                aggregate.scheduling_s += scheduling
+
+    def aggregates(self) -> list[RouteAggregate]:
+        return list(self._routes.values())
+
+    def stats(self) -> list[RouteStat]:
+        """Every route for the report, busiest (total wall) first."""
+        return sorted((route_stat(aggregate) for aggregate in self.aggregates()),
+                      key=lambda stat: (-stat.wall_s, -stat.count, stat.route))
+
+
+def route_stat(aggregate: RouteAggregate) -> RouteStat:
+    """A route as the report shows it: summed like a folded unit whose steps are its requests."""
+    # read without the table's lock: a report is a snapshot, one request more or less
+    record = UnitRecord(0, "greenlet", aggregate.route, "", 0, 0.0)
+    record.wall_s = aggregate.wall_s
+    record.running_s = aggregate.running_s
+    record.io_s = aggregate.io_s
+    record.waiting_s = aggregate.waiting_s
+    record.scheduling_s = aggregate.scheduling_s
+    record.samples = {stack: list(weights) for stack, weights in list(aggregate.samples.items())}
+    entry, _ = task_entry(record)
+    histogram = aggregate.histogram
+    return RouteStat(
+        route=aggregate.route,
+        count=aggregate.count,
+        errors=aggregate.errors,
+        measured=aggregate.measured,
+        wall_s=entry.wall_s,
+        p50_s=round(histogram.quantile(0.50), 6),
+        p95_s=round(histogram.quantile(0.95), 6),
+        p99_s=round(histogram.quantile(0.99), 6),
+        max_s=round(histogram.largest, 6),
+        breakdown=Breakdown.model_validate(entry.breakdown.model_dump()),
+        # a thread that blocks holds only itself: blocking means holding a loop or hub
+        blocking_s=entry.blocking_s if aggregate.loop_requests else 0.0,
+        hot=entry.hot,
+        blocking=entry.blocking,
+    )
+
+
+def with_routes(report: Report, table: RouteTable) -> Report:
+    """The report with its per-route table, and each finding with the routes whose requests
+    were sampled at the finding's line or in its function."""
+    aggregates = table.aggregates()
+    places: dict[str, set[tuple[str, int]]] = {}
+    functions: dict[str, set[tuple[str, str]]] = {}
+    for aggregate in aggregates:
+        lines: set[tuple[str, int]] = set()
+        names: set[tuple[str, str]] = set()
+        for stack in list(aggregate.samples):
+            for code, line in visible(stack):
+                path = display_path(code.co_filename)
+                lines.add((path, line))
+                names.update((path, name) for name in
+                             (function_name(code), getattr(code, "co_qualname", code.co_name), code.co_name))
+        places[aggregate.route] = lines
+        functions[aggregate.route] = names
+    findings = []
+    for finding in report.findings:
+        where = finding.location
+        routes = [route for route in places
+                  if (where.file, where.line) in places[route]
+                  or (where.function and (where.file, where.function) in functions[route])]
+        findings.append(finding.model_copy(update={"routes": sorted(routes)}))
+    return report.model_copy(update={"routes": table.stats(), "findings": findings})

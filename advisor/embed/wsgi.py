@@ -1,0 +1,112 @@
+"""WSGI middleware: every request a transaction of its route, measured by advisor's probes.
+
+Works with any WSGI server; under gevent's ``pywsgi`` each request runs in a greenlet,
+under a threaded server in a thread, and the meter reads that unit's counters (see
+``advisor.embed.meter``). A request's time runs from the call of the app until it returns
+its body, or, for a streamed body, until the server closes it. The route is ``METHOD
+path`` unless a ``route`` function names it (a path template, say). Requests for the
+control endpoint (off unless a token is given) are answered here and never reach the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .agent import Agent
+from .meter import Pending
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+RouteOf = Callable[[dict[str, Any]], str]
+
+
+def default_route(environ: dict[str, Any]) -> str:
+    """``METHOD /path`` (no query string)."""
+    return f"{environ.get('REQUEST_METHOD', 'GET')} {environ.get('PATH_INFO', '') or '/'}"
+
+
+class _MeasuredBody:
+    """A streamed response body: the request ends when the server closes it."""
+
+    def __init__(self, body: Iterable[bytes], finish: Callable[[], None]) -> None:
+        self._body = body
+        self._finish: Callable[[], None] | None = finish
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            finish, self._finish = self._finish, None
+            if finish is not None:
+                finish()
+
+
+class AdvisorWSGIMiddleware:
+    """Wrap a WSGI app: ``app = AdvisorWSGIMiddleware(app, dump_dir="/var/tmp/advisor")``.
+
+    Keyword arguments are the ``Agent``'s (``profiler``, ``mode``, ``control_token``,
+    ``control_prefix``, ``dump_dir``, ``dump_interval_s``, ``dump_keep``, ``deep_signal``,
+    ``deep_seconds``, ``max_routes``), plus ``route``: a function of the environ that names
+    the request's route.
+    """
+
+    def __init__(self, app: WSGIApp, *, route: RouteOf | None = None, agent: Agent | None = None,
+                 **options: Any) -> None:
+        self.app = app
+        self.route_of = route or default_route
+        self.agent = agent if agent is not None else Agent(**options)
+
+    @property
+    def profiler(self) -> Any:
+        return self.agent.profiler
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        agent = self.agent
+        path = environ.get("PATH_INFO", "") or "/"
+        if agent.handles(path):
+            return self._control(environ, start_response, path)
+        try:
+            route = self.route_of(environ)
+        except Exception:
+            route = default_route(environ)
+        pending = agent.begin(route)
+        if pending is None:
+            return self.app(environ, start_response)
+        status: list[int] = [0]
+
+        def start(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            try:
+                status[0] = int(code.split(" ", 1)[0])
+            except ValueError:
+                pass
+            return start_response(code, headers, exc_info) if exc_info is not None else start_response(code, headers)
+
+        try:
+            body = self.app(environ, start)
+        except BaseException:
+            agent.end(pending, True)
+            raise
+        if isinstance(body, (list, tuple)):
+            agent.end(pending, status[0] >= 500)
+            return body
+        return _MeasuredBody(body, lambda: self._finish(pending, status))
+
+    def _finish(self, pending: Pending, status: list[int]) -> None:
+        self.agent.end(pending, status[0] >= 500)
+
+    def _control(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> list[bytes]:
+        from .control import REASONS, presented_token
+
+        token = presented_token(environ.get("HTTP_AUTHORIZATION"), environ.get("HTTP_X_ADVISOR_TOKEN"))
+        answer = self.agent.answer(environ.get("REQUEST_METHOD", "GET"), path, environ.get("QUERY_STRING", ""),
+                                   token, environ.get("REMOTE_ADDR"))
+        headers = [("Content-Type", answer.content_type), ("Content-Length", str(len(answer.body))),
+                   ("Cache-Control", "no-store"), *answer.headers]
+        start_response(f"{answer.status} {REASONS.get(answer.status, '')}".rstrip(), headers)
+        return [answer.body]
