@@ -8,6 +8,9 @@
   // the namespace of SVG elements, taken from an <svg> the HTML parser already made
   var NS = document.getElementById("timeline-svg").namespaceURI;
   var measure = document.createElement("canvas").getContext("2d");
+  // text is measured in the fonts the page really uses, so fitted labels never overlap
+  var SANS = getComputedStyle(document.body).fontFamily;
+  var MONO = getComputedStyle(document.querySelector("code") || document.body).fontFamily;
 
   // ---------------------------------------------------------------- helpers
 
@@ -161,15 +164,15 @@
       var kindText = svg("text", { "class": "lane-kind", x: LABEL_W - 10, y: y + LANE_H / 2 + 4,
                                    "text-anchor": "end" }, lane);
       kindText.textContent = kind;
-      measure.font = "10.5px sans-serif";
+      measure.font = "10.5px " + SANS;
       var kindWidth = measure.measureText(kind).width;
-      name.textContent = fit(unit.name, LABEL_W - 28 - kindWidth, "12px sans-serif");
+      name.textContent = fit(unit.name, LABEL_W - 26 - kindWidth, "12px " + SANS);
       name.addEventListener("mousemove", laneTip(unit, null));
       name.addEventListener("mouseleave", hideTip);
       name.addEventListener("click", function () { showUnitFlame(unit.id); });
 
       var bars = svg("g", { "clip-path": "url(#timeline-clip)" }, lane);
-      var x0 = xOf(unit.t0), x1 = Math.max(xOf(unit.t1), x0 + 1);
+      var x0 = xOf(unit.t0), x1 = Math.max(xOf(unit.t1), x0 + 2);  // a short unit stays visible
       var total = PARTS.reduce(function (sum, part) { return sum + unit.parts[part]; }, 0);
       var cursor = x0;
       PARTS.forEach(function (part) {
@@ -245,7 +248,7 @@
 
   // ---------------------------------------------------------------- flame graph
 
-  var ROW_H = 20, CHAR_FONT = "11px monospace";
+  var ROW_H = 20, CHAR_FONT = "11px " + MONO, MIN_FRAME_PX = 0.8;
   var flameChart = document.getElementById("flame-chart");
   var flameSvg = document.getElementById("flame-svg");
   var unitSelect = document.getElementById("flame-unit");
@@ -295,9 +298,12 @@
     return best;
   }
 
-  function depthBelow(node) {
+  // how many rows below `node` hold a frame wide enough to draw (at `scale` pixels a second)
+  function depthBelow(node, scale) {
     var deepest = 0;
-    node.children.forEach(function (child) { deepest = Math.max(deepest, 1 + depthBelow(child)); });
+    node.children.forEach(function (child) {
+      if (child.total * scale >= MIN_FRAME_PX) { deepest = Math.max(deepest, 1 + depthBelow(child, scale)); }
+    });
     return deepest;
   }
 
@@ -345,17 +351,17 @@
     }
     var ancestors = [];
     for (var up = focus.parent; up; up = up.parent) { ancestors.unshift(up); }
-    var rows = ancestors.length + 1 + depthBelow(focus);
+    var scale = width / focus.total;
+    var rows = ancestors.length + 1 + depthBelow(focus, scale);
     var height = rows * ROW_H + 2;
     flameSvg.setAttribute("width", width);
     flameSvg.setAttribute("height", height);
     flameSvg.setAttribute("viewBox", "0 0 " + width + " " + height);
     var group = svg("g", {}, flameSvg);
     ancestors.forEach(function (node, depth) { drawFrame(node, 0, width, depth, group, true); });
-    var scale = width / focus.total;
     var walk = function (node, x, depth) {
       var w = node.total * scale;
-      if (w < 0.8) { return; }
+      if (w < MIN_FRAME_PX) { return; }
       drawFrame(node, x, w, depth, group, false);
       var childX = x;
       Array.from(node.children.values())
