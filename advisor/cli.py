@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
-import importlib.util
 import os
 import sys
 import traceback
@@ -115,12 +114,6 @@ def _render_html(report: Report) -> str:
     return render_html(report)
 
 
-def check_html_available(options: argparse.Namespace) -> None:
-    """--html fails before the run, with one line, when this build has no HTML renderer."""
-    if getattr(options, "html", None) and importlib.util.find_spec("advisor.render.html") is None:
-        raise UsageError("--html: this advisor has no HTML renderer (advisor.render.html is missing)")
-
-
 def add_flame_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--collapsed", metavar="PATH", help="write the sampled stacks as collapsed stacks "
                         "(flamegraph.pl, inferno)")
@@ -216,7 +209,6 @@ def command_run(tokens: Sequence[str]) -> int:
         if path:
             _check_writable(path)
             setattr(options, name, os.path.abspath(path))
-    check_html_available(options)
     exports = {kind: path for kind, path in (("pstat", options.pstats), ("callgrind", options.callgrind)) if path}
     if exports and options.mode != "deep":
         raise UsageError("--pstats and --callgrind need --mode deep (the deterministic profile)")
@@ -296,7 +288,6 @@ def command_report(tokens: Sequence[str]) -> int:
     for path in (options.json, options.md, options.html, options.sarif, options.collapsed, options.speedscope):
         if path:
             _check_writable(path)
-    check_html_available(options)
     if options.format == "text" and sys.stdout.isatty():
         from rich.console import Console
 
