@@ -117,6 +117,27 @@
   function xOf(t) { return LABEL_W + (t - view.t0) / (view.t1 - view.t0) * plotWidth(); }
   function tOf(x) { return view.t0 + (x - LABEL_W) / plotWidth() * (view.t1 - view.t0); }
 
+  // one listener for every lane: which unit and part is under the pointer
+  function laneUnder(event) {
+    var lane = event.target.closest ? event.target.closest("g.lane") : null;
+    return lane ? units[+lane.getAttribute("data-index")] : null;
+  }
+
+  timelineSvg.addEventListener("mousemove", function (event) {
+    var unit = brush ? null : laneUnder(event);
+    var target = event.target;
+    if (unit && (target.classList.contains("seg") || target.classList.contains("lane-label"))) {
+      laneTip(unit, target.getAttribute("data-part"))(event);
+    } else {
+      hideTip();
+    }
+  });
+  timelineSvg.addEventListener("mouseleave", hideTip);
+  timelineSvg.addEventListener("click", function (event) {
+    var unit = laneUnder(event);
+    if (unit && event.target.classList.contains("lane-label")) { showUnitFlame(unit.id); }
+  });
+
   function laneTip(unit, part) {
     return function (event) {
       var lines = [
@@ -157,19 +178,18 @@
     var lanes = svg("g", { "class": "lanes" }, timelineSvg);
     units.forEach(function (unit, index) {
       var y = AXIS_H + GAP / 2 + index * (LANE_H + GAP);
-      var lane = svg("g", { "class": "lane", "data-unit": unit.id }, lanes);
+      var lane = svg("g", { "class": "lane", "data-unit": unit.id, "data-index": index }, lanes);
       svg("rect", { "class": "lane-bg", x: LABEL_W, y: y, width: plotWidth(), height: LANE_H }, lane);
-      var name = svg("text", { "class": "lane-label", x: 8, y: y + LANE_H / 2 + 4 }, lane);
       var kind = unit.kind + (unit.count > 1 ? " ×" + unit.count : "");
+      if (unit.label === undefined) {  // fitted once: zooming does not change the label column
+        measure.font = "10.5px " + SANS;
+        unit.label = fit(unit.name, LABEL_W - 26 - measure.measureText(kind).width, "12px " + SANS);
+      }
+      var name = svg("text", { "class": "lane-label", x: 8, y: y + LANE_H / 2 + 4 }, lane);
+      name.textContent = unit.label;
       var kindText = svg("text", { "class": "lane-kind", x: LABEL_W - 10, y: y + LANE_H / 2 + 4,
                                    "text-anchor": "end" }, lane);
       kindText.textContent = kind;
-      measure.font = "10.5px " + SANS;
-      var kindWidth = measure.measureText(kind).width;
-      name.textContent = fit(unit.name, LABEL_W - 26 - kindWidth, "12px " + SANS);
-      name.addEventListener("mousemove", laneTip(unit, null));
-      name.addEventListener("mouseleave", hideTip);
-      name.addEventListener("click", function () { showUnitFlame(unit.id); });
 
       var bars = svg("g", { "clip-path": "url(#timeline-clip)" }, lane);
       var x0 = xOf(unit.t0), x1 = Math.max(xOf(unit.t1), x0 + 2);  // a short unit stays visible
@@ -178,10 +198,8 @@
       PARTS.forEach(function (part) {
         if (!(unit.parts[part] > 0) || total <= 0) { return; }
         var w = (x1 - x0) * unit.parts[part] / total;
-        var seg = svg("rect", { "class": "seg " + part, "data-part": part, x: cursor, y: y + 2,
-                                width: Math.max(w, 0.5), height: LANE_H - 4 }, bars);
-        seg.addEventListener("mousemove", laneTip(unit, part));
-        seg.addEventListener("mouseleave", hideTip);
+        svg("rect", { "class": "seg " + part, "data-part": part, x: cursor, y: y + 2,
+                      width: Math.max(w, 0.5), height: LANE_H - 4 }, bars);
         cursor += w;
       });
     });

@@ -128,6 +128,10 @@ def test_the_report_page_in_chromium(browser: Any, profiled: tuple[Path, dict[st
     assert page.locator(f'#units-table tr[data-unit="{poller["id"]}"] td.name').text_content() == HOSTILE
     # the poller held the loop: its lane has a blocking segment, the workers' lanes have none
     assert page.locator(f'#timeline-svg g.lane[data-unit="{poller["id"]}"] rect.blocking').count() == 1
+    page.hover(f'#timeline-svg g.lane[data-unit="{poller["id"]}"] rect.blocking')
+    tip = page.locator("#tooltip")
+    assert tip.is_visible() and (tip.text_content() or "").startswith(HOSTILE)
+    assert "▸ blocking " in (tip.text_content() or "")
     for worker in (task for task in report["tasks"] if task["name"].startswith("worker-")):
         lane = page.locator(f'#timeline-svg g.lane[data-unit="{worker["id"]}"]')
         assert lane.locator("rect.blocking").count() == 0 and lane.locator("rect.scheduling").count() == 1
