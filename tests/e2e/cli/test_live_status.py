@@ -214,18 +214,22 @@ def test_the_line_is_erased_when_the_run_is_stopped_by_a_signal(signum: int, wor
     assert report["run"]["partial"] is True
 
 
-def test_a_traceback_of_the_target_starts_on_a_clean_line(workdir: Path, program: Callable[[Path, str], Path]) -> None:
-    program(workdir / "fails.py", """
+@pytest.mark.parametrize(("ending", "first_output"), [
+    ('raise ValueError("broken on purpose")', b"Traceback (most recent call last):"),
+    ('raise SystemExit("stopped: bad config")', b"stopped: bad config\r\n"),
+])
+def test_what_the_target_ends_with_starts_on_a_clean_line(ending: str, first_output: bytes, workdir: Path,
+                                                          program: Callable[[Path, str], Path]) -> None:
+    program(workdir / "ends.py", f"""
         import os
         import time
 
         deadline = time.monotonic() + 30
         while not os.path.exists("go") and time.monotonic() < deadline:
             time.sleep(0.02)
-        raise ValueError("broken on purpose")
+        {ending}
     """)
-    done = run_on_terminal(["run", "fails.py"], workdir, terminal_env(), watch=release_when_counted(workdir, 1))
+    done = run_on_terminal(["run", "ends.py"], workdir, terminal_env(), watch=release_when_counted(workdir, 1))
     assert done.returncode == 1, done.terminal[-3000:]
     last_status = list(STATUS.finditer(done.terminal))[-1].end()
-    assert done.terminal[last_status:].startswith(ERASE + b"Traceback (most recent call last):")
-    assert b"ValueError: broken on purpose" in done.terminal
+    assert done.terminal[last_status:].startswith(ERASE + first_output), done.terminal[last_status:last_status + 300]
