@@ -22,9 +22,9 @@ advisor-standard <= 2.00x of bare on every workload; advisor-deep <= 1.10x of ya
 every workload (time inside the workload).
 
 Two caveats the output repeats. yappi's command line has no option for its context
-backend, so on gevent_workers yappi profiles with ``native_thread`` contexts (the whole
-hub thread is one context) while advisor-deep sets the ``greenlet`` backend (a context per
-greenlet): not quite the same profile. And advisor-deep pauses its yappi profile while
+backend, so raw yappi runs through ``benchmarks/yappi_launcher.py``, which sets the backend
+advisor-deep uses: ``greenlet`` (a context per greenlet) on gevent_workers, as the same
+profile costs more per switch than one context per thread. And advisor-deep pauses its yappi profile while
 more than 1,000 asyncio tasks are alive (mixed_tasks has 2,000), so there deep/yappi
 compares a mostly paused profile with a full one; the paused time from advisor's report is
 printed.
@@ -62,8 +62,8 @@ ADVISOR_MODES = {"advisor-light": "light", "advisor-standard": "standard", "advi
 VARIANTS = ("bare", *ADVISOR_MODES, "yappi", "cProfile", "pyinstrument")
 ALIASES = {"advisor": "advisor-light"}  # the name of the light variant before there were three
 DEEP_OVER_YAPPI = "deep/yappi"
-# workloads on which yappi's CLI cannot profile the way advisor-deep does (greenlet contexts)
-YAPPI_NATIVE_CONTEXTS = {"gevent_workers"}
+# workloads on which advisor-deep profiles per greenlet: raw yappi gets the same backend
+YAPPI_GREENLET_CONTEXTS = {"gevent_workers"}
 
 
 @dataclass
@@ -89,9 +89,10 @@ def command(variant: str, script: Path, scratch: Path) -> list[str]:
         return [python, "-m", "advisor", "run", "--mode", ADVISOR_MODES[variant], "--json",
                 str(report_path(scratch, variant, script.stem)), str(script)]
     if variant == "yappi":
-        # yappi's CLI sets no context backend: native_thread contexts, also for gevent
-        return [python, "-m", "yappi", "-c", "wall", "-o", str(scratch / f"yappi-{script.stem}.pstat"),
-                str(script)]
+        # yappi's CLI sets no context backend: a launcher of ours sets the one advisor-deep uses
+        backend = "greenlet" if script.stem in YAPPI_GREENLET_CONTEXTS else "native_thread"
+        return [python, str(HERE / "yappi_launcher.py"), "--backend", backend, "--clock", "wall", "-o",
+                str(scratch / f"yappi-{script.stem}.pstat"), str(script)]
     if variant == "cProfile":
         return [python, "-m", "cProfile", "-o", os.devnull, str(script)]
     if variant == "pyinstrument":
@@ -264,7 +265,7 @@ def goal_rows(results: dict[str, dict[str, Runs]], variants: tuple[str, ...]) ->
             row.append(verdict_text(quotient(by_variant["advisor-standard"].best("inner_s"), bare), STANDARD_LIMIT))
         if deep:
             ratio = quotient(by_variant["advisor-deep"].best("inner_s"), by_variant["yappi"].best("inner_s"))
-            row.append(verdict_text(ratio, DEEP_OVER_YAPPI_LIMIT) + ("*" if name in YAPPI_NATIVE_CONTEXTS else ""))
+            row.append(verdict_text(ratio, DEEP_OVER_YAPPI_LIMIT) + ("*" if name in YAPPI_GREENLET_CONTEXTS else ""))
         rows.append(row)
     return rows
 
@@ -286,7 +287,7 @@ def table(results: dict[str, dict[str, Runs]], variants: tuple[str, ...], figure
         if with_deep:
             deep, yappi = by_variant["advisor-deep"], by_variant["yappi"]
             cell = ratio_text(deep.best(figure), yappi.best(figure), deep if deep.failures else yappi)
-            row.append(cell + ("*" if name in YAPPI_NATIVE_CONTEXTS else ""))
+            row.append(cell + ("*" if name in YAPPI_GREENLET_CONTEXTS else ""))
         rows.append(row)
     return rows
 
@@ -310,10 +311,10 @@ def notes_text(results: dict[str, dict[str, Runs]], variants: tuple[str, ...], e
     if "advisor-deep" not in variants or "yappi" not in variants:
         return []
     notes = []
-    if YAPPI_NATIVE_CONTEXTS & set(results):
-        notes.append("* yappi's command line has no context-backend option: on "
-                     + ", ".join(sorted(YAPPI_NATIVE_CONTEXTS & set(results)))
-                     + " yappi ran with native_thread contexts, advisor-deep with greenlet ones.")
+    if YAPPI_GREENLET_CONTEXTS & set(results):
+        notes.append("* on " + ", ".join(sorted(YAPPI_GREENLET_CONTEXTS & set(results)))
+                     + " raw yappi ran with the greenlet context backend, as advisor-deep does"
+                     + " (benchmarks/yappi_launcher.py; yappi's own command line cannot set it).")
     paused = [(name, by_variant["advisor-deep"]) for name, by_variant in estimates.items()
               if "advisor-deep" in by_variant]
     paused_text = [f"{name} {estimate.deep_paused_s:.2f} s of {estimate.wall_s:.2f} s" for name, estimate in paused

@@ -40,6 +40,15 @@ _GEVENT_IO_FILES = ("_socket3.py", "_socketcommon.py", "socket.py", "_ssl3.py", 
 _GEVENT_SEP = os.sep + "gevent" + os.sep
 # what a code object on a switching greenlet's stack is (cached per code object)
 _OTHER, _PROGRAM, _GEVENT_SLEEP, _GEVENT_IO = range(4)
+_MAX_CACHED_SITES = 20_000
+
+
+def _line_of(code: CodeType, lasti: int) -> int:
+    """The source line of the instruction at byte offset ``lasti`` (what ``f_lineno`` says)."""
+    for start, end, line in code.co_lines():
+        if start <= lasti < end and line is not None:
+            return line
+    return code.co_firstlineno
 
 
 def greenlet_target(glet: Any) -> tuple[str, str, int]:
@@ -91,6 +100,7 @@ class GreenletProbe:
         self._clock = clock
         self._program = ProgramCode()
         self._code_roles: dict[CodeType, int] = {}
+        self._sites: dict[tuple[Any, ...], tuple[tuple[CodeType, int], ...]] = {}
         self._spawned: dict[int, float] = {}
         self._hubs: dict[int, tuple[UnitRecord, list[Any]]] = {}  # hub id -> record, [segment start]
         self._previous: dict[int, Any] = {}  # thread ident -> trace function we chained
@@ -371,12 +381,14 @@ class GreenletProbe:
     def classify_switch(self, frame: FrameType | None, now: float) -> tuple[int, float, Any]:
         """Why a greenlet switched to the hub, from its stack: (kind, due, await site).
 
-        Runs on every switch, and under deep mode in the interpreter's slow tracing path:
-        what each code object is (the program's, gevent's I/O or sleep, other) is looked up
-        once per code object, so the walk is one dict lookup a frame."""
+        Runs on every switch, and under deep mode in the interpreter's slow tracing path, so
+        it does little: what each code object is (the program's, gevent's I/O or sleep,
+        other) is looked up once per code object, and the await site (which needs line
+        numbers, slow to compute) is cached by the program frames' code and instruction."""
         kind: int | None = None
         due = 0.0
-        program: list[tuple[CodeType, int, FrameType]] = []
+        positions: list[Any] = []  # code, instruction, code, instruction... innermost first
+        program: list[FrameType] = []
         roles = self._code_roles
         depth = 0
         while frame is not None and depth < 64:
@@ -385,8 +397,10 @@ class GreenletProbe:
             if role is None:
                 role = roles[code] = self._code_role(code)
             if role == _PROGRAM:
-                program.append((code, frame.f_lineno or code.co_firstlineno, frame))
-            elif kind is None and role != _OTHER:  # the innermost telling gevent frame decides
+                positions.append(code)
+                positions.append(frame.f_lasti)
+                program.append(frame)
+            elif kind is None and role != _OTHER:
                 if role == _GEVENT_SLEEP:
                     seconds = frame.f_locals.get("seconds", 0)
                     kind, due = TIMER, now + max(0.0, float(seconds or 0))
@@ -395,12 +409,23 @@ class GreenletProbe:
             frame = frame.f_back
             depth += 1
         site = None
-        if program:
-            program.reverse()  # outermost first
-            frames = tuple((code, line) for code, line, _ in program)
-            callee = program[1][2] if len(program) > 1 else program[0][2]
-            site = (frames, id(callee))
+        if positions:
+            key = tuple(positions)
+            frames = self._sites.get(key)
+            if frames is None:
+                frames = self._site_frames(key)
+            # the callee: the frame the outermost program frame called (itself when alone)
+            site = (frames, id(program[-2] if len(program) > 1 else program[0]))
         return (kind if kind is not None else WAITING), due, site
+
+    def _site_frames(self, key: tuple[Any, ...]) -> tuple[tuple[CodeType, int], ...]:
+        """(code, line) of each program frame, outermost first, from (code, instruction) pairs."""
+        pairs = [(key[i], key[i + 1]) for i in range(0, len(key), 2)]
+        frames = tuple((code, _line_of(code, lasti)) for code, lasti in reversed(pairs))
+        if len(self._sites) >= _MAX_CACHED_SITES:
+            self._sites.clear()
+        self._sites[key] = frames
+        return frames
 
     def _code_role(self, code: CodeType) -> int:
         filename = code.co_filename
