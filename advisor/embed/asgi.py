@@ -2,8 +2,9 @@
 
 Each HTTP request runs in one asyncio task of the server; the meter reads that task's
 counters at the start and end of the app's call (see ``advisor.embed.meter``). The route
-is ``METHOD path`` unless a ``route`` function of the scope names it. Lifespan and
-websocket scopes pass through untouched; requests for the control endpoint (off unless a
+is ``METHOD path`` unless a ``route`` function of the scope names it. Websocket scopes
+pass through untouched, lifespan ones too, but at the lifespan shutdown the last report is
+written; requests for the control endpoint (off unless a
 token is given) are answered here.
 """
 
@@ -42,6 +43,9 @@ class AdvisorASGIMiddleware:
         return self.agent.profiler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") == "lifespan":
+            await self.app(scope, self._closing_at_shutdown(receive), send)
+            return
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
@@ -71,6 +75,20 @@ class AdvisorASGIMiddleware:
             agent.end(pending, True)
             raise
         agent.end(pending, status[0] >= 500)
+
+    def _closing_at_shutdown(self, receive: Receive) -> Receive:
+        """The server is shutting down: write the last report before the app winds down
+        (some servers end the process by re-raising the signal, so no atexit runs)."""
+        async def receive_then_close() -> Message:
+            message = await receive()
+            if message.get("type") == "lifespan.shutdown":
+                try:
+                    self.agent.close()
+                except Exception as error:
+                    self.agent.meter.disable(error)
+            return message
+
+        return receive_then_close
 
     async def _control(self, scope: Scope, send: Send, path: str) -> None:
         headers = {name.decode("latin-1").lower(): value.decode("latin-1")

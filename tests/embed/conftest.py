@@ -29,6 +29,8 @@ class Server:
     port: int
     dump_dir: Path
 
+    burn_cpu_s: float = 0.0  # CPU seconds the server says its /cpu requests burnt
+
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         """One request on a new connection (as many clients do), bounded by a timeout."""
@@ -36,6 +38,7 @@ class Server:
         try:
             connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()
+            self.burn_cpu_s += float(response.getheader("X-Burn-Cpu") or 0.0)
             return response.status, response.read()
         finally:
             connection.close()

@@ -36,11 +36,15 @@ def test_routes_breakdown_and_findings_from_ground_truth(server_factory: Any) ->
     assert per_request(wait, "waiting_s") >= 0.018  # gevent.sleep(0.02) is a cooperative wait
     assert wait["p50_s"] >= 0.019
     assert per_request(wait, "compute_s") < 0.005
-    assert wait["blocking_s"] == 0.0
+    assert wait["blocking_s"] < 0.05 * wait["wall_s"]
 
     cpu = routes["GET /cpu"]
-    assert cpu["breakdown"]["compute_s"] >= 0.7 * cpu["wall_s"]
-    assert per_request(cpu, "compute_s") >= 0.014
+    # the CPU the program measured itself; on a busy machine the rest is the run queue
+    # (scheduling), never waiting or io
+    measured = server.burn_cpu_s
+    assert abs(cpu["breakdown"]["compute_s"] - measured) <= 0.3 * measured, (json.dumps(cpu), measured)
+    assert cpu["breakdown"]["compute_s"] + cpu["breakdown"]["scheduling_s"] >= 0.9 * cpu["wall_s"], cpu
+    assert cpu["breakdown"]["io_s"] + cpu["breakdown"]["waiting_s"] <= 0.1 * cpu["wall_s"], cpu
     assert cpu["hot"] and cpu["hot"][0]["function"].endswith("burn")
 
     block = routes["GET /block"]
