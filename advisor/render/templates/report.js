@@ -273,6 +273,8 @@
   var unitNames = {};
   units.forEach(function (u) { unitNames[u.id] = u.name; });
   var flame = { root: null, focus: null };
+  var search = document.getElementById("flame-search");
+  var matchesLabel = document.getElementById("flame-matches");
 
   function newNode(frame, parent) {
     return { frame: frame, parent: parent, children: new Map(), total: 0, self: 0,
@@ -344,8 +346,24 @@
     };
   }
 
+  function matches(node) {
+    if (!search.value || node.frame < 0) { return false; }
+    var frame = data.frames[node.frame], needle = search.value.toLowerCase();
+    return frame[0].toLowerCase().indexOf(needle) >= 0 || frame[1].toLowerCase().indexOf(needle) >= 0;
+  }
+
+  // the time under the matching frames, each sample counted once (not again in a matching callee)
+  function matchedTime(node) {
+    if (matches(node)) { return node.total; }
+    var sum = 0;
+    node.children.forEach(function (child) { sum += matchedTime(child); });
+    return sum;
+  }
+
   function drawFrame(node, x, width, depth, group, dim) {
-    var g = svg("g", { "class": "frame " + dominant(node) + (dim ? " dim" : ""), "data-frame": node.frame }, group);
+    var mark = search.value ? (matches(node) ? " match" : " faded") : "";
+    var g = svg("g", { "class": "frame " + dominant(node) + (dim ? " dim" : "") + mark, "data-frame": node.frame },
+                group);
     svg("rect", { x: x, y: depth * ROW_H, width: width, height: ROW_H - 1, rx: 2 }, g);
     if (width > 24) {
       var label = svg("text", { x: x + 4, y: depth * ROW_H + 14 }, g);
@@ -387,6 +405,8 @@
         .forEach(function (child) { walk(child, childX, depth + 1); childX += child.total * scale; });
     };
     walk(focus, 0, ancestors.length);
+    matchesLabel.textContent = search.value
+      ? "matches " + share(matchedTime(flame.root), flame.root.total) + " of the time" : "";
   }
 
   function showUnitFlame(unitId) {
@@ -397,6 +417,7 @@
   }
 
   unitSelect.addEventListener("change", function () { buildFlame(unitSelect.value); drawFlame(); });
+  search.addEventListener("input", function () { drawFlame(); });
   document.getElementById("flame-reset").addEventListener("click", function () {
     flame.focus = flame.root; drawFlame();
   });

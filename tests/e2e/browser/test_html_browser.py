@@ -183,6 +183,18 @@ def test_the_report_page_in_chromium(browser: Any, profiled: tuple[Path, dict[st
     assert page.locator("#flame-unit").input_value() == report["tasks"][0]["id"]
     page.select_option("#flame-unit", "")
 
+    # searching highlights the frames of a function, and says what share of the time is under them
+    page.fill("#flame-search", "poller")
+    marked = page.locator("#flame-svg g.frame.match")
+    assert marked.count() >= 1
+    assert all("poller" in names[int(marked.nth(i).get_attribute("data-frame") or "0")] for i in range(marked.count()))
+    weights = [(stack["on_cpu_s"] + (stack["off_cpu_s"] if stack["state"] != "idle" else 0.0),
+                any("poller" in names[index] for index in stack["frames"])) for stack in report["samples"]["stacks"]]
+    matched = sum(weight for weight, hit in weights if hit) / sum(weight for weight, _ in weights)
+    assert page.locator("#flame-matches").text_content() == f"matches {100 * matched:.0f}% of the time"
+    page.fill("#flame-search", "")
+    assert page.locator("#flame-svg g.frame.match").count() == 0
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
     shutil.copyfile(page_file, ARTIFACTS / "report.html")
