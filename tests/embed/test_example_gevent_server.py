@@ -1,0 +1,47 @@
+"""examples/gevent_server/ end to end: the service under the middleware, driven by a
+bounded loopback client; its two deliberate bottlenecks are found, on their lines, with
+the routes they slow down, and the per-route breakdown matches what each route does."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .conftest import REPO, TOKEN, per_request
+
+APP = str(REPO / "examples" / "gevent_server" / "app.py")
+
+
+def test_example_service_findings_and_routes(server_factory: Any) -> None:
+    server = server_factory([APP, "--port", "0"], env={"ADVISOR_TOKEN": TOKEN})
+    plan = [("GET", f"/products/{index}") for index in (1, 7, 42)] + [
+        ("GET", "/report"), ("POST", "/orders"), ("GET", "/health"), ("GET", "/products/9999")]
+    seen = server.drive(plan, 140)
+    assert seen["GET /report 200"] == seen["POST /orders 201"] == seen["GET /health 200"] == 20
+    assert seen["GET /products/9999 404"] == 20
+    report = server.report()
+    routes = {route["route"]: route for route in report["routes"]}
+    assert {name: route["count"] for name, route in routes.items()} == {
+        "GET /products/{id}": 80, "GET /report": 20, "POST /orders": 20, "GET /health": 20}
+
+    products = routes["GET /products/{id}"]
+    assert per_request(products, "waiting_s") >= 0.018  # the store's 20 ms cooperative round trip
+    assert products["p50_s"] >= 0.019 and products["blocking_s"] < 0.05 * products["wall_s"]
+    build = routes["GET /report"]
+    assert build["breakdown"]["compute_s"] + build["breakdown"]["scheduling_s"] >= 0.9 * build["wall_s"]
+    assert build["hot"][0]["function"].endswith("price_report")
+    orders = routes["POST /orders"]
+    assert orders["blocking_s"] > 0.0 and orders["p50_s"] >= 0.009
+
+    findings = {finding["rule"]: finding for finding in report["findings"]}
+    assert set(findings) >= {"cpu-in-event-loop", "blocking-sleep"}, list(findings)
+    assert findings["cpu-in-event-loop"]["location"]["function"].endswith("price_report")
+    assert findings["cpu-in-event-loop"]["routes"] == ["GET /report"]
+    assert findings["blocking-sleep"]["location"]["function"].endswith("rate_limit")
+    assert findings["blocking-sleep"]["routes"] == ["POST /orders"]
+    assert findings["blocking-sleep"]["location"]["file"] == "examples/gevent_server/app.py"
+
+    err = server.stop()
+    assert server.process.returncode == 0 and "Traceback" not in err, err
+    final = sorted(server.dump_dir.glob(f"advisor-{server.process.pid}-light-*.json"))
+    assert final and json.loads(final[-1].read_text())["run"]["partial"] is False

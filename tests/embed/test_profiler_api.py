@@ -1,0 +1,116 @@
+"""The public API: ``advisor.Profiler`` start/snapshot/stop and as a context manager, and
+``advisor.analyze`` — on real work in this process, with known sleeps and CPU."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import advisor
+from advisor.profile import load_report, report_json
+
+
+def spin(cpu_seconds: float) -> None:
+    """Work until this thread got `cpu_seconds` of CPU (a busy machine stretches the wall)."""
+    end = time.thread_time() + cpu_seconds
+    while time.thread_time() < end:
+        sum(range(100))
+
+
+async def napper(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+async def fan_out() -> None:
+    await asyncio.gather(*(asyncio.create_task(napper(0.1), name=f"napper-{index}") for index in range(3)))
+
+
+def test_snapshot_reports_so_far_without_stopping_the_probes() -> None:
+    profiler = advisor.Profiler()
+    profiler.start()
+    try:
+        worker = threading.Thread(target=spin, args=(0.15,), name="spinner")
+        worker.start()
+        worker.join()
+        first = profiler.snapshot()
+        ticks = first.run.overhead.sampler_ticks
+        asyncio.run(fan_out())
+        second = profiler.snapshot()
+        assert profiler.running
+    finally:
+        report = profiler.stop()
+    assert not profiler.running
+    assert first.run.partial and second.run.partial and not report.run.partial
+    assert second.run.overhead.sampler_ticks > ticks  # the sampler kept sampling after the first
+    spinner = next(task for task in first.tasks if task.name == "spinner")
+    assert spinner.kind == "thread" and spinner.breakdown.compute_s >= 0.1
+    assert not [task for task in first.tasks if task.name.startswith("napper")]
+    for taken in (second, report):
+        nappers = [task for task in taken.tasks if task.name.startswith("napper")]
+        assert len(nappers) == 3
+        for task in nappers:
+            assert task.breakdown.waiting_s >= 0.09  # asyncio.sleep(0.1) is a timer wait
+            assert abs(task.breakdown.total() - task.wall_s) <= 0.05 * task.wall_s
+    assert profiler.stop() is report  # stopping twice hands back the same report
+
+
+def test_context_manager_and_analyze_on_a_saved_report(tmp_path: Path) -> None:
+    with advisor.Profiler(mode="light") as profiler:
+        spin(0.05)
+    report = profiler.last_report
+    assert report is not None and report.run.mode == "light"
+    main = next(task for task in report.tasks if task.name == "MainThread")
+    assert main.breakdown.compute_s >= 0.03
+    path = tmp_path / "report.json"
+    path.write_text(report_json(report))
+    again = advisor.analyze(load_report(path), select=["blocking-sleep"])
+    assert again.tasks == load_report(path).tasks
+    assert all(finding.rule == "blocking-sleep" for finding in again.findings)
+
+
+def test_snapshot_from_another_thread_while_tasks_run() -> None:
+    profiler = advisor.Profiler()
+    profiler.start()
+    taken: list[advisor.profile.Report] = []
+
+    def take_snapshots() -> None:
+        for _ in range(5):
+            taken.append(profiler.snapshot())
+            time.sleep(0.02)
+
+    async def many() -> None:
+        async def short(index: int) -> None:
+            for _ in range(20):
+                await asyncio.sleep(0)
+        snapper = threading.Thread(target=take_snapshots)
+        snapper.start()
+        for _ in range(20):
+            await asyncio.gather(*(short(index) for index in range(50)))
+            await asyncio.sleep(0.005)
+        snapper.join()
+
+    try:
+        asyncio.run(many())
+    finally:
+        report = profiler.stop()
+    assert len(taken) == 5
+    folded = [task for task in report.tasks if task.target.endswith("short")]
+    assert sum(task.count for task in folded) == 1000
+
+
+def test_misuse_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        advisor.Profiler(mode="fast")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="sample_rate"):
+        advisor.Profiler(sample_rate=0.0)
+    profiler = advisor.Profiler()
+    with pytest.raises(RuntimeError, match="not running"):
+        profiler.snapshot()
+    with pytest.raises(RuntimeError, match="never started"):
+        profiler.stop()
+    with pytest.raises(advisor.engine.UsageError):
+        advisor.Profiler(select=["no-such-rule"])
