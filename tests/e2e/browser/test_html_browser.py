@@ -22,6 +22,9 @@ from typing import Any
 
 import pytest
 
+from advisor.profile import Breakdown, Report, RunInfo, Task
+from advisor.render.html import render_html
+
 ARTIFACTS = Path(__file__).resolve().parents[3] / "build" / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -107,16 +110,23 @@ def profiled(tmp_path: Path, run_advisor: Callable[..., subprocess.CompletedProc
     return tmp_path / "report.html", read_report(tmp_path / "report.json")
 
 
-def test_the_report_page_in_chromium(browser: Any, profiled: tuple[Path, dict[str, Any]]) -> None:
-    page_file, report = profiled
+def open_page(browser: Any, path: Path, width: int = 1280) -> tuple[Any, list[str]]:
+    """The file in a new page, and the list its console errors, script exceptions and
+    requests for anything but the file itself go to."""
     problems: list[str] = []
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": width, "height": 900})
     page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}")
             if message.type in ("error", "assert") else None)
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     page.on("request", lambda request: problems.append(f"request: {request.url}")
-            if not request.url.startswith("file://") else None)
-    page.goto(page_file.as_uri())
+            if request.url != path.as_uri() else None)
+    page.goto(path.as_uri())
+    return page, problems
+
+
+def test_the_report_page_in_chromium(browser: Any, profiled: tuple[Path, dict[str, Any]]) -> None:
+    page_file, report = profiled
+    page, problems = open_page(browser, page_file)
     page.wait_for_selector("#timeline-svg g.lane")
 
     # one lane per unit of the run, in the report's order, named as the report names them
@@ -201,3 +211,29 @@ def test_the_report_page_in_chromium(browser: Any, profiled: tuple[Path, dict[st
     page.close()
     assert problems == []
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+
+
+def test_older_and_empty_reports_draw_without_errors(browser: Any, tmp_path: Path) -> None:
+    """A report made before units had start and end times, and a report of nothing."""
+    run = RunInfo(argv=["app.py"], python="3.11.7", cpu_count=2, started_at="2026-11-25T08:00:00Z", wall_s=1.0,
+                  cpu_s=0.1, exit_code=1, cwd=str(tmp_path))
+    units = [Task(id=f"thread:{n}", name=f"worker-{n}", target="app.work", kind="thread", wall_s=0.25 * n,
+                  cpu_s=0.0, breakdown=Breakdown(waiting_s=0.25 * n)) for n in (1, 2, 4)]
+    pages = {"older": render_html(Report(run=run, tasks=units)), "empty": render_html(Report(run=run))}
+    for name, html in pages.items():
+        (tmp_path / f"{name}.html").write_text(html, encoding="utf-8")
+        page, problems = open_page(browser, tmp_path / f"{name}.html", width=1000)
+        flame_text = page.locator("#flame-chart").text_content() or ""
+        if name == "older":
+            # without times each bar starts at 0 and is as long as the unit's wall time
+            widths = [float(page.locator(f'g.lane[data-unit="thread:{n}"] rect.seg').get_attribute("width") or 0)
+                      for n in (1, 2, 4)]
+            assert widths[1] == pytest.approx(2 * widths[0], rel=0.01)
+            assert widths[2] == pytest.approx(4 * widths[0], rel=0.01)
+            assert "no start and end times" in (page.locator("#timeline-note").text_content() or "")
+        else:
+            assert page.locator("#timeline-chart").text_content() == "No units in this report."
+            assert page.locator("#flame-unit option").count() == 1
+        assert "No sampled stacks." in flame_text
+        page.close()
+        assert problems == [], name
