@@ -162,16 +162,22 @@ def script_json(data: Any) -> Markup:
 
 
 def overhead_rows(report: Report) -> list[tuple[str, str, str]]:
+    """The overhead figures that are set, with what each means; fields newer than this
+    renderer (the model keeps unknown fields) are shown under their own names."""
     overhead = report.run.overhead
+    known = [(field, label, meaning, getattr(overhead, field)) for field, label, meaning in OVERHEAD_FIELDS]
+    newer = [(field, field, "", value) for field, value in (overhead.model_extra or {}).items()
+             if isinstance(value, (int, float)) and not isinstance(value, bool)]
     rows = []
-    for field, label, meaning in OVERHEAD_FIELDS:
-        value = getattr(overhead, field)
+    for field, label, meaning, value in known + newer:
         if field != "factor_estimate" and not value:
             continue
         if field == "factor_estimate":
             shown = f"×{value:.3f}"
         elif isinstance(value, int):
             shown = f"{value:,}"
+        elif not field.endswith("_s"):
+            shown = f"{value:.4g}"
         elif value < 1e-6:  # per-call and per-step costs are nanoseconds
             shown = f"{value * 1e9:.0f} ns"
         else:

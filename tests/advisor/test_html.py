@@ -126,6 +126,16 @@ def test_every_unit_and_finding_is_on_the_page(report: Report) -> None:
     assert "350 ns" in page  # sub-microsecond overhead figures keep their unit
 
 
+def test_overhead_fields_newer_than_the_renderer_are_shown(report: Report) -> None:
+    document = json.loads(report_json(report))
+    document["run"]["overhead"].update(gc_pause_s=0.0125, retries=3, label="x")
+    page = render_html(parse_report(json.dumps(document)))
+    overhead = page[page.index('id="overhead"'):]
+    assert "<th>gc_pause_s</th><td class=\"num\">12.5 ms</td>" in overhead
+    assert "<th>retries</th><td class=\"num\">3</td>" in overhead
+    assert "<th>label</th>" not in overhead
+
+
 def test_findings_show_the_source_around_their_line(report: Report) -> None:
     page = render_html(report)
     lines = re.findall(r'<span class="src-line( hit)?" data-line="(\d+)"><span class="ln">\d+</span>([^\n]*)', page)
