@@ -129,11 +129,12 @@ def test_deep_mode_really_slows_the_calls_down(call_heavy: Profiled, bare_once: 
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "deep-mode correction misses the 20% acceptance check on call-heavy code: probes/deep.py calibrates "
-    "yappi's per-call cost on small functions (~250-300 ns) before the other probes start, while this "
-    "program's method calls, constructors and recursion cost yappi ~350-450 ns each, so compute_s stays "
-    "1.5-3x the bare CPU; on a loaded machine the calibration can also land near the real cost, so this is "
-    "not strict. Fix: derive the per-call cost from the run itself."))
+    "the 20% check needs yappi's per-call cost to 3%: this program runs ~7.5x slower under yappi "
+    "(2.2 s of CPU for 0.29 s of work over 6.6M calls, ~290 ns a call), so a 3% error in the cost per "
+    "call is a 20% error in what is left. The start-up calibration (thread CPU clock, by kind of call: "
+    "recursive, method, constructor) lands within 2-10% of the in-situ cost (measured: recursion 250 vs "
+    "245-265 ns, method+constructor 293 vs 300-330 ns), so compute_s ends 15-40% above the bare CPU in "
+    "most runs. Closing the gap needs the cost measured in situ, during the run."))
 def test_main_thread_compute_is_within_20_percent_of_the_bare_cpu(call_heavy: Profiled,
                                                                   bare_once: BareOnce) -> None:
     bare, profiled, compute = compute_vs_bare(call_heavy, bare_once)
