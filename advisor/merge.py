@@ -19,6 +19,7 @@ import datetime as dt
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TypeVar
 
+from .embed.routes import merge_routes
 from .profile import (
     AwaitSite,
     BlockingSite,
@@ -310,4 +311,5 @@ def merge_reports(reports: Sequence[Report]) -> Report:
         "functions": merge_functions(function for report in reports for function in report.functions),
         "findings": [],
         "samples": merge_samples(reports, unit_ids),
+        "routes": merge_routes(report.routes for report in reports),  # a server's workers: one route table
     }, deep=True)

@@ -263,6 +263,9 @@ class RouteStat(Model):
     blocking_s: float = 0.0
     hot: list[HotSpot] = Field(default_factory=list)
     blocking: list[BlockingSite] = Field(default_factory=list)
+    # the wall-time histogram itself (bucket -> requests; see advisor.embed.routes), so the
+    # reports of several workers merge into exact percentiles
+    histogram: dict[str, int] = Field(default_factory=dict)
 
 
 class Report(Model):

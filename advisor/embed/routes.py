@@ -12,13 +12,15 @@ blocking sites mean what they mean for a task.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import TypeVar
 
 from advisor.probes.native import allocate_lock
 from advisor.probes.records import Stack, UnitRecord
 
 from ..attribution import task_entry, visible
 from ..frames import display_path, function_name
-from ..profile import Breakdown, Report, RouteStat
+from ..profile import BlockingSite, Breakdown, HotSpot, Report, RouteStat
 
 OTHER_ROUTE = "other"
 DEFAULT_MAX_ROUTES = 100
@@ -61,6 +63,21 @@ class LogHistogram:
         self.count += other.count
         self.largest = max(self.largest, other.largest)
         self.smallest = min(self.smallest, other.smallest)
+
+    def sparse(self) -> dict[str, int]:
+        """The non-empty buckets (JSON keys are strings)."""
+        return {str(index): value for index, value in enumerate(self.counts) if value}
+
+    @classmethod
+    def from_sparse(cls, buckets: dict[str, int], smallest: float, largest: float) -> LogHistogram:
+        histogram = cls()
+        for key, value in buckets.items():
+            index = int(key)
+            if 0 <= index < BUCKETS and value > 0:
+                histogram.counts[index] += value
+                histogram.count += value
+        histogram.smallest, histogram.largest = smallest, largest
+        return histogram
 
     def quantile(self, q: float) -> float:
         """The value at quantile `q` (0..1), clamped to the smallest and largest seen."""
@@ -175,7 +192,68 @@ def route_stat(aggregate: RouteAggregate) -> RouteStat:
         blocking_s=entry.blocking_s if aggregate.loop_requests else 0.0,
         hot=entry.hot,
         blocking=entry.blocking,
+        histogram=histogram.sparse(),
     )
+
+
+def merge_routes(tables: Iterable[Iterable[RouteStat]]) -> list[RouteStat]:
+    """The routes of several reports (a server's workers) as one table: counts and times
+    summed, percentiles recomputed from the merged histograms (a report written without
+    histograms contributes its largest percentiles instead)."""
+    groups: dict[str, list[RouteStat]] = {}
+    for table in tables:
+        for stat in table:
+            groups.setdefault(stat.route, []).append(stat)
+    merged = []
+    for name, group in groups.items():
+        largest = max(stat.max_s for stat in group)
+        complete = all(stat.histogram for stat in group)
+        histogram = LogHistogram()
+        for stat in group:
+            if stat.histogram:
+                histogram.merge(LogHistogram.from_sparse(stat.histogram, 0.0, stat.max_s))
+        histogram.smallest, histogram.largest = 0.0, largest
+
+        def percentile(q: float, field: str, group: list[RouteStat] = group,
+                       histogram: LogHistogram = histogram, complete: bool = complete) -> float:
+            if complete:
+                return round(histogram.quantile(q), 6)
+            return max(float(getattr(stat, field)) for stat in group)
+
+        merged.append(RouteStat(
+            route=name,
+            count=sum(stat.count for stat in group),
+            errors=sum(stat.errors for stat in group),
+            measured=sum(stat.measured for stat in group),
+            wall_s=round(sum(stat.wall_s for stat in group), 6),
+            p50_s=percentile(0.50, "p50_s"),
+            p95_s=percentile(0.95, "p95_s"),
+            p99_s=percentile(0.99, "p99_s"),
+            max_s=largest,
+            breakdown=Breakdown(**{part: round(sum(getattr(stat.breakdown, part) for stat in group), 6)
+                                   for part in ("compute_s", "io_s", "waiting_s", "scheduling_s")}),
+            blocking_s=round(sum(stat.blocking_s for stat in group), 6),
+            hot=_summed([spot for stat in group for spot in stat.hot], "self_s"),
+            blocking=_summed([site for stat in group for site in stat.blocking], "seconds"),
+            histogram=histogram.sparse() if complete else {},
+        ))
+    return sorted(merged, key=lambda stat: (-stat.wall_s, -stat.count, stat.route))
+
+
+Place = TypeVar("Place", HotSpot, BlockingSite)
+
+
+def _summed(places: list[Place], seconds: str, limit: int = 5) -> list[Place]:
+    """Hot spots or blocking sites of one place summed (their seconds), the largest first."""
+    by_place: dict[tuple[object, ...], Place] = {}
+    for place in places:
+        key = tuple(value for name, value in place.model_dump().items() if name != seconds)
+        into = by_place.get(key)
+        if into is None:
+            by_place[key] = place.model_copy()
+        else:
+            setattr(into, seconds, round(getattr(into, seconds) + getattr(place, seconds), 6))
+    return sorted(by_place.values(), key=lambda place: -float(getattr(place, seconds)))[:limit]
 
 
 def with_routes(report: Report, table: RouteTable) -> Report:

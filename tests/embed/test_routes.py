@@ -7,7 +7,15 @@ import math
 import random
 import sys
 
-from advisor.embed.routes import BUCKETS, OTHER_ROUTE, LogHistogram, RouteTable, route_stat, with_routes
+from advisor.embed.routes import (
+    BUCKETS,
+    OTHER_ROUTE,
+    LogHistogram,
+    RouteTable,
+    merge_routes,
+    route_stat,
+    with_routes,
+)
 from advisor.profile import Finding, Location, Report, RunInfo
 
 
@@ -95,3 +103,28 @@ def test_findings_carry_the_routes_sampled_at_their_line() -> None:
     assert mapped.routes[0].route == "GET /slow"
     slow_stat = mapped.routes[0]
     assert slow_stat.blocking_s == 0.5 and slow_stat.breakdown.compute_s == 0.0
+
+
+def test_the_routes_of_several_workers_merge_into_one_table() -> None:
+    workers = []
+    every: list[float] = []
+    for worker in range(3):
+        table = RouteTable()
+        aggregate = table.route("GET /a")
+        for index in range(100):
+            wall = 0.001 * (1 + index + 100 * worker)
+            every.append(wall)
+            table.add(aggregate, wall, (wall, 0.0, 0.0, 0.0), error=False, on_loop=True)
+        table.add(table.route(f"GET /only-{worker}"), 0.5, (0.5, 0.0, 0.0, 0.0), error=True, on_loop=True)
+        workers.append(table.stats())
+    merged = {stat.route: stat for stat in merge_routes(workers)}
+    assert set(merged) == {"GET /a", "GET /only-0", "GET /only-1", "GET /only-2"}
+    route = merged["GET /a"]
+    assert route.count == route.measured == 300 and route.max_s == max(every)
+    assert abs(route.wall_s - sum(every)) < 1e-3
+    for q, value in ((0.5, route.p50_s), (0.95, route.p95_s), (0.99, route.p99_s)):
+        assert abs(value - exact_quantile(every, q)) <= 0.05 * exact_quantile(every, q)
+    assert merged["GET /only-1"].errors == 1
+    # a report without histograms (older) still merges: its largest percentiles stand
+    old = workers[0][0].model_copy(update={"histogram": {}})
+    assert merge_routes([[old], workers[1][:1]])[0].p99_s == max(old.p99_s, workers[1][0].p99_s)
