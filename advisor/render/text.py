@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -73,25 +74,48 @@ def _hottest(task: Task) -> str:
     return ""
 
 
-def units_table(report: Report) -> Table:
+# below these terminal widths a column gives way, so that the figures never get cut
+NARROW_WITHOUT_WHERE = 130
+NARROW_WITHOUT_KIND = 110
+NARROW_WITHOUT_EMPTY = 100  # and the figures that are zero for every unit, and light borders
+FIGURE_FIELDS = {"io": "io_s", "waiting": "waiting_s", "sched": "scheduling_s"}
+
+
+def units_table(report: Report, width: int | None = None) -> Table:
     table = Table(title=f"Units ({len(report.tasks)})", title_justify="left", expand=False)
-    for column, justify in (("unit", "left"), ("kind", "left"), ("n", "right"), ("wall", "right"),
-                            ("compute", "right"), ("io", "right"), ("waiting", "right"),
-                            ("sched", "right"), ("blocking", "right"), ("where", "left")):
+    columns = [("unit", "left"), ("kind", "left"), ("n", "right"), ("wall", "right"), ("compute", "right"),
+               ("io", "right"), ("waiting", "right"), ("sched", "right"), ("blocking", "right"), ("where", "left")]
+    if width is not None and width < NARROW_WITHOUT_WHERE:
+        columns = [column for column in columns if column[0] != "where"]
+    if width is not None and width < NARROW_WITHOUT_KIND:
+        columns = [column for column in columns if column[0] != "kind"]
+    if width is not None and width < NARROW_WITHOUT_EMPTY:
+        table.box = box.SIMPLE_HEAD
+        empty = {name for name, field in FIGURE_FIELDS.items()
+                 if not any(getattr(task.breakdown, field) for task in report.tasks)}
+        if not any(task.blocking_s for task in report.tasks):
+            empty.add("blocking")
+        if all(task.count == 1 for task in report.tasks):
+            empty.add("n")
+        columns = [column for column in columns if column[0] not in empty]
+    shown = {name for name, _ in columns}
+    longest_count = max((len(str(task.count)) for task in report.tasks), default=1)
+    for column, justify in columns:
         # one line per unit reads better: names and places are cut short, figures never wrap
         figure = justify == "right" and column != "n"
         table.add_column(column, justify=justify, overflow="ellipsis", no_wrap=True,  # type: ignore[arg-type]
-                         min_width=8 if figure else None,
+                         min_width=8 if figure else longest_count if column == "n" else 6,
                          max_width=40 if column == "where" else 24 if column == "unit" else None)
     for task in report.tasks[:MAX_UNITS_SHOWN]:
         split = task.breakdown
-        table.add_row(
-            task.name, KIND_LABELS.get(task.kind, task.kind), str(task.count), seconds(task.wall_s),
-            seconds(split.compute_s),
-            seconds(split.io_s), seconds(split.waiting_s), seconds(split.scheduling_s),
-            Text(seconds(task.blocking_s), style="bold red" if task.blocking_s > 0.01 else ""),
-            _hottest(task),
-        )
+        cells: dict[str, str | Text] = {
+            "unit": task.name, "kind": KIND_LABELS.get(task.kind, task.kind), "n": str(task.count),
+            "wall": seconds(task.wall_s), "compute": seconds(split.compute_s), "io": seconds(split.io_s),
+            "waiting": seconds(split.waiting_s), "sched": seconds(split.scheduling_s),
+            "blocking": Text(seconds(task.blocking_s), style="bold red" if task.blocking_s > 0.01 else ""),
+            "where": _hottest(task),
+        }
+        table.add_row(*(cells[name] for name, _ in columns if name in shown))
     if len(report.tasks) > MAX_UNITS_SHOWN:
         table.caption = f"{len(report.tasks) - MAX_UNITS_SHOWN} more units in the JSON report"
     return table
@@ -126,8 +150,9 @@ def findings_block(report: Report) -> Iterator[RenderableType]:
         yield line
 
 
-def text_renderables(report: Report) -> Group:
-    parts: list[RenderableType] = [summary_line(report), units_table(report)]
+def text_renderables(report: Report, width: int | None = None) -> Group:
+    """The report's parts; `width`, the terminal's columns, lets narrow ones drop columns."""
+    parts: list[RenderableType] = [summary_line(report), units_table(report, width)]
     if report.functions:
         parts.append(functions_table(report))
     parts.extend(findings_block(report))
@@ -139,5 +164,5 @@ def render_text(report: Report, width: int = 140) -> str:
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, color_system=None, force_terminal=False,
                       no_color=True, highlight=False, emoji=False)
-    console.print(text_renderables(report))
+    console.print(text_renderables(report, width))
     return buffer.getvalue()
