@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SCHEMA_VERSION = 1
 TOOL_NAME = "advisor"
@@ -240,6 +240,15 @@ class Samples(Model):
     frames: list[SampleFrame] = Field(default_factory=list)
     stacks: list[StackSample] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _frames_exist(self) -> Samples:
+        """A stack may only point into the frame table (renderers index it)."""
+        count = len(self.frames)
+        for number, stack in enumerate(self.stacks):
+            if any(not 0 <= index < count for index in stack.frames):
+                raise ValueError(f"stack {number} points outside the {count} frames")
+        return self
+
 
 class RouteStat(Model):
     """The requests of one route served under advisor's middleware (``advisor.embed``).
@@ -283,6 +292,11 @@ class ReportError(Exception):
     """A report file that cannot be used; the message is one line for the user."""
 
 
+# A report of a real run is a few megabytes (units fold, samples are bounded); a file far
+# larger is not one, and reading it whole would cost the machine gigabytes of memory.
+MAX_REPORT_BYTES = 64 * 1024 * 1024
+
+
 def _reject_constant(value: str) -> float:
     raise ValueError(f"{value} is not allowed in a report")
 
@@ -293,7 +307,19 @@ def load_report(path: str | os.PathLike[str]) -> Report:
     if where.is_dir():
         raise ReportError(f"{where}: is a directory, not a report file")
     try:
-        text = where.read_text(encoding="utf-8")
+        size = where.stat().st_size
+    except OSError:
+        size = 0  # reading says why
+    if size > MAX_REPORT_BYTES:
+        raise ReportError(f"{where}: too large for a report ({size / 2**20:.0f} MiB; "
+                          f"the limit is {MAX_REPORT_BYTES // 2**20} MiB)")
+    try:
+        # bounded: a pipe or a device (/dev/zero) has no size to check beforehand
+        with where.open("rb") as source:
+            data = source.read(MAX_REPORT_BYTES + 1)
+        if len(data) > MAX_REPORT_BYTES:
+            raise ReportError(f"{where}: too large for a report (the limit is {MAX_REPORT_BYTES // 2**20} MiB)")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ReportError(f"{where}: no such file") from None
     except (OSError, UnicodeDecodeError) as error:
