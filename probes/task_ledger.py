@@ -28,6 +28,13 @@ LOCK = 4  # a lock or semaphore held by someone else (waiting, also counted as l
 ANONYMOUS_TASK = re.compile(r"^((Task|Greenlet)-\d+)?$")
 # Named units are kept one by one up to this many entries, then folded by (name, target).
 NAMED_UNITS_KEPT = 5_000
+# Past this many finished entries (a long run naming each request's task), a new name folds
+# under its pattern, its numbers replaced by `*` (`req-17` -> `req-*`), and past this many
+# and PATTERNS_KEPT more, under `*` for its target: the table stays bounded in a run of any length.
+MAX_FINISHED_ENTRIES = 10_000
+PATTERNS_KEPT = 1_000
+# A word with a digit in it: a request number, an id, a uuid's part.
+NUMBERED = re.compile(r"[0-9A-Za-z]*[0-9][0-9A-Za-z]*")
 
 
 def split_gap(kind: int, suspended_at: float, resumed_at: float, due: float) -> tuple[float, float, float]:
@@ -166,6 +173,8 @@ class TaskLedger:
                 fold_key: tuple[object, ...] = ("named", name, record.uid)
             else:
                 fold_key = ("named", name, record.target)
+                if fold_key not in self.finished and len(self.finished) >= MAX_FINISHED_ENTRIES:
+                    fold_key = self._bounded_key(name, record)
         else:
             fold_key = ("anonymous", record.target, record.target_file, record.target_line)
         record.key = fold_key
@@ -174,6 +183,17 @@ class TaskLedger:
             self.finished[fold_key] = record
             return
         fold(into, record)
+
+    def _bounded_key(self, name: str, record: UnitRecord) -> tuple[object, ...]:
+        """The fold of a new name once the table is full: its pattern, or `*` once the
+        patterns are full too; the record shows that name from now on."""
+        pattern = NUMBERED.sub("*", name)
+        key: tuple[object, ...] = ("pattern", pattern, record.target)
+        if key not in self.finished and len(self.finished) >= MAX_FINISHED_ENTRIES + PATTERNS_KEPT:
+            pattern = "*"
+            key = ("pattern", pattern, record.target)
+        record.name = pattern
+        return key
 
     def close_live(self, t_end: float, names: dict[int, str]) -> None:
         """At the end of the run: close every unit still alive (it ran until t_end)."""
