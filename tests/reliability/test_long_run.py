@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from advisor.probes import task_ledger
-from advisor.probes.task_ledger import MAX_FINISHED_ENTRIES, PATTERNS_KEPT, TaskLedger
+from advisor.probes.task_ledger import MAX_FINISHED_ENTRIES, TaskLedger
 
 TOTAL = 200_000
 BATCH = 1_000
