@@ -1,13 +1,16 @@
-"""Scale benchmark: memory and time of advisor's light mode with very many asyncio tasks.
+"""Scale benchmark: memory and time of advisor's light mode with very many asyncio tasks
+and gevent greenlets.
 
-Scenarios (``benchmarks/workloads/many_tasks.py``), each bare and under
-``advisor run --mode light``, interleaved round by round:
+Scenarios (``benchmarks/workloads/many_tasks.py`` and ``many_greenlets.py``), each bare and
+under ``advisor run --mode light``, interleaved round by round:
 
 - ``no tasks``: the fixed cost of advisor (its imports, probes and report), to subtract;
 - ``100k concurrent``: 100,000 tasks created, all suspended at once, then released;
 - ``100k short-lived`` and ``1M short-lived``: tasks created in batches of 10,000 (at most
   10,000 alive at a time), to show that a finished task costs no memory: advisor's peak
-  must not grow from 100k to 1M finished tasks.
+  must not grow from 100k to 1M finished tasks;
+- the same with gevent greenlets: ``no greenlets`` (gevent imported, the baseline),
+  ``100k greenlets concurrent`` and ``100k greenlets short-lived``.
 
 Peak RSS is read two ways. The whole process: each run is one child reaped with
 ``os.wait4``, whose rusage belongs to that child alone (``RUSAGE_CHILDREN`` would be the
@@ -16,7 +19,7 @@ maximum over every child this script ever waited for). The program: the workload
 report is checked: the JSON exists and the tasks of the workload's coroutine are folded
 into one entry whose count is the number of tasks.
 
-    python benchmarks/scale.py [--rounds 1] [--json results.json] [--skip-million]
+    python benchmarks/scale.py [--rounds 1] [--json results.json] [--skip-million] [--only asyncio|greenlets]
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "workloads" / "many_tasks.py"
+GREENLET_WORKLOAD = HERE / "workloads" / "many_greenlets.py"
 BATCH = 10_000
 
 
@@ -43,7 +47,9 @@ class Scenario:
     label: str
     args: tuple[str, ...]
     tasks: int
-    coroutine: str  # the workload's coroutine whose tasks advisor folds into one entry
+    coroutine: str  # the workload's coroutine (or greenlet function) whose units advisor folds into one entry
+    workload: Path = WORKLOAD
+    kind: str = "asyncio-task"
 
 
 SCENARIOS = (
@@ -51,7 +57,15 @@ SCENARIOS = (
     Scenario("100k concurrent", ("concurrent", "100000"), 100_000, "holder"),
     Scenario("100k short-lived", ("batches", "100000", str(BATCH)), 100_000, "short_lived"),
     Scenario("1M short-lived", ("batches", "1000000", str(BATCH)), 1_000_000, "short_lived"),
+    Scenario("no greenlets", ("concurrent", "0"), 0, "holder", GREENLET_WORKLOAD, "greenlet"),
+    Scenario("100k greenlets concurrent", ("concurrent", "100000"), 100_000, "holder", GREENLET_WORKLOAD,
+             "greenlet"),
+    Scenario("100k greenlets short-lived", ("batches", "100000", str(BATCH)), 100_000, "short_lived",
+             GREENLET_WORKLOAD, "greenlet"),
 )
+# (baseline scenario, scenario with every unit alive at once, units): advisor's bytes per live unit
+PER_LIVE_UNIT = (("no tasks", "100k concurrent", 100_000, "task"),
+                 ("no greenlets", "100k greenlets concurrent", 100_000, "greenlet"))
 
 
 @dataclass
@@ -110,7 +124,7 @@ def check_report(path: Path, scenario: Scenario) -> str:
     except (OSError, ValueError) as error:
         return f"no report ({type(error).__name__})"
     entries = [task for task in report.get("tasks", [])
-               if task.get("kind") == "asyncio-task"
+               if task.get("kind") == scenario.kind
                and str(task.get("target", "")).endswith(scenario.coroutine)]
     if scenario.tasks == 0:
         return "ok" if not entries else f"unexpected {scenario.coroutine} entries"
@@ -131,9 +145,9 @@ def measure(scenarios: tuple[Scenario, ...], rounds: int, timeout: float,
                 report = scratch / "report.json"
                 report.unlink(missing_ok=True)
                 variants = {
-                    "bare": [sys.executable, str(WORKLOAD), *scenario.args],
+                    "bare": [sys.executable, str(scenario.workload), *scenario.args],
                     "advisor": [sys.executable, "-m", "advisor", "run", "--mode", "light", "--json",
-                                str(report), str(WORKLOAD), *scenario.args],
+                                str(report), str(scenario.workload), *scenario.args],
                 }
                 for variant, argv in variants.items():
                     run = run_child(argv, scratch, timeout)
@@ -143,7 +157,7 @@ def measure(scenarios: tuple[Scenario, ...], rounds: int, timeout: float,
                     if progress:
                         shown = run.failure or (f"{run.facts['elapsed']:.2f} s inside, "
                                                 f"peak {run.peak_rss_kb / 1024:.1f} MiB")
-                        print(f"  round {round_no}/{rounds} {scenario.label:<17} {variant:<8} {shown}",
+                        print(f"  round {round_no}/{rounds} {scenario.label:<26} {variant:<8} {shown}",
                               file=sys.stderr, flush=True)
                     if variant == "advisor" and not run.failure:
                         results[scenario.label]["report"] = check_report(report, scenario)
@@ -221,12 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (default 1)")
     parser.add_argument("--json", metavar="PATH", help="save every run and the tables as JSON")
     parser.add_argument("--skip-million", action="store_true", help="leave out the 1M short-lived tasks")
+    parser.add_argument("--only", choices=("asyncio", "greenlets"), help="only the asyncio or the greenlet scenarios")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed to one subprocess")
     parser.add_argument("--quiet", action="store_true", help="no per-run progress on stderr")
     options = parser.parse_args(argv)
     if options.rounds < 1:
         parser.error("--rounds must be at least 1")
-    scenarios = tuple(s for s in SCENARIOS if not (options.skip_million and s.tasks >= 1_000_000))
+    scenarios = tuple(s for s in SCENARIOS if not (options.skip_million and s.tasks >= 1_000_000)
+                      and not (options.only == "asyncio" and s.kind != "asyncio-task")
+                      and not (options.only == "greenlets" and s.kind != "greenlet"))
 
     load_before = os.getloadavg()[0]
     results = measure(scenarios, options.rounds, options.timeout, not options.quiet)
@@ -241,13 +258,14 @@ def main(argv: list[str] | None = None) -> int:
           "measured inside the workload:")
     print()
     print(render(main_rows))
-    fixed = next((row for row in main_rows[1:] if row[0] == "no tasks" and row[5] != "-"), None)
-    concurrent = next((row for row in main_rows[1:] if row[0] == "100k concurrent" and row[5] != "-"), None)
-    if fixed and concurrent:
-        per_task = (float(concurrent[5]) - float(fixed[5])) * 1024 * 1024 / 100_000
-        print()
-        print(f"advisor's memory per live task (program peak, 100k concurrent less no tasks): "
-              f"~{per_task:,.0f} bytes")
+    for baseline, alive, units, what in PER_LIVE_UNIT:
+        fixed = next((row for row in main_rows[1:] if row[0] == baseline and row[5] != "-"), None)
+        concurrent = next((row for row in main_rows[1:] if row[0] == alive and row[5] != "-"), None)
+        if fixed and concurrent:
+            per_unit = (float(concurrent[5]) - float(fixed[5])) * 1024 * 1024 / units
+            print()
+            print(f"advisor's memory per live {what} (program peak, {alive} less {baseline}): "
+                  f"~{per_unit:,.0f} bytes")
     if len(growth_rows) > 1:
         print()
         print(f"Resident memory after the first and after the last batch of {BATCH:,} short-lived tasks "
