@@ -12,15 +12,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Profiler", "analyze"]
+__all__ = ["Profiler", "analyze", "span", "tag", "trace"]
 
 if TYPE_CHECKING:
     from .api import Profiler, analyze
+    from .spans import span, tag, trace
+
+_SPANS = ("span", "tag", "trace")
 
 
 def __getattr__(name: str) -> Any:
     # imported on first use: `advisor.probes` (imported by every probe) must not pull in
     # pydantic and the rules engine
+    if name in _SPANS:
+        # light: a program that marks spans imports no pydantic when nothing profiles it
+        from . import spans
+
+        return getattr(spans, name)
     if name in __all__:
         from . import api
 

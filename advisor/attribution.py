@@ -310,6 +310,8 @@ def unit_entries(units: Iterable[UnitRecord], corrections: dict[int, float] | No
             # a unit created before the probes started (the main thread) starts with the run
             entry.start_s = _r(min(record.created, end) - start)
             entry.end_s = _r(min(record.ended if record.ended is not None else end, end) - start)
+        if record.tags:
+            entry.labels = {key: dict(values) for key, values in record.tags.items()}
         if enrich is not None:
             enrich(record, entry)
         correction = min((corrections or {}).get(id(record), 0.0), entry.breakdown.compute_s)

@@ -104,6 +104,7 @@ class Capture:
             self.asyncio_probe.tagging = True
             self.sampler.after_tick.append(self.deep.watch)
         self.per_step_cost = 0.0
+        self.spans: Any = None  # the SpanRecorder of advisor.span / advisor.trace while running
         self._started = 0.0
         self._cpu0 = 0.0
         self._status: list[tuple[str, bool, str]] = []
@@ -130,10 +131,30 @@ class Capture:
                 self._status.append((probe.name, False, f"failed to start: {error}"))
         self._cpu0 = time.process_time()
         self._started = time.perf_counter()
+        self._start_spans()
+
+    def _start_spans(self) -> None:
+        """Send advisor.span / advisor.trace / advisor.tag to this capture."""
+        from .span_stats import SpanRecorder  # the user API (advisor.spans) stays light
+        from .spans import activate
+
+        try:
+            self.spans = SpanRecorder(self)
+            activate(self.spans)
+            self._status.append(("spans", True, ""))
+        except Exception as error:
+            self._status.append(("spans", False, f"failed to start: {error}"))
+
+    def _stop_spans(self) -> None:
+        from .spans import deactivate
+
+        if self.spans is not None:
+            deactivate(self.spans)
 
     def stop(self) -> RawCapture:
         ended = time.perf_counter()
         cpu = time.process_time() - self._cpu0
+        self._stop_spans()
         for probe in reversed(self._probes()):
             try:
                 probe.stop()
@@ -167,6 +188,7 @@ class Capture:
             call_cost_s=self.hot_calls.call_cost_s if self.hot_calls else 0.0,
             call_wrapper_s=self.hot_calls.wrapper_cost_s if self.hot_calls else 0.0,
             deep=deep,
+            extra={"spans": self.spans} if self.spans is not None else {},
         )
 
     def status(self) -> CaptureStatus:
@@ -205,6 +227,7 @@ class Capture:
             if self.hot_calls else [],
             call_cost_s=self.hot_calls.call_cost_s if self.hot_calls else 0.0,
             call_wrapper_s=self.hot_calls.wrapper_cost_s if self.hot_calls else 0.0,
+            extra={"spans": self.spans} if self.spans is not None else {},
         )
 
     def attach_current_thread(self) -> None:
@@ -219,7 +242,8 @@ class Capture:
         failures = {"asyncio": self.asyncio_probe.failed, "sampler": self.sampler.failed,
                     "greenlet": self.greenlet_probe.failed, "deep": self.deep.failed if self.deep else None,
                     "hot-calls": self.hot_calls.failed if self.hot_calls else None,
-                    "threads": self.threads.failed}
+                    "threads": self.threads.failed,
+                    "spans": self.spans.failed if self.spans is not None else None}
         for name, active, note in self._status:
             failed = failures.get(name)
             if failed:

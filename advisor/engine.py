@@ -4,8 +4,9 @@ For each rule (from the explicit registry), collect its advice, drop what does n
 into the program's code or is suppressed on its line (``# advisor: ignore[slug]``),
 merge advice of one rule at one line into one finding (all affected units as evidence),
 judge severity from the share of wall time the fix would save, and rank findings by
-estimated savings. A rule that raises is a bug of ours: it is skipped and noted in the
-report's probes list, and the other rules still run.
+estimated savings, marking those ``advisor fix`` can make itself. A rule that raises is
+a bug of ours: it is skipped and noted in the report's probes list, and the other rules
+still run.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from advisor.rules.registry import RULES
 
 from .config import Settings
 from .errors import UsageError
+from .fix.marking import mark_fixable
 from .frames import is_user_file
+from .lines import with_hot_lines
 from .profile import Finding, Location, ProbeStatus, Report, Severity
+from .span_stats import with_span_places
 
 # Share of the wall time a fix would save -> severity (the thresholds are documented in
 # the README): a fifth or more is high, a twentieth medium, a hundredth low.
@@ -133,4 +137,7 @@ def analyze(report: Report, settings: Settings | None = None, select: Sequence[s
                 by_place[key] = finding
                 judged[key] = (base, advice.max_severity)
     findings = sorted(by_place.values(), key=lambda f: (-f.estimated_savings_s, RANK[f.severity], f.rule))
-    return report.model_copy(update={"findings": findings})
+    # which findings `advisor fix` can make, on the text the rules read; that text's digest per file
+    report = report.model_copy(update={"sources": mark_fixable(findings)})
+    # the hottest line of the finding's function, and the user spans that spent time there
+    return with_span_places(with_hot_lines(report.model_copy(update={"findings": findings})))

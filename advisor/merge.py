@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .embed.routes import merge_routes
 from .profile import (
@@ -138,8 +138,26 @@ def merged_run(runs: Sequence[RunInfo]) -> RunInfo:
     return run
 
 
+def _merge_lines(groups: Iterable[Any]) -> dict[str, Any]:
+    """The per-line figures of several copies of one hot spot or function, by line (an
+    update for model_copy; empty for reports without per-line figures)."""
+    lines = [line for group in groups for line in (group or ())]
+    if not lines:
+        return {}
+    merged = []
+    for same in _grouped(lines, lambda line: line.line):
+        units = [by_unit[0].model_copy(update={"seconds": _r(sum(u.seconds for u in by_unit))})
+                 for by_unit in _grouped((unit for line in same for unit in line.units), lambda unit: unit.unit)]
+        units.sort(key=lambda unit: -unit.seconds)
+        merged.append(same[0].model_copy(update={"self_s": _r(sum(line.self_s for line in same)),
+                                                 "cpu_s": _r(sum(line.cpu_s for line in same)), "units": units}))
+    merged.sort(key=lambda line: -line.self_s)
+    return {"lines": merged}
+
+
 def _merge_hot(spots: Iterable[HotSpot]) -> list[HotSpot]:
-    merged = [HotSpot(function=g[0].function, file=g[0].file, line=g[0].line, self_s=_r(sum(s.self_s for s in g)))
+    merged = [g[0].model_copy(update={"self_s": _r(sum(s.self_s for s in g)),
+                                      **_merge_lines(getattr(s, "lines", None) for s in g)})
               for g in _grouped(spots, lambda s: (s.function, s.file, s.line))]
     merged.sort(key=lambda spot: -spot.self_s)
     return merged[:MAX_HOT]
@@ -178,7 +196,19 @@ def merge_units(group: Sequence[Task], unit_id: str) -> Task:
     first = group[0]
     if len(group) == 1:
         return first.model_copy(update={"id": unit_id}, deep=True)
+    # fields newer than this module, when the report model has them
+    newer: dict[str, Any] = {}
+    if "profiler_s" in type(first).model_fields:
+        newer["profiler_s"] = _r(sum(getattr(t, "profiler_s", 0.0) for t in group))
+    if "labels" in type(first).model_fields:
+        labels: dict[str, dict[str, int]] = {}
+        for task in group:
+            for key, values in (getattr(task, "labels", None) or {}).items():
+                for value, count in values.items():
+                    labels.setdefault(key, {})[value] = labels.get(key, {}).get(value, 0) + count
+        newer["labels"] = labels
     return first.model_copy(update={
+        **newer,
         "id": unit_id,
         "count": sum(t.count for t in group),
         "wall_s": _r(sum(t.wall_s for t in group)),
@@ -227,6 +257,7 @@ def merge_functions(functions: Iterable[FunctionStat]) -> list[FunctionStat]:
             "cpu_s": _r(sum(f.cpu_s for f in group)),
             "window": _merge_window([f.window for f in group if f.window is not None]),
             "callers": sorted(callers, key=lambda edge: -edge.calls),
+            **_merge_lines(getattr(f, "lines", None) for f in group),
         }, deep=True))
     merged.sort(key=lambda function: (-function.self_s, -function.total_s))
     return merged

@@ -59,6 +59,15 @@ class ProbeStatus(Model):
     note: str = ""
 
 
+class CodeVersion(Model):
+    """The version of the profiled code: its repository's commit and whether the working tree
+    had changes (none when the target is not in a git repository), and the user's release name."""
+
+    commit: str | None = None
+    dirty: bool = False
+    release: str | None = None
+
+
 class RunInfo(Model):
     argv: list[str]
     mode: Literal["light", "standard", "deep"] = "standard"
@@ -72,6 +81,7 @@ class RunInfo(Model):
     overhead: Overhead = Field(default_factory=Overhead)
     cwd: str = ""
     probes: list[ProbeStatus] = Field(default_factory=list)
+    code_version: CodeVersion | None = None
 
 
 class Breakdown(Model):
@@ -84,11 +94,29 @@ class Breakdown(Model):
         return self.compute_s + self.io_s + self.waiting_s + self.scheduling_s
 
 
+class LineUnit(Model):
+    """A unit (by name) that spent sampled time on a line."""
+
+    unit: str
+    seconds: float
+
+
+class LineStat(Model):
+    """One line of a hot function: sampled self time there (on or off the CPU, idle excluded),
+    its on-CPU part, and the units that spent most of it."""
+
+    line: int
+    self_s: float
+    cpu_s: float = 0.0
+    units: list[LineUnit] = Field(default_factory=list)
+
+
 class HotSpot(Model):
     function: str
     file: str
     line: int
     self_s: float
+    lines: list[LineStat] = Field(default_factory=list)  # the function's hottest lines in this unit
 
 
 class BlockingSite(Model):
@@ -162,6 +190,8 @@ class Task(Model):
     # run); a fold spans its first creation to its last end. None in reports made before.
     start_s: float | None = None
     end_s: float | None = None
+    # advisor.tag(key=value) labels: key -> value -> how many of the folded units had it
+    labels: dict[str, dict[str, int]] = Field(default_factory=dict)
 
 
 class CallWindow(Model):
@@ -201,6 +231,7 @@ class FunctionStat(Model):
 
 
 class Location(Model):
+    lines: list[LineStat] = Field(default_factory=list)  # its hottest lines, from the samples
     file: str
     line: int
     function: str = ""
@@ -222,6 +253,8 @@ class Finding(Model):
 class SampleFrame(Model):
     function: str
     file: str
+    # the user spans (advisor.span / advisor.trace) that spent sampled time at this finding
+    spans: list[str] = Field(default_factory=list)
     line: int
 
 
@@ -282,6 +315,34 @@ class Report(Model):
     tool: Tool = Field(default_factory=Tool)
     run: RunInfo
     tasks: list[Task] = Field(default_factory=list)
+class SpanStat(Model):
+    """The calls of one user span (``advisor.span(name)`` or ``@advisor.trace``), aggregated.
+
+    Times are totals over the ``measured`` calls (the breakdown adds up to ``wall_s``); the
+    percentiles are of one call's wall time over all ``count`` calls (within about 5%).
+    ``labels`` counts the calls per label value (``advisor.span(name, key=value)`` and
+    ``advisor.tag``), at most a few values per key: the rest count under ``other``.
+    """
+
+    name: str
+    count: int
+    errors: int = 0
+    measured: int = 0
+    wall_s: float
+    p50_s: float = 0.0
+    p95_s: float = 0.0
+    p99_s: float = 0.0
+    max_s: float = 0.0
+    breakdown: Breakdown = Field(default_factory=Breakdown)
+    blocking_s: float = 0.0
+    file: str = ""
+    line: int = 0
+    function: str = ""
+    hot: list[HotSpot] = Field(default_factory=list)
+    blocking: list[BlockingSite] = Field(default_factory=list)
+    labels: dict[str, dict[str, int]] = Field(default_factory=dict)
+
+
     functions: list[FunctionStat] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     samples: Samples = Field(default_factory=Samples)
@@ -291,6 +352,10 @@ class Report(Model):
 class ReportError(Exception):
     """A report file that cannot be used; the message is one line for the user."""
 
+    # "sha256:<hex>" of each file the findings point into, as the rules read it: `advisor fix
+    # --apply` refuses a file that changed since (empty in reports made before)
+    sources: dict[str, str] = Field(default_factory=dict)
+    spans: list[SpanStat] = Field(default_factory=list)  # user spans (advisor.span / advisor.trace)
 
 # A report of a real run is a few megabytes (units fold, samples are bounded); a file far
 # larger is not one, and reading it whole would cost the machine gigabytes of memory.

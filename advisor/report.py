@@ -17,7 +17,9 @@ from advisor.probes.records import UnitRecord
 from .attribution import counting_overhead, function_table, sample_table, unit_entries, unit_id
 from .capture import RawCapture
 from .deep_attribution import deep_functions, profiler_seconds, unit_functions
+from .lines import with_lines
 from .profile import Overhead, ProbeStatus, Report, RunInfo, Task
+from .span_stats import span_stats
 
 
 @dataclass
@@ -88,9 +90,13 @@ def build_report(raw: RawCapture, facts: RunFacts) -> Report:
         wall = max(raw.ended - raw.started, 1e-9)
         run.overhead.factor_estimate = round(wall / max(wall - run.overhead.overhead_s, wall * 0.02), 4)
     run.overhead.corrected = bool(corrections) or deep is not None
-    return Report(
+    report = Report(
         run=run,
         tasks=unit_entries(raw.units, corrections, enrich, span=(raw.started, raw.ended)),
         functions=functions,
         samples=sample_table(((unit_id(record), record) for record in raw.units), raw.sample_interval),
     )
+    spans = raw.extra.get("spans")
+    if spans is not None:
+        report.spans = span_stats(spans)
+    return with_lines(report)

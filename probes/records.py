@@ -19,6 +19,10 @@ Stack = tuple[Frame, ...]
 Site = tuple[Frame, ...]
 
 MAX_CONTEXTS = 10_000
+# advisor.tag labels are low-cardinality: at most this many keys, and values per key
+MAX_TAG_KEYS = 16
+MAX_TAG_VALUES = 20
+OTHER_TAG_VALUE = "other"
 
 # Per stack: [on-CPU seconds, off-CPU seconds (blocked), the part of those while other threads
 # ran, seconds ready but not running: in the kernel's run queue, or kept off by the sampler
@@ -51,6 +55,7 @@ class UnitRecord:
         "steps",
         "susp_at",
         "tag_samples",
+        "tags",
         "target",
         "target_file",
         "target_line",
@@ -103,13 +108,15 @@ class UnitRecord:
         # while set (by an embedding middleware, for one request), the sampler also adds this
         # unit's step samples to this table: the request's route's own stacks
         self.tag_samples: dict[Stack, list[float]] | None = None
+        # advisor.tag(key=value) labels: key -> value -> units of a fold that had it
+        self.tags: dict[str, dict[str, int]] | None = None
 
     def copy(self) -> UnitRecord:
         """A detached copy, for a report taken while the probes keep writing to this record
         (its sample and wait tables are copied too; ``list()`` copies in C, under the GIL)."""
         other = UnitRecord(self.uid, self.kind, self.target, self.target_file, self.target_line, self.created)
         for name in UnitRecord.__slots__:
-            if name not in ("samples", "waits", "contexts", "tag_samples"):
+            if name not in ("samples", "waits", "contexts", "tag_samples", "tags"):
                 setattr(other, name, getattr(self, name))
         samples = self.samples
         if samples is not None:
@@ -119,6 +126,9 @@ class UnitRecord:
             other.waits = {site: list(numbers) for site, numbers in list(waits.items())}
         if self.contexts is not None:
             other.contexts = list(self.contexts)
+        tags = self.tags
+        if tags is not None:
+            other.tags = {key: dict(values) for key, values in list(tags.items())}
         return other
 
     def add_samples(self, other: UnitRecord) -> None:
@@ -150,6 +160,22 @@ class UnitRecord:
                     into_site[4] = max(into_site[4], numbers[4])
                     into_site[7] += numbers[7]
             self.waits = waits
+        if other.tags:
+            self.add_tags(other.tags)
+
+    def add_tags(self, tags: dict[str, dict[str, int]]) -> None:
+        """Count another record's tag values in this one, a few values per key (the rest
+        count as ``other``, so a fold of a million units stays small)."""
+        mine = self.tags if self.tags is not None else {}
+        for key, values in list(tags.items()):
+            if key not in mine and len(mine) >= MAX_TAG_KEYS:
+                continue
+            counts = mine.setdefault(key, {})
+            for value, count in list(values.items()):
+                if value not in counts and len(counts) >= MAX_TAG_VALUES:
+                    value = OTHER_TAG_VALUE
+                counts[value] = counts.get(value, 0) + count
+        self.tags = mine
 
 
 def add_weights(samples: dict[Stack, list[float]], stack: Stack, on: float, off: float,

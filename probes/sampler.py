@@ -245,6 +245,28 @@ class Sampler:
             depth += 1
         return None
 
+    def flush_step(self, ident: int, record: UnitRecord, t0: float, now: float) -> None:
+        """Charge the step running on thread `ident` (of `record`, started at `t0`) up to
+        `now`, at the stack last seen, if the sampler has seen it: a user span that starts
+        or ends inside a long step (one holding the loop in ``time.sleep``) then gets its own
+        part of the step's time exactly, not the part up to the last tick. Steps no tick saw
+        are charged whole when they end, as before."""
+        slot = self.running.get(ident) or self._seen_steps.get(ident)
+        if slot is None or slot[0] is not record or slot[1] != t0 or slot[2] is None:
+            return
+        info = self.threads.alive.get(ident)
+        cpu = read_clock(info.clock) if info is not None else None
+        if cpu is None:
+            return
+        with self.lock:
+            state = slot[2]
+            dt = now - state[0]
+            if dt <= 0.0:
+                return
+            dcpu = min(max(0.0, cpu - state[1]), dt)
+            add_step_time(record, state[2], dcpu, dt - dcpu, False)
+            state[0], state[1] = now, cpu
+
     def close_step_at(self, ident: int, record: UnitRecord, t0: float, t1: float, cpu0: float,
                       cpu_now: float) -> None:
         """Called by the asyncio probe at the end of a step long enough to have been seen."""

@@ -227,3 +227,20 @@ def test_merge_cli_refuses_a_newer_schema_version(workers: Workers, tmp_path: Pa
 def test_merge_usage_errors(arguments: list[str], says: str, workers: Workers,
                             run_advisor: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     assert_usage_error(run_advisor(["merge", *arguments], cwd=workers.work), says)
+
+
+def test_hot_spots_and_their_lines_are_summed_by_place(workers: Workers, merged: dict[str, Any]) -> None:
+    def spots(document: dict[str, Any]) -> dict[tuple[str, ...], dict[str, Any]]:
+        return {(task["kind"], task["name"], spot["function"], spot["file"], str(spot["line"])): spot
+                for task in document["tasks"] for spot in task["hot"]}
+
+    inputs = [spots(document) for document in workers.documents.values()]
+    checked = 0
+    for place, spot in spots(merged).items():
+        parts = [table[place] for table in inputs if place in table]
+        assert spot["self_s"] == pytest.approx(sum(part["self_s"] for part in parts), abs=2e-6), place
+        for line in spot.get("lines", []):  # per-line figures, where the report has them
+            same = [other for part in parts for other in part.get("lines", []) if other["line"] == line["line"]]
+            assert line["self_s"] == pytest.approx(sum(other["self_s"] for other in same), abs=2e-6)
+        checked += 1
+    assert checked > 0
