@@ -192,6 +192,9 @@ class Task(Model):
     end_s: float | None = None
     # advisor.tag(key=value) labels: key -> value -> how many of the folded units had it
     labels: dict[str, dict[str, int]] = Field(default_factory=dict)
+    # what advisor's own probes cost this unit (deep mode: yappi's per-call cost; standard
+    # mode: call counting), measured on its thread and taken out of its wall_s and compute_s
+    profiler_s: float = 0.0
 
 
 class CallWindow(Model):
@@ -228,10 +231,10 @@ class FunctionStat(Model):
     cpu_s: float
     window: CallWindow | None = None
     callers: list[CallEdge] = Field(default_factory=list)
+    lines: list[LineStat] = Field(default_factory=list)  # its hottest lines, from the samples
 
 
 class Location(Model):
-    lines: list[LineStat] = Field(default_factory=list)  # its hottest lines, from the samples
     file: str
     line: int
     function: str = ""
@@ -246,15 +249,17 @@ class Finding(Model):
     evidence: dict[str, Any] = Field(default_factory=dict)
     estimated_savings_s: float = 0.0
     fix: str | None = None
+    # `advisor fix` can make this change itself (a mechanical, safe rewrite: see advisor/fix/)
+    fixable: bool = False
     # embedded in a server: the routes whose requests spent sampled time at this finding
     routes: list[str] = Field(default_factory=list)
+    # the user spans (advisor.span / advisor.trace) that spent sampled time at this finding
+    spans: list[str] = Field(default_factory=list)
 
 
 class SampleFrame(Model):
     function: str
     file: str
-    # the user spans (advisor.span / advisor.trace) that spent sampled time at this finding
-    spans: list[str] = Field(default_factory=list)
     line: int
 
 
@@ -310,11 +315,6 @@ class RouteStat(Model):
     histogram: dict[str, int] = Field(default_factory=dict)
 
 
-class Report(Model):
-    schema_version: int = SCHEMA_VERSION
-    tool: Tool = Field(default_factory=Tool)
-    run: RunInfo
-    tasks: list[Task] = Field(default_factory=list)
 class SpanStat(Model):
     """The calls of one user span (``advisor.span(name)`` or ``@advisor.trace``), aggregated.
 
@@ -343,19 +343,24 @@ class SpanStat(Model):
     labels: dict[str, dict[str, int]] = Field(default_factory=dict)
 
 
+class Report(Model):
+    schema_version: int = SCHEMA_VERSION
+    tool: Tool = Field(default_factory=Tool)
+    run: RunInfo
+    tasks: list[Task] = Field(default_factory=list)
     functions: list[FunctionStat] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     samples: Samples = Field(default_factory=Samples)
     routes: list[RouteStat] = Field(default_factory=list)  # embedded in a server only
+    # "sha256:<hex>" of each file the findings point into, as the rules read it: `advisor fix
+    # --apply` refuses a file that changed since (empty in reports made before)
+    sources: dict[str, str] = Field(default_factory=dict)
+    spans: list[SpanStat] = Field(default_factory=list)  # user spans (advisor.span / advisor.trace)
 
 
 class ReportError(Exception):
     """A report file that cannot be used; the message is one line for the user."""
 
-    # "sha256:<hex>" of each file the findings point into, as the rules read it: `advisor fix
-    # --apply` refuses a file that changed since (empty in reports made before)
-    sources: dict[str, str] = Field(default_factory=dict)
-    spans: list[SpanStat] = Field(default_factory=list)  # user spans (advisor.span / advisor.trace)
 
 # A report of a real run is a few megabytes (units fold, samples are bounded); a file far
 # larger is not one, and reading it whole would cost the machine gigabytes of memory.
