@@ -134,3 +134,16 @@ def test_an_unreadable_file_is_one_line_and_exit_2(
     arguments = {"report": ["report", "locked.json"], "diff": ["diff", "locked.json", "locked.json"],
                  "check": ["check", "locked.json", "--fail-on", "high"], "merge": ["merge", "locked.json"]}[command]
     assert_usage_error(run_advisor(arguments), "locked.json: cannot read: Permission denied")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="Linux /proc only")
+@pytest.mark.parametrize("command", ["report", "diff", "check", "merge"])
+def test_a_file_that_fails_to_read_is_one_line_and_exit_2(
+        command: str, tmp_path: Path, run_advisor: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    # /proc/self/mem cannot be read from its start, even by root: an unreadable file on any account
+    (tmp_path / "good.json").write_text(GOOD_TEXT)
+    arguments = {"report": ["report", "/proc/self/mem"], "diff": ["diff", "good.json", "/proc/self/mem"],
+                 "check": ["check", "/proc/self/mem", "--fail-on", "high"],
+                 "merge": ["merge", "good.json", "/proc/self/mem", "-o", "out.json"]}[command]
+    assert_usage_error(run_advisor(arguments), "/proc/self/mem: cannot read: Input/output error")
+    assert not (tmp_path / "out.json").exists()

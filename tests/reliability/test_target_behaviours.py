@@ -12,7 +12,10 @@ task factories, several ``asyncio.run`` calls and loops in threads in
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,8 @@ from typing import Any
 import pytest
 
 from advisor.profile import Report
+
+from .conftest import advisor_env
 
 REPORT_START = '{\n  "schema_version"'
 
@@ -394,3 +399,75 @@ def test_recursion_near_the_limit_does_not_overflow(mode: str, compare: Callable
     hottest = run.report["functions"][0]
     assert hottest["function"].endswith("down")
     assert hottest["calls"] is not None and hottest["calls"] > 0
+
+
+# -- stopped mid-run while tasks and a thread are alive --
+
+BUSY_SERVER = """
+    import asyncio
+    import threading
+    import time
+
+
+    def background():
+        while True:
+            time.sleep(0.01)
+
+
+    async def serve(n):
+        while True:
+            await asyncio.sleep(0.01)
+
+
+    async def main():
+        tasks = [asyncio.create_task(serve(n), name=f"conn-{n}") for n in range(3)]
+        tasks += [asyncio.create_task(serve(n)) for n in range(20)]
+        await asyncio.sleep(0.2)
+        print("ready", flush=True)
+        await asyncio.gather(*tasks)
+
+
+    threading.Thread(target=background, name="background", daemon=True).start()
+    asyncio.run(main())
+"""
+
+
+def stop_when_ready(command: list[str], cwd: Path, signum: int) -> tuple[int, str, str]:
+    """Start `command`, wait (bounded) for its ``ready`` line, send `signum`, collect."""
+    process = subprocess.Popen(command, cwd=cwd, env=advisor_env(), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "ready\n"  # bounded by the test's timeout
+        time.sleep(0.1)
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=30)
+        return process.returncode, "ready\n" + out, err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_mid_run_writes_a_partial_report_with_the_live_units(
+        name: str, tmp_path: Path, program: Callable[[Path, str], Path]) -> None:
+    signum = getattr(signal, name)
+    script = program(tmp_path / "server.py", BUSY_SERVER)
+    bare = stop_when_ready([sys.executable, str(script)], tmp_path, signum)
+    assert bare[0] == -signum
+    status, out, err = stop_when_ready([sys.executable, "-m", "advisor", "run", "--json", "report.json",
+                                        str(script)], tmp_path, signum)
+    assert (status, out) == bare[:2], err[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    Report.model_validate(report)
+    assert report["run"]["partial"] is True
+    assert report["run"]["exit_code"] == 128 + signum
+    names = {task["name"]: task for task in report["tasks"]}
+    for n in range(3):
+        # alive until the signal: at least the 0.3 s before it, mostly waiting on timers
+        assert names[f"conn-{n}"]["wall_s"] >= 0.3
+        assert names[f"conn-{n}"]["breakdown"]["waiting_s"] >= 0.2
+    assert names["__main__.serve"]["count"] == 20
+    assert "background" in names and "MainThread" in names
