@@ -237,9 +237,12 @@ def command_run(tokens: Sequence[str]) -> int:
             emit(report, options.format, options, baseline)
             return report
         except Exception as error:  # a bug of ours must not change how the target ended
-            sys.stderr.write(f"advisor: internal error, no report: {type(error).__name__}: {error}\n")
-            if os.environ.get("ADVISOR_DEBUG"):
-                traceback.print_exc()
+            try:
+                sys.stderr.write(f"advisor: internal error, no report: {type(error).__name__}: {error}\n")
+                if os.environ.get("ADVISOR_DEBUG"):
+                    traceback.print_exc()
+            except Exception:
+                pass  # the target closed stderr (a daemon does): the files are written, nothing to say it on
             return None
 
     capture.start()

@@ -471,3 +471,22 @@ def test_a_signal_mid_run_writes_a_partial_report_with_the_live_units(
         assert names[f"conn-{n}"]["breakdown"]["waiting_s"] >= 0.2
     assert names["__main__.serve"]["count"] == 20
     assert "background" in names and "MainThread" in names
+
+
+# -- a program that closes its standard streams (as a daemon does) --
+
+CLOSES_STREAMS = {
+    "sys.stderr.close()": "import sys\nprint('bye')\nsys.stderr.close()\n",
+    "os.close(1), os.close(2)": "import os\nprint('bye', flush=True)\nos.close(2)\nos.close(1)\n",
+}
+
+
+@pytest.mark.parametrize("how", list(CLOSES_STREAMS))
+def test_a_program_that_closes_its_streams_keeps_its_status(how: str, compare: Callable[..., Compared]) -> None:
+    # advisor cannot print its report there any more: the files are still written, and the
+    # exit status stays the program's (it used to become 1, with "lost sys.stderr")
+    run = compare(CLOSES_STREAMS[how])
+    assert run.profiled.returncode == 0
+    assert run.profiled.stdout == "bye\n"
+    assert run.report["run"]["exit_code"] == 0
+    assert "MainThread" in run.units("thread")
