@@ -377,8 +377,46 @@ def command_rules(tokens: Sequence[str]) -> int:
     return 0
 
 
+def command_fix(tokens: Sequence[str]) -> int:
+    from .fix.files import FixError, fix_report
+
+    parser = ArgumentParser(prog="advisor fix", description="the findings' mechanical fixes, as a unified diff")
+    parser.add_argument("file", metavar="REPORT.json")
+    parser.add_argument("--apply", action="store_true", help="write the changes (refused for a file that "
+                        "changed since the run)")
+    parser.add_argument("--select", type=_rule_names, default=[], metavar="RULES",
+                        help="only the findings of these rules (slugs, codes or code prefixes, comma-separated)")
+    options = parser.parse_args(list(tokens))
+    rules = {rule.slug for rule in select_rules(load_settings(), options.select)} if options.select else set()
+    try:
+        report = load_report(options.file)
+        result = fix_report(report, rules, apply=options.apply)
+    except (ReportError, FixError) as error:
+        raise UsageError(str(error)) from None
+    sys.stdout.write("".join(result.diffs.values()))
+    for refusal in result.refusals:
+        where = refusal.finding.location
+        sys.stderr.write(f"advisor: {where.file}:{where.line} {refusal.finding.rule}: not fixed: {refusal.reason}\n")
+    for edit in result.edits:
+        if edit.note:
+            where = edit.finding.location
+            sys.stderr.write(f"advisor: {where.file}:{where.line} {edit.finding.rule}: note: {edit.note}\n")
+    for file in result.unverified:
+        sys.stderr.write(f"advisor: the report has no digest of {file}: check the diff is against the code that ran\n")
+    count, files = len(result.edits), len(result.diffs)
+    plural = "" if files == 1 else "s"
+    if not result.edits:
+        sys.stderr.write(f"advisor: nothing to fix: no finding in {options.file} has an automatic fix\n")
+    elif options.apply:
+        sys.stderr.write(f"advisor: applied {count} fix{'es' if count != 1 else ''} to {files} file{plural}\n")
+    else:
+        sys.stderr.write(f"advisor: {count} fix{'es' if count != 1 else ''} in {files} file{plural}; write them with "
+                         f"`advisor fix {options.file} --apply`\n")
+    return 0
+
+
 COMMANDS = {"run": command_run, "report": command_report, "rules": command_rules, "check": command_check,
-            "diff": command_diff, "merge": command_merge}
+            "diff": command_diff, "merge": command_merge, "fix": command_fix}
 
 HELP = """usage: advisor COMMAND ...
 
@@ -393,6 +431,7 @@ commands:
   check FILE.json --fail-on SEVERITY  exit 3 on findings (--baseline OLD.json: new ones only)
   diff OLD.json NEW.json              what changed between two runs (--format text|json)
   merge A.json B.json... [-o OUT]     one report of several runs or workers (findings judged again)
+  fix REPORT.json [--apply]           the mechanical fixes of findings as a unified diff ([*] in reports)
 
 advisor COMMAND --help shows a command's options.
 """

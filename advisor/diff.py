@@ -11,7 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from .gate import finding_key
-from .profile import Report, Task
+from .profile import CodeVersion, Report, Task
+from .version import describe
 
 PARTS = ("wall_s", "compute_s", "io_s", "waiting_s", "scheduling_s")
 
@@ -45,6 +46,18 @@ class ReportDiff:
     functions: list[FunctionDelta] = field(default_factory=list)
     added: list[dict[str, object]] = field(default_factory=list)
     resolved: list[dict[str, object]] = field(default_factory=list)
+    # the code versions of the two runs (run.code_version), when they were recorded
+    old_version: dict[str, object] | None = None
+    new_version: dict[str, object] | None = None
+
+    def between(self) -> str | None:
+        """``between release A (abc1234) and release B (def5678, dirty)``, or None when neither
+        run recorded its code version."""
+        if self.old_version is None and self.new_version is None:
+            return None
+        old = describe(CodeVersion.model_validate(self.old_version) if self.old_version else None)
+        new = describe(CodeVersion.model_validate(self.new_version) if self.new_version else None)
+        return f"between {old} and {new}"
 
 
 def unit_figures(task: Task) -> dict[str, float]:
@@ -54,7 +67,9 @@ def unit_figures(task: Task) -> dict[str, float]:
 
 
 def diff_reports(old: Report, new: Report, top_functions: int = 20) -> ReportDiff:
-    result = ReportDiff(old_wall_s=old.run.wall_s, new_wall_s=new.run.wall_s)
+    result = ReportDiff(old_wall_s=old.run.wall_s, new_wall_s=new.run.wall_s,
+                        old_version=old.run.code_version.model_dump() if old.run.code_version else None,
+                        new_version=new.run.code_version.model_dump() if new.run.code_version else None)
     old_units = {(t.kind, t.name): t for t in old.tasks}
     new_units = {(t.kind, t.name): t for t in new.tasks}
     for key in dict.fromkeys([*old_units, *new_units]):
@@ -91,6 +106,9 @@ def diff_text(diff: ReportDiff) -> str:
     lines = [f"wall {diff.old_wall_s:.3f} s -> {diff.new_wall_s:.3f} s ({_signed(diff.new_wall_s - diff.old_wall_s)})",
              "", "units (change in seconds):",
              f"  {'unit':<30} {'kind':<13} " + " ".join(f"{part[:-2]:>10}" for part in PARTS)]
+    between = diff.between()
+    if between is not None:
+        lines.insert(0, between)
     for unit in diff.units:
         state = "" if unit.old and unit.new else ("  (new)" if unit.new else "  (gone)")
         figures = " ".join(f"{unit.change(part):>+10.3f}" for part in PARTS)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
 
+from advisor.probes.greenlet_probe import greenlet_name
 from advisor.probes.native import allocate_lock, get_ident
 from advisor.probes.records import (
     MAX_TAG_KEYS,
@@ -342,7 +344,7 @@ class SpanRecorder:
                 breakdown, blocking = loop_breakdown(*parts, samples)
             else:
                 breakdown = thread_breakdown(wall, min(wall, max(0.0, cpu - opened.cpu0)), samples)
-        name = "" if record is None else record.name or record.target
+        name = "" if record is None else unit_name(record)
         return FinishedSpan(name=opened.name, kind=opened.kind, start_ns=opened.start_ns, end_ns=time.time_ns(),
                             wall_s=wall, breakdown=breakdown, blocking_s=blocking, unit=name,
                             unit_kind="" if record is None else record.kind, labels=dict(opened.labels),
@@ -355,6 +357,31 @@ class SpanRecorder:
 
     def report_spans(self) -> list[SpanStat]:
         return [span_stat(aggregate) for aggregate in list(self.spans.values())]
+
+
+def unit_name(record: UnitRecord) -> str:
+    """The running unit's name as the report will show it (a live record has none yet):
+    the task's ``get_name()``, the greenlet's or the thread's name, else its target."""
+    try:
+        if record.kind == "asyncio-task":
+            import asyncio
+
+            task = asyncio.current_task()
+            if task is not None:
+                return task.get_name()
+        elif record.kind == "greenlet":
+            import greenlet
+
+            name = greenlet_name(greenlet.getcurrent())
+            if name:
+                return name
+        else:
+            thread = threading._active.get(get_ident())  # type: ignore[attr-defined]
+            if thread is not None:
+                return str(thread.name)
+    except Exception:
+        pass
+    return record.name or record.target
 
 
 def loop_breakdown(running: float, io: float, waiting: float, scheduling: float,

@@ -19,12 +19,14 @@ from typing import Any
 from advisor.probes.native import get_ident
 from advisor.probes.records import UnitRecord
 
+from ..span_stats import request_ended, request_started
 from .routes import RouteAggregate, RouteTable
 
 LOG = logging.getLogger("advisor")
 
 # What begin() hands to end(): [route, record or None, start time, running, io, waiting,
-# scheduling, the record's previous tag table, on a loop (task or greenlet)?]
+# scheduling, the record's previous tag table, on a loop (task or greenlet)?, the request's
+# span for span listeners or None]
 Pending = list[Any]
 
 
@@ -41,7 +43,10 @@ class RequestMeter:
         if self.failed is not None:
             return None
         try:
-            return self._begin(route)
+            pending = self._begin(route)
+            # the request as a span for span listeners (OpenTelemetry), None when there are none
+            pending.append(request_started(route))
+            return pending
         except Exception as error:
             self.disable(error)
             return None
@@ -50,6 +55,8 @@ class RequestMeter:
         if pending is None or self.failed is not None:
             return
         try:
+            if len(pending) > 9:
+                request_ended(pending[9], error)  # first: it puts back the route's sample table
             self._end(pending, error)
         except Exception as failure:
             self.disable(failure)

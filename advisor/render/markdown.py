@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from advisor.profile import SEVERITIES, Finding, Report
 
+from advisor.version import describe
+
 from .text import KIND_LABELS, seconds
 
 MAX_UNITS = 30
@@ -24,12 +26,20 @@ def _finding_item(finding: Finding) -> list[str]:
              f"  - {_cell(finding.message)}"]
     if finding.fix:
         lines.append(f"  - fix: `{_cell(finding.fix)}`")
-    evidence = ", ".join(f"{key}: {value}" for key, value in finding.evidence.items() if key != "units")
+    evidence = ", ".join(f"{key}: {value}" for key, value in finding.evidence.items()
+                         if key not in ("units", "hot_line"))
     units = finding.evidence.get("units")
     if units:
         evidence = f"units: {', '.join(str(unit) for unit in units)}" + (f"; {evidence}" if evidence else "")
     if evidence:
         lines.append(f"  - evidence: {_cell(evidence)}")
+    hot = finding.evidence.get("hot_line")
+    if isinstance(hot, dict):
+        who = ", ".join(str(unit) for unit in hot.get("units", []))
+        lines.append(f"  - hottest line: `{hot.get('file')}:{hot.get('line')}` "
+                     f"({seconds(float(hot.get('self_s', 0.0)))}{' in ' + _cell(who) if who else ''})")
+    if finding.spans:
+        lines.append(f"  - spans: {', '.join(_cell(name) for name in finding.spans)}")
     return lines
 
 
@@ -38,7 +48,8 @@ def baseline_section(report: Report, baseline: Report) -> list[str]:
     from advisor.diff import diff_reports
 
     diff = diff_reports(baseline, report)
-    out = ["## Since the baseline", "",
+    between = diff.between()
+    out = ["## Since the baseline", "", *([f"Comparing {between}.", ""] if between else []),
            f"wall {seconds(diff.old_wall_s)} → {seconds(diff.new_wall_s)} "
            f"({'+' if diff.new_wall_s >= diff.old_wall_s else '-'}{seconds(abs(diff.new_wall_s - diff.old_wall_s))})",
            ""]
@@ -62,7 +73,8 @@ def render_markdown(report: Report, baseline: Report | None = None) -> str:
     run = report.run
     out = [f"# Performance checklist: `{' '.join(run.argv)}`", "",
            f"{run.mode} mode · wall {seconds(run.wall_s)} · cpu {seconds(run.cpu_s)} · exit {run.exit_code}"
-           + (" · **partial run (interrupted)**" if run.partial else ""), ""]
+           + (" · **partial run (interrupted)**" if run.partial else "")
+           + (f" · {describe(run.code_version)}" if run.code_version else ""), ""]
     if baseline is not None:
         out += baseline_section(report, baseline)
     out += ["## Findings", ""]
@@ -86,6 +98,15 @@ def render_markdown(report: Report, baseline: Report | None = None) -> str:
                    f"{seconds(split.waiting_s)} | {seconds(split.scheduling_s)} | {seconds(task.blocking_s)} |")
     if len(report.tasks) > MAX_UNITS:
         out.append(f"\n{len(report.tasks) - MAX_UNITS} more units in the JSON report.")
+    if report.spans:
+        out += ["", "## Spans", "",
+                "| span | n | wall | p50 | p95 | compute | io | waiting | scheduling | blocking |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for stat in report.spans:
+            split = stat.breakdown
+            out.append(f"| {_cell(stat.name)} | {stat.count} | {seconds(stat.wall_s)} | {seconds(stat.p50_s)} | "
+                       f"{seconds(stat.p95_s)} | {seconds(split.compute_s)} | {seconds(split.io_s)} | "
+                       f"{seconds(split.waiting_s)} | {seconds(split.scheduling_s)} | {seconds(stat.blocking_s)} |")
     overhead = run.overhead
     out += ["", "## Run", "",
             f"- Python {run.python} on {run.cpu_count} CPUs, started {run.started_at}",
