@@ -32,6 +32,7 @@ from .render.markdown import render_markdown
 from .render.sarif import render_sarif
 from .report import RunFacts, build_report
 from .runner import Outcome, Target, check_target, end_like_python, execute, uses_gevent
+from .version import code_version
 
 USAGE_STATUS = 2
 FAIL_ON_STATUS = 3
@@ -84,7 +85,52 @@ def run_options_parser() -> ArgumentParser:
     parser.add_argument("--sample-rate", type=_sample_rate, default=DEFAULT_SAMPLE_RATE, metavar="HZ",
                         help=f"stack samples a second (default {DEFAULT_SAMPLE_RATE:g})")
     add_rule_selection(parser)
+    parser.add_argument("--release", metavar="NAME",
+                        help="the name of the release being profiled, kept in the report next to the git commit")
+    add_otlp_option(parser)
     return parser
+
+
+def add_otlp_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--otlp", metavar="URL",
+                        help="send spans to an OpenTelemetry collector over OTLP/HTTP (http://HOST:4318/v1/traces): "
+                             "the run with its routes and span names, and with `run` each span as it ends "
+                             "(needs the otel extra)")
+
+
+def check_pprof(options: argparse.Namespace) -> None:
+    """--pprof needs the protobuf runtime (the pprof extra): say so before anything runs."""
+    if getattr(options, "pprof", None):
+        try:
+            import google.protobuf  # noqa: F401
+        except ImportError:
+            raise UsageError("--pprof needs protobuf: pip install 'advisor[pprof]'") from None
+
+
+def otlp_provider(options: argparse.Namespace, service: str) -> Any:
+    """The tracer provider of --otlp, or None; a missing SDK or a bad URL is the user's error."""
+    url = getattr(options, "otlp", None)
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--otlp {url}: not an http:// or https:// URL")
+    try:
+        from .export.otel import otlp_provider as make_provider
+
+        return make_provider(url, service_name=service)
+    except RuntimeError as error:
+        raise UsageError(str(error)) from None
+
+
+def send_otlp(provider: Any, report: Report) -> None:
+    """The run's summary spans to the collector, then flush (a collector that cannot be
+    reached costs a warning, never the report)."""
+    from .export.otel import export_report
+
+    try:
+        export_report(report, provider)
+    finally:
+        provider.shutdown()
 
 
 def add_baseline_option(parser: argparse.ArgumentParser) -> None:
@@ -118,6 +164,8 @@ def add_flame_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--collapsed", metavar="PATH", help="write the sampled stacks as collapsed stacks "
                         "(flamegraph.pl, inferno)")
     parser.add_argument("--speedscope", metavar="PATH", help="write the sampled stacks for speedscope")
+    parser.add_argument("--pprof", metavar="PATH", help="write the sampled stacks as gzipped pprof (profile.proto: "
+                        "go tool pprof, Pyroscope, Cloud Profiler, Datadog)")
 
 
 def write_files(report: Report, options: argparse.Namespace, baseline: Report | None = None) -> None:
@@ -129,6 +177,10 @@ def write_files(report: Report, options: argparse.Namespace, baseline: Report | 
         path = getattr(options, name, None)
         if path:
             write_atomically(path, render(report))
+    if getattr(options, "pprof", None):
+        from .export.pprof import write_pprof
+
+        write_pprof(report, options.pprof)
 
 
 def _rule_names(text: str) -> list[str]:
@@ -144,7 +196,8 @@ def add_rule_selection(parser: argparse.ArgumentParser) -> None:
 
 # options of `advisor run` that take a value (the rest are flags)
 _VALUE_OPTIONS = {"--mode", "--json", "--md", "--html", "--sarif", "--collapsed", "--speedscope", "--format",
-                  "--fail-on", "--sample-rate", "--select", "--ignore", "--pstats", "--callgrind", "--baseline"}
+                  "--fail-on", "--sample-rate", "--select", "--ignore", "--pstats", "--callgrind", "--baseline",
+                  "--release", "--pprof", "--otlp"}
 
 
 def split_run_arguments(tokens: Sequence[str]) -> tuple[list[str], Target]:
@@ -204,17 +257,28 @@ def command_run(tokens: Sequence[str]) -> int:
     options = run_options_parser().parse_args(option_tokens)
     check_target(target)
     # output paths are the user's, relative to where advisor started: the target may chdir
-    for name in ("json", "md", "html", "sarif", "collapsed", "speedscope", "pstats", "callgrind"):
+    for name in ("json", "md", "html", "sarif", "collapsed", "speedscope", "pstats", "callgrind", "pprof"):
         path = getattr(options, name)
         if path:
             _check_writable(path)
             setattr(options, name, os.path.abspath(path))
+    check_pprof(options)
     exports = {kind: path for kind, path in (("pstat", options.pstats), ("callgrind", options.callgrind)) if path}
     if exports and options.mode != "deep":
         raise UsageError("--pstats and --callgrind need --mode deep (the deterministic profile)")
     settings = load_settings()
     select_rules(settings, options.select, options.ignore)  # unknown rule names fail before the run
     baseline = load_baseline(options)
+    # the code as it is when the run starts (git is asked before any probe runs)
+    version = code_version(os.path.dirname(os.path.abspath(target.script)) if target.script else os.getcwd(),
+                           options.release)
+    service = os.path.splitext(os.path.basename(target.script))[0] if target.script else str(target.module)
+    provider = otlp_provider(options, service)
+    stop_otel = None
+    if provider is not None:
+        from .export.otel import install
+
+        stop_otel = install(provider)  # every span and request as it ends
     capture = Capture(mode=options.mode, sample_rate=options.sample_rate, greenlets=uses_gevent(target),
                       exports=exports)
     started_at = dt.datetime.now(dt.timezone.utc)
@@ -233,8 +297,13 @@ def command_run(tokens: Sequence[str]) -> int:
         try:
             report = build_report(raw, RunFacts(argv=target.argv, mode=options.mode, started_at=started_at,
                                                 exit_code=outcome.exit_code, partial=outcome.partial))
+            report.run.code_version = version
             report = analyze(report, settings, options.select, options.ignore)
             emit(report, options.format, options, baseline)
+            if provider is not None:
+                if stop_otel is not None:
+                    stop_otel()
+                send_otlp(provider, report)
             return report
         except Exception as error:  # a bug of ours must not change how the target ended
             try:
@@ -283,14 +352,19 @@ def command_report(tokens: Sequence[str]) -> int:
     add_document_options(parser)
     add_flame_options(parser)
     add_baseline_option(parser)
+    add_otlp_option(parser)
     options = parser.parse_args(list(tokens))
     try:
         report = load_report(options.file)
     except ReportError as error:
         raise UsageError(str(error)) from None
-    for path in (options.json, options.md, options.html, options.sarif, options.collapsed, options.speedscope):
+    for path in (options.json, options.md, options.html, options.sarif, options.collapsed, options.speedscope,
+                 options.pprof):
         if path:
             _check_writable(path)
+    check_pprof(options)
+    provider = otlp_provider(options, os.path.splitext(os.path.basename(report.run.argv[0]))[0]
+                             if report.run.argv else "advisor")
     if options.format == "text" and sys.stdout.isatty():
         from rich.console import Console
 
@@ -300,6 +374,8 @@ def command_report(tokens: Sequence[str]) -> int:
     else:
         sys.stdout.write(RENDERERS[options.format](report))
     write_files(report, options, load_baseline(options))
+    if provider is not None:
+        send_otlp(provider, report)
     return 0
 
 
