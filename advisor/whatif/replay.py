@@ -1,0 +1,124 @@
+"""Replay a run with fixes applied: a fluid model of shared resources and the critical path.
+
+A fix is an ``Edit``: per unit, how much shorter its own path gets (the waits that
+overlap, the CPU that is no longer spent) and how much less it holds its resource (a
+sleep that no longer holds the loop, CPU moved to a process pool). The replay then
+(1) shares each resource out again: a unit's scheduling is what it lost to the *others*
+holding its loop, hub or GIL, so it shrinks in proportion to the others' held time that
+the fix removes (two blocking units on one loop each cost the others a share, and fixing
+one leaves the other's share); and (2) walks the critical path: the run ends when the
+last unit that does not wait for the changed ones ends. Units that end with or after the
+changed ones while mostly waiting (the task that gathers them, the thread that runs the
+loop, a server's handlers, units created meanwhile) are taken to wait for them and move
+with them; units that were already running and end earlier, or that are busy computing
+until the end, bound the new end from below.
+
+Why a fluid model rather than a discrete-event simulation of synthetic steps: the report
+keeps each unit's measured scheduling, which already holds how its steps interleaved with
+the others'; a simulation would have to invent the order of steps and waits from totals
+and then be calibrated back to the measured walls. The fluid model starts from the
+measured walls, so replaying the unmodified run gives the measured run exactly, and what
+it cannot see (the order of steps) it does not pretend to know.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .model import ReplayModel, UnitModel
+
+# below this a unit's change is noise: a share of the run's wall, at least 2 ms
+TOLERANCE_SHARE = 0.02
+MIN_TOLERANCE_S = 0.002
+# a unit busy on the CPU for this share of its wall ends when its own work ends
+BUSY_SHARE = 0.5
+
+
+@dataclass
+class Edit:
+    """What fixes change, per unit key (totals over a fold; negative is shorter / less)."""
+
+    own_s: dict[str, float] = field(default_factory=dict)
+    held_s: dict[str, float] = field(default_factory=dict)
+    targets: set[str] = field(default_factory=set)  # the units the findings name
+
+    def add(self, other: Edit) -> Edit:
+        combined = Edit(dict(self.own_s), dict(self.held_s), set(self.targets) | other.targets)
+        for key, value in other.own_s.items():
+            combined.own_s[key] = combined.own_s.get(key, 0.0) + value
+        for key, value in other.held_s.items():
+            combined.held_s[key] = combined.held_s.get(key, 0.0) + value
+        return combined
+
+
+@dataclass
+class UnitOutcome:
+    unit: UnitModel
+    before_s: float
+    after_s: float
+
+
+@dataclass
+class Outcome:
+    wall_before_s: float
+    wall_after_s: float
+    units: list[UnitOutcome]
+
+    @property
+    def savings_s(self) -> float:
+        return self.wall_before_s - self.wall_after_s
+
+
+def new_walls(model: ReplayModel, edit: Edit) -> dict[str, float]:
+    """Each unit's wall time with the edit applied (totals over a fold)."""
+    held_before: dict[str, float] = {}
+    held_after: dict[str, float] = {}
+    for unit in model.units:
+        after = max(0.0, unit.held_s + edit.held_s.get(unit.key, 0.0))
+        held_before[unit.resource] = held_before.get(unit.resource, 0.0) + unit.held_s
+        held_after[unit.resource] = held_after.get(unit.resource, 0.0) + after
+    walls: dict[str, float] = {}
+    for unit in model.units:
+        mine_before = unit.held_s
+        mine_after = max(0.0, unit.held_s + edit.held_s.get(unit.key, 0.0))
+        count = max(1, unit.task.count)
+        # a fold's own units hold the resource against each other: all but one instance count as others
+        others_before = held_before[unit.resource] - mine_before / count
+        others_after = held_after[unit.resource] - mine_after / count
+        ratio = others_after / others_before if others_before > 1e-9 else 1.0
+        scheduling = unit.scheduling_s * max(0.0, ratio)
+        wall = unit.wall_s + edit.own_s.get(unit.key, 0.0) + (scheduling - unit.scheduling_s)
+        walls[unit.key] = max(0.0, wall)
+    return walls
+
+
+def replay(model: ReplayModel, edit: Edit) -> Outcome:
+    """The run's wall time and the affected units' wall times with the edit applied."""
+    walls = new_walls(model, edit)
+    tolerance = max(MIN_TOLERANCE_S, TOLERANCE_SHARE * model.run_wall_s)
+    shift = {unit.key: (walls[unit.key] - unit.wall_s) / unit.lanes for unit in model.units}
+    changed = [unit for unit in model.units if abs(shift[unit.key]) > tolerance or unit.key in edit.targets]
+    if not changed:
+        return Outcome(model.run_wall_s, model.run_wall_s, [])
+    end_before = max(unit.end_s for unit in changed)
+    end_after = max(unit.end_s + shift[unit.key] for unit in changed)
+    first_start = min(unit.start_s for unit in changed)
+    spanning: list[UnitModel] = []
+    for unit in model.units:
+        if unit in changed:
+            continue
+        late = unit.end_s >= end_before - tolerance
+        if late and unit.compute_share >= BUSY_SHARE:
+            end_before = max(end_before, unit.end_s)  # busy until the end on its own: it stays
+            end_after = max(end_after, unit.end_s)
+        elif not late and unit.start_s <= first_start + tolerance:
+            end_after = max(end_after, unit.end_s)  # ran beside them and ended earlier: a floor
+        elif late and unit.start_s <= first_start + tolerance and unit.task.count == 1:
+            spanning.append(unit)  # waited for them (gathered them, ran their loop): moves with them
+    savings = end_before - end_after
+    after_run = max(0.0, model.run_wall_s - savings)
+    outcomes = [UnitOutcome(unit, unit.wall_s, walls[unit.key]) for unit in changed]
+    outcomes += [UnitOutcome(unit, unit.wall_s, max(0.0, unit.wall_s - savings)) for unit in spanning
+                 if abs(savings) > tolerance]
+    outcomes.sort(key=lambda outcome: outcome.after_s - outcome.before_s)
+    return Outcome(model.run_wall_s, after_run, outcomes)
