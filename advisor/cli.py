@@ -491,8 +491,27 @@ def command_fix(tokens: Sequence[str]) -> int:
     return 0
 
 
+def command_whatif(tokens: Sequence[str]) -> int:
+    from .whatif.command import WhatIfError, render_json, render_text, what_if
+
+    parser = ArgumentParser(prog="advisor whatif",
+                            description="predict the run's wall time with findings' fixes applied (replayed together)")
+    parser.add_argument("file", metavar="REPORT.json")
+    parser.add_argument("--fix", action="append", required=True, metavar="RULE@FILE:LINE",
+                        help="a finding's fix to apply, by its rule (slug or code) and place; repeat for several")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    options = parser.parse_args(list(tokens))
+    try:
+        report = load_report(options.file)
+        result = what_if(report, options.fix)
+    except (ReportError, WhatIfError) as error:
+        raise UsageError(str(error)) from None
+    sys.stdout.write(render_json(result) if options.format == "json" else render_text(result))
+    return 0
+
+
 COMMANDS = {"run": command_run, "report": command_report, "rules": command_rules, "check": command_check,
-            "diff": command_diff, "merge": command_merge, "fix": command_fix}
+            "diff": command_diff, "merge": command_merge, "fix": command_fix, "whatif": command_whatif}
 
 HELP = """usage: advisor COMMAND ...
 
@@ -508,6 +527,8 @@ commands:
   diff OLD.json NEW.json              what changed between two runs (--format text|json)
   merge A.json B.json... [-o OUT]     one report of several runs or workers (findings judged again)
   fix REPORT.json [--apply]           the mechanical fixes of findings as a unified diff ([*] in reports)
+  whatif REPORT.json --fix RULE@FILE:LINE [--fix ...]
+                                      predict the run's wall time with those fixes applied together
 
 advisor COMMAND --help shows a command's options.
 """

@@ -103,6 +103,27 @@ def merge(into: Finding, other: Finding, base_s: float, cap: Severity) -> None:
         into.evidence["units"] = units
 
 
+def replay_savings(report: Report, by_place: dict[tuple[str, str, int], Finding],
+                   judged: dict[tuple[str, str, int], tuple[float, Severity]]) -> None:
+    """Each finding's savings (and severity) from replaying the run with its fix alone
+    (advisor/whatif); where the replay cannot model a finding, the rule's estimate stays."""
+    from .whatif import build_model, with_prediction
+
+    if not by_place:
+        return
+    model = build_model(report)
+    for key, finding in by_place.items():
+        try:
+            replayed = with_prediction(report, finding, model)
+        except Exception as error:  # a replay bug of ours must not cost the user the report
+            report.run.probes.append(ProbeStatus(name=f"what-if {finding.rule}", active=False,
+                                                 note=f"failed: {type(error).__name__}: {error}"))
+            continue
+        if replayed:
+            base, cap = judged[key]
+            finding.severity = severity_for(finding.estimated_savings_s, base, cap)
+
+
 def analyze(report: Report, settings: Settings | None = None, select: Sequence[str] = (),
             ignore: Sequence[str] = ()) -> Report:
     """The report with its findings: every selected rule run, merged, ranked."""
@@ -136,6 +157,7 @@ def analyze(report: Report, settings: Settings | None = None, select: Sequence[s
             else:
                 by_place[key] = finding
                 judged[key] = (base, advice.max_severity)
+    replay_savings(report, by_place, judged)
     findings = sorted(by_place.values(), key=lambda f: (-f.estimated_savings_s, RANK[f.severity], f.rule))
     # which findings `advisor fix` can make, on the text the rules read; that text's digest per file
     report = report.model_copy(update={"sources": mark_fixable(findings)})

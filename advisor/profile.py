@@ -240,6 +240,25 @@ class Location(Model):
     function: str = ""
 
 
+class UnitPrediction(Model):
+    """One unit's wall time in the run as measured and as replayed with a finding's fix."""
+
+    unit: str
+    before_s: float
+    after_s: float
+
+
+class Prediction(Model):
+    """What replaying the run with a finding's fix predicts (see advisor/whatif/): the run's
+    wall time before and after, the units whose wall time changes, and the rule's own
+    rule-of-thumb estimate that the replay replaced."""
+
+    wall_before_s: float
+    wall_after_s: float
+    units: list[UnitPrediction] = Field(default_factory=list)
+    rule_estimate_s: float = 0.0
+
+
 class Finding(Model):
     rule: str
     code: str
@@ -255,6 +274,8 @@ class Finding(Model):
     routes: list[str] = Field(default_factory=list)
     # the user spans (advisor.span / advisor.trace) that spent sampled time at this finding
     spans: list[str] = Field(default_factory=list)
+    # the replay of the run with this fix alone (its estimated_savings_s comes from it)
+    prediction: Prediction | None = None
 
 
 class SampleFrame(Model):
