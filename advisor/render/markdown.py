@@ -26,6 +26,8 @@ def _finding_item(finding: Finding) -> list[str]:
              f"  - {_cell(finding.message)}"]
     if finding.fix:
         lines.append(f"  - fix: `{_cell(finding.fix)}`")
+    if finding.fixable:
+        lines.append("  - automatic fix: `advisor fix REPORT.json` makes this change (`--apply` writes it)")
     evidence = ", ".join(f"{key}: {value}" for key, value in finding.evidence.items()
                          if key not in ("units", "hot_line"))
     units = finding.evidence.get("units")

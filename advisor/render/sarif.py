@@ -117,7 +117,7 @@ def _result(finding: Finding, rule_index: int, occurrence: int) -> JsonObject:
         "partialFingerprints": {FINGERPRINT_KEY: _fingerprint(finding, occurrence)},
         "properties": {"rule": finding.rule, "severity": finding.severity,
                        "estimated_savings_s": finding.estimated_savings_s, "evidence": finding.evidence,
-                       "fix": finding.fix},
+                       "fix": finding.fix, "fixable": finding.fixable},
     }
     if place.file:
         physical: JsonObject = {"artifactLocation": _artifact(place.file)}

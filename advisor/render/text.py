@@ -15,7 +15,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from advisor.profile import FunctionStat, Prediction, Report, Task
+from advisor.profile import FunctionStat, Report, Task
 from advisor.version import describe
 
 TOP_FUNCTIONS = 10
@@ -161,18 +161,6 @@ def spans_table(report: Report) -> Table:
     return table
 
 
-def replay_line(prediction: Prediction) -> str:
-    """The what-if replay of a finding's fix: the run before and after, and who gains most."""
-    gains = sorted((item for item in prediction.units if item.after_s < item.before_s - 0.0005),
-                   key=lambda item: item.after_s - item.before_s)
-    text = f"replay: run {seconds(prediction.wall_before_s)} -> {seconds(prediction.wall_after_s)}"
-    if gains:
-        text += "; gains: " + ", ".join(f"{item.unit} -{seconds(item.before_s - item.after_s)}" for item in gains[:3])
-        if len(gains) > 3:
-            text += f" (+{len(gains) - 3} more)"
-    return text
-
-
 def findings_block(report: Report) -> Iterator[RenderableType]:
     if not report.findings:
         yield Text("No findings.", style="green")
@@ -181,7 +169,10 @@ def findings_block(report: Report) -> Iterator[RenderableType]:
     for number, finding in enumerate(report.findings, 1):
         line = Text(f"{number}. ")
         line.append(f"[{finding.severity}]", style=SEVERITY_STYLE.get(finding.severity, ""))
-        line.append(f" {finding.code} {finding.rule}  {finding.location.file}:{finding.location.line}")
+        line.append(f" {finding.code}")
+        if finding.fixable:  # like ruff's [*]: `advisor fix` can make this change itself
+            line.append(" [*]", style="bold cyan")
+        line.append(f" {finding.rule}  {finding.location.file}:{finding.location.line}")
         if finding.estimated_savings_s > 0:
             line.append(f"  saves ~{seconds(finding.estimated_savings_s)}", style="bold")
         line.append(f"\n   {finding.message}")
@@ -192,11 +183,13 @@ def findings_block(report: Report) -> Iterator[RenderableType]:
             who = ", ".join(str(unit) for unit in hot.get("units", []))
             line.append(f"\n   hottest line: {hot.get('file')}:{hot.get('line')} "
                         f"{seconds(float(hot.get('self_s', 0.0)))}" + (f" in {who}" if who else ""), style="dim")
-        if finding.prediction is not None:
-            line.append(f"\n   {replay_line(finding.prediction)}", style="dim")
         if finding.spans:
             line.append(f"\n   spans: {', '.join(finding.spans)}", style="dim")
         yield line
+    fixable = sum(finding.fixable for finding in report.findings)
+    if fixable:
+        yield Text(f"[*] {fixable} fixable with `advisor fix REPORT.json` (the report saved with --json)",
+                   style="cyan")
 
 
 def text_renderables(report: Report, width: int | None = None) -> Group:

@@ -91,7 +91,7 @@ def fixed_report() -> Report:
                 message="time.sleep(0.2) blocks the event loop in poll(); poll() held it 0.60 s",
                 location=Location(file="service.py", line=41, function="service.poll"),
                 evidence={"units": ["poller"], "blocked_s": 0.6, "call": "time.sleep"},
-                estimated_savings_s=0.6, fix="await asyncio.sleep(0.2)"),
+                estimated_savings_s=0.6, fix="await asyncio.sleep(0.2)", fixable=True),
         Finding(rule="cacheable-function", code="ADV302", severity="medium",
                 message="render_page() was called 4000 times with 3 distinct arguments",
                 location=Location(file="service.py", line=20, function="service.render_page"),
@@ -119,7 +119,8 @@ def fixed_report() -> Report:
                 StackSample(unit="thread:1", frames=[0], on_cpu_s=0.0, off_cpu_s=0.3, state="idle"),
                 StackSample(unit="thread:4", frames=[4], on_cpu_s=0.01, off_cpu_s=0.74, state="waiting")],
     )
-    return Report(run=run, tasks=tasks, functions=functions, findings=findings, samples=samples)
+    return Report(run=run, tasks=tasks, functions=functions, findings=findings, samples=samples,
+                  sources={"service.py": "sha256:" + "5e" * 32})
 
 
 def baseline_report() -> Report:
