@@ -15,7 +15,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from advisor.profile import FunctionStat, Report, Task
+from advisor.profile import FunctionStat, Prediction, Report, Task
 from advisor.version import describe
 
 TOP_FUNCTIONS = 10
@@ -161,6 +161,18 @@ def spans_table(report: Report) -> Table:
     return table
 
 
+def replay_line(prediction: Prediction) -> str:
+    """The what-if replay of a finding's fix: the run before and after, and who gains most."""
+    gains = sorted((item for item in prediction.units if item.after_s < item.before_s - 0.0005),
+                   key=lambda item: item.after_s - item.before_s)
+    text = f"replay: run {seconds(prediction.wall_before_s)} -> {seconds(prediction.wall_after_s)}"
+    if gains:
+        text += "; gains: " + ", ".join(f"{item.unit} -{seconds(item.before_s - item.after_s)}" for item in gains[:3])
+        if len(gains) > 3:
+            text += f" (+{len(gains) - 3} more)"
+    return text
+
+
 def findings_block(report: Report) -> Iterator[RenderableType]:
     if not report.findings:
         yield Text("No findings.", style="green")
@@ -183,6 +195,8 @@ def findings_block(report: Report) -> Iterator[RenderableType]:
             who = ", ".join(str(unit) for unit in hot.get("units", []))
             line.append(f"\n   hottest line: {hot.get('file')}:{hot.get('line')} "
                         f"{seconds(float(hot.get('self_s', 0.0)))}" + (f" in {who}" if who else ""), style="dim")
+        if finding.prediction is not None:
+            line.append(f"\n   {replay_line(finding.prediction)}", style="dim")
         if finding.spans:
             line.append(f"\n   spans: {', '.join(finding.spans)}", style="dim")
         yield line
