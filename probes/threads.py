@@ -11,6 +11,7 @@ probe, or through ``_thread`` directly, are adopted by the sampler when first se
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -19,6 +20,14 @@ from typing import Any
 
 from .native import allocate_lock, get_ident
 from .records import UnitRecord
+from .task_ledger import NUMBERED, fold
+
+# Finished threads are kept one by one up to this many; past it (a thread per request for
+# an hour) a thread folds into the entry of its target (default names, ``Thread-N``) or of
+# its name's pattern, its numbers as ``*``; past FOLDS_KEPT folds, into ``*`` per target.
+THREADS_KEPT = 1_000
+FOLDS_KEPT = 1_000
+DEFAULT_THREAD_NAME = re.compile(r"^Thread-\d+( \(.*\))?$")
 
 
 def thread_cpu_clock(native_id: int) -> int | None:
@@ -109,6 +118,7 @@ class ThreadRegistry:
         # called in each new thread as it starts (other probes install per-thread hooks)
         self.on_thread_start: list[Callable[[], None]] = []
         self.failed: str | None = None  # why a thread's start or end could not be recorded
+        self._folds: dict[tuple[str, ...], UnitRecord] = {}
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -253,4 +263,23 @@ class ThreadRegistry:
         thread = info.thread
         record.name = thread.name if thread is not None else f"thread-{info.ident}"
         record.named = True
-        self.finished.append(record)
+        self._keep(record)
+
+    def _keep(self, record: UnitRecord) -> None:
+        """Add a finished thread's record, folded once THREADS_KEPT are kept (see above)."""
+        if len(self.finished) < THREADS_KEPT:
+            self.finished.append(record)
+            return
+        default = DEFAULT_THREAD_NAME.match(record.name) is not None
+        name = record.target if default else NUMBERED.sub("*", record.name)
+        key = (name, record.target)
+        if key not in self._folds and len(self._folds) >= FOLDS_KEPT:
+            name = "*"
+            key = (name, record.target)
+        into = self._folds.get(key)
+        if into is None:
+            record.name = name
+            self._folds[key] = record
+            self.finished.append(record)
+            return
+        fold(into, record)

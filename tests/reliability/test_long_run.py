@@ -1,7 +1,7 @@
 """A long run compressed: a server's hour of requests, each handled by a task with its own
-name (``req-<n>``) or by an anonymous one, as 200,000 tasks in batches. advisor's memory
-must stay bounded: finished units fold, and past the ledger's caps a new name folds under
-its pattern (``req-*``) instead of adding an entry per request."""
+name (``req-<n>``) or by an anonymous one, as 200,000 tasks in batches; or by a thread of
+its own. advisor's memory must stay bounded: finished units fold, and past the caps a new
+name folds under its pattern (``req-*``) instead of adding an entry per request."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 
 from advisor.probes import task_ledger
 from advisor.probes.task_ledger import MAX_FINISHED_ENTRIES, TaskLedger
+from advisor.probes.threads import THREADS_KEPT
 
 TOTAL = 200_000
 BATCH = 1_000
@@ -96,3 +97,39 @@ def test_past_the_caps_names_fold_by_pattern_then_by_target(monkeypatch: pytest.
     assert sum(count for _, count in entries) == len(names)
     assert len(ledger.finished) <= 4 + 2 + 1  # the caps, and one `*` entry per target
     assert all(record.named for record in ledger.finished.values())
+
+
+THREAD_PER_REQUEST = """
+    import sys
+    import threading
+
+
+    def handle(number):
+        return sum(range(number % 100))
+
+
+    for number in range(int(sys.argv[1])):
+        name = f"conn-{number}" if number % 2 else None  # half named per request, half Thread-N
+        thread = threading.Thread(target=handle, args=(number,), name=name)
+        thread.start()
+        thread.join()
+    print("served", number + 1)
+"""
+
+
+def test_a_thread_per_request_keeps_the_thread_table_bounded(
+        tmp_path: Path, program: Callable[[Path, str], Path],
+        run_advisor: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    requests = 3 * THREADS_KEPT
+    program(tmp_path / "threaded.py", THREAD_PER_REQUEST)
+    done = run_advisor(["run", "--mode", "light", "--json", "report.json", "threaded.py", str(requests)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout == f"served {requests}\n"
+    threads = [task for task in json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["tasks"]
+               if task["kind"] == "thread"]
+    # the first THREADS_KEPT one by one (it used to be every thread: an entry per request)
+    assert len(threads) == THREADS_KEPT + 3
+    assert sum(task["count"] for task in threads) == requests + 1  # and MainThread
+    folds = {task["name"]: task["count"] for task in threads if task["count"] > 1}
+    assert folds == {"__main__.handle": THREADS_KEPT, "conn-*": THREADS_KEPT}
+    assert sum(1 for task in threads if task["name"].startswith("conn-") and task["count"] == 1) == THREADS_KEPT // 2
