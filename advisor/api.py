@@ -169,6 +169,11 @@ class Profiler:
                 except ValueError:
                     pass
 
+    @property
+    def tracing_elsewhere(self) -> bool:
+        """Stopped, but still traced in a thread that has not served a request since."""
+        return bool(self._detach)
+
     def ignore_current_thread(self) -> None:
         """Leave the calling thread out of the report (advisor's own dump and control threads)."""
         capture = self._capture

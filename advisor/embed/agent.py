@@ -102,8 +102,11 @@ class Agent:
             if self._pid != os.getpid():
                 self.ensure_started()
             self.profiler.attach_current_thread()
-            for deep in self.trigger.profilers():
-                deep.attach_current_thread()
+            trigger = self.trigger
+            if trigger.active is not None or trigger.finished:  # a deep capture runs, or ran
+                for deep in trigger.profilers():
+                    deep.attach_current_thread()
+                trigger.forget_detached()
             self.meter.capture = self.profiler.capture
         except Exception as error:
             self.meter.disable(error)

@@ -52,6 +52,12 @@ class DeepTrigger:
         active = self.active
         return [*self.finished, active] if active is not None else list(self.finished)
 
+    def forget_detached(self) -> None:
+        """Drop the finished deep profilers no server thread still traces for."""
+        if self.finished:
+            with self._lock:
+                self.finished = [deep for deep in self.finished if deep.tracing_elsewhere]
+
     def trigger(self, seconds: float | None = None) -> bool:
         """Start a deep capture of `seconds` in the background; False if one is running."""
         span = min(max(float(seconds if seconds is not None else self.default_seconds), 0.1), MAX_DEEP_SECONDS)

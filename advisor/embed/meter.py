@@ -73,11 +73,11 @@ class RequestMeter:
         capture = self.capture
         if capture is None:
             return None
-        probes = (capture.asyncio_probe, capture.greenlet_probe)
-        for probe in (probes if self.asyncio_first else reversed(probes)):
-            step = probe.current_step()
-            if step is not None:
-                return step[0], step[1], True
+        first, second = ((capture.asyncio_probe, capture.greenlet_probe) if self.asyncio_first
+                         else (capture.greenlet_probe, capture.asyncio_probe))
+        step = first.current_step() or second.current_step()
+        if step is not None:
+            return step[0], step[1], True
         info = capture.threads.alive.get(get_ident())
         if info is not None and not self.asyncio_first:
             # a thread is one long step: all its time in the request is "running", and its

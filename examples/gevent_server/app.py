@@ -36,7 +36,7 @@ from gevent.pywsgi import WSGIServer  # noqa: E402
 
 from advisor.embed import AdvisorWSGIMiddleware  # noqa: E402
 
-STORE_LATENCY_S = 0.02
+STORE_LATENCY_S = float(os.environ.get("STORE_LATENCY_S", "0.02"))  # the benchmark shortens it
 PRODUCTS = {number: {"id": number, "name": f"product-{number}", "price": 3 + number % 17} for number in range(1, 600)}
 ORDERS: list[dict[str, Any]] = []
 PRODUCT_PATH = re.compile(r"^/products/(\d+)$")
@@ -92,6 +92,15 @@ def route_of(environ: dict[str, Any]) -> str:
     """Requests of /products/1 and /products/2 are one route."""
     path = environ.get("PATH_INFO", "/")
     return f"{environ['REQUEST_METHOD']} {'/products/{id}' if PRODUCT_PATH.match(path) else path}"
+
+
+def create_app() -> Any:
+    """The service under advisor's middleware, configured from the environment: for
+    gunicorn, ``gunicorn -k gevent -w 4 'app:create_app()'`` (each worker writes its own
+    reports to ``$ADVISOR_DUMP_DIR``; ``advisor merge`` combines them)."""
+    return AdvisorWSGIMiddleware(app, route=route_of, dump_dir=os.environ.get("ADVISOR_DUMP_DIR"),
+                                 dump_interval_s=float(os.environ.get("ADVISOR_DUMP_EVERY", "60")),
+                                 control_token=os.environ.get("ADVISOR_TOKEN"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,177 @@
+"""Server overhead: requests/s of the example gevent service bare, under advisor's WSGI
+middleware in light mode (always on), and during a deep capture.
+
+Each round starts a fresh ``examples/gevent_server/app.py`` on 127.0.0.1 (a port picked by
+the kernel), warms it up, then sends a fixed number of requests over keep-alive
+connections from a gevent client in this process, and measures requests per second.
+Rounds are interleaved (bare, light, deep, bare, light, deep, …) so a noisy neighbour
+slows every variant alike; the median of each is kept. Bounded in requests and in time:
+every socket operation has a timeout and each round a deadline.
+
+The mix is the cheap routes a busy service serves most (``/health`` and product lookups
+whose store round trip is a 2 ms cooperative wait, set by ``STORE_LATENCY_S``): per-request
+costs show most there. The goal: light >= 95% of the bare throughput.
+
+    python benchmarks/server_overhead.py [--rounds 5] [--requests 4000] [--connections 20]
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "examples" / "gevent_server" / "app.py"
+TOKEN = "benchmark-token-123"
+ROUND_DEADLINE_S = 120.0
+PATHS = ["/health", "/products/3", "/health", "/products/42"]
+
+
+def start(variant: str, directory: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port_file = directory / f"port-{variant}-{time.monotonic_ns()}"
+    args = [sys.executable, str(APP), "--port", "0", "--port-file", str(port_file)]
+    if variant == "bare":
+        args.append("--bare")
+    env = dict(os.environ, ADVISOR_TOKEN=TOKEN, PYTHONPATH=str(REPO), STORE_LATENCY_S="0.002")
+    process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30.0
+    while not port_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"{variant}: the server did not start")
+        time.sleep(0.05)
+    return process, int(port_file.read_text())
+
+
+def request_bytes(method: str, path: str) -> bytes:
+    return f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n".encode()
+
+
+def receive(stream: socket.socket) -> bytes:
+    chunk = stream.recv(65536)
+    # acknowledge at once: pywsgi writes a response's headers and body separately, and with
+    # Nagle on its side the body would wait for our (by default delayed, ~40 ms) ACK
+    quick_ack = getattr(socket, "TCP_QUICKACK", None)
+    if quick_ack is not None:
+        stream.setsockopt(socket.IPPROTO_TCP, quick_ack, 1)
+    return chunk
+
+
+def read_response(stream: socket.socket, pending: bytearray) -> int:
+    """Read one response (headers and Content-Length body) from a keep-alive connection."""
+    while b"\r\n\r\n" not in pending:
+        chunk = receive(stream)
+        if not chunk:
+            raise ConnectionError("closed")
+        pending += chunk
+    head, _, rest = bytes(pending).partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(rest) < length:
+        chunk = receive(stream)
+        if not chunk:
+            raise ConnectionError("closed")
+        rest += chunk
+    pending[:] = rest[length:]
+    return status
+
+
+def load(port: int, total: int, connections: int) -> float:
+    """Send `total` requests over `connections` keep-alive connections; requests per second."""
+    per_connection = total // connections
+
+    def worker(offset: int) -> None:
+        stream = socket.create_connection(("127.0.0.1", port), timeout=10)
+        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no delayed-ACK stalls
+        pending = bytearray()
+        try:
+            for index in range(per_connection):
+                stream.sendall(request_bytes("GET", PATHS[(offset + index) % len(PATHS)]))
+                if read_response(stream, pending) >= 500:
+                    raise RuntimeError("server error")
+        finally:
+            stream.close()
+
+    begin = time.perf_counter()
+    workers = [gevent.spawn(worker, offset) for offset in range(connections)]
+    gevent.joinall(workers, timeout=ROUND_DEADLINE_S, raise_error=True)
+    if not all(worker.dead for worker in workers):
+        raise RuntimeError("a round did not finish in time")
+    return per_connection * connections / (time.perf_counter() - begin)
+
+
+def control(port: int, method: str, path: str) -> int:
+    stream = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        stream.sendall(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+                       f"Content-Length: 0\r\n\r\n".encode())
+        return read_response(stream, bytearray())
+    finally:
+        stream.close()
+
+
+def one_round(variant: str, requests: int, connections: int, directory: Path) -> float:
+    process, port = start(variant, directory)
+    try:
+        load(port, min(1000, requests), connections)  # warm-up: the middleware starts on the first request
+        if variant == "deep":
+            if control(port, "POST", "/_advisor/deep?seconds=120") != 202:
+                raise RuntimeError("the deep capture did not start")
+            time.sleep(1.0)  # yappi's calibration, then the capture runs
+        return load(port, requests, connections)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--connections", type=int, default=20)
+    parser.add_argument("--json", help="write the results here")
+    options = parser.parse_args()
+    variants = ("bare", "light", "deep")
+    results: dict[str, list[float]] = {variant: [] for variant in variants}
+    with tempfile.TemporaryDirectory() as scratch:
+        for index in range(options.rounds):
+            for variant in variants:
+                rate = one_round(variant, options.requests, options.connections, Path(scratch))
+                results[variant].append(rate)
+                print(f"round {index + 1} {variant:5s} {rate:8.0f} req/s", flush=True)
+    bare = statistics.median(results["bare"])
+    print(f"\n{'variant':8s} {'median req/s':>12s} {'of bare':>8s}   (load average {os.getloadavg()[0]:.1f})")
+    summary = {}
+    for variant in variants:
+        median = statistics.median(results[variant])
+        summary[variant] = {"median_rps": round(median, 1), "of_bare": round(median / bare, 4),
+                            "rounds": [round(rate, 1) for rate in results[variant]]}
+        print(f"{variant:8s} {median:12.0f} {100 * median / bare:7.1f}%")
+    print(f"\ngoal: light >= 95% of bare: {'met' if summary['light']['of_bare'] >= 0.95 else 'missed'}")
+    if options.json:
+        Path(options.json).write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
