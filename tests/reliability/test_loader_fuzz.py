@@ -138,3 +138,28 @@ def test_a_stack_pointing_outside_the_frame_table_is_refused() -> None:
     with pytest.raises(ReportError) as raised:
         parse_report(json.dumps(document), "fuzz.json")
     assert str(raised.value) == "fuzz.json: invalid report: samples: Value error, stack 0 points outside the 1 frames"
+
+
+@FUZZ
+@given(st.sampled_from(PLACES), JSON_VALUES, st.booleans())
+def test_any_accepted_report_merges_with_a_good_one(place: tuple[Any, ...], value: Any, first: bool) -> None:
+    from advisor.engine import analyze
+    from advisor.merge import MergeError, merge_reports
+
+    document = json.loads(GOOD_TEXT)
+    where: Any = document
+    for key in place[:-1]:
+        where = where[key]
+    where[place[-1]] = value
+    report = outcome(json.dumps(document))
+    good = outcome(GOOD_TEXT)
+    assert good is not None
+    if report is None:
+        return
+    try:
+        merged = merge_reports([report, good] if first else [good, report])
+    except MergeError as error:  # a report of another mode (the fuzzed `run.mode`)
+        assert "different modes" in str(error)
+        return
+    assert sum(task.count for task in merged.tasks) == sum(task.count for task in (*report.tasks, *good.tasks))
+    render_everywhere(analyze(merged))
