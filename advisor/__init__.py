@@ -28,7 +28,9 @@ def __getattr__(name: str) -> Any:
         # light: a program that marks spans imports no pydantic when nothing profiles it
         from . import spans
 
-        return getattr(spans, name)
+        value = getattr(spans, name)
+        globals()[name] = value  # later `advisor.span` is a plain attribute: no call of this per span
+        return value
     if name in __all__:
         from . import api
 

@@ -36,7 +36,7 @@ from advisor.probes.records import (
 )
 
 from . import spans as api
-from .attribution import OffCpu, blocking_sites, hot_spots, task_entry, thread_entry
+from .attribution import OffCpu, blocking_sites, hot_spots, off_cpu, task_entry, thread_entry
 from .embed.routes import LogHistogram
 from .frames import display_path
 from .profile import Breakdown, Report, SpanStat
@@ -386,21 +386,31 @@ def unit_name(record: UnitRecord) -> str:
 
 def loop_breakdown(running: float, io: float, waiting: float, scheduling: float,
                    samples: dict[Stack, list[float]]) -> tuple[Breakdown, float]:
-    """A task's (or greenlet's) time over a span, split as its own figures are."""
-    record = UnitRecord(0, "asyncio-task", "", "", 0, 0.0)
-    record.running_s, record.io_s, record.waiting_s, record.scheduling_s = running, io, waiting, scheduling
-    record.wall_s = running + io + waiting + scheduling
-    record.samples = samples
-    entry, _ = task_entry(record)
-    return entry.breakdown, entry.blocking_s
+    """A task's (or greenlet's) time over one span, split as ``attribution.task_entry``
+    splits a task's (kept apart from it: this runs per exported span, without the report
+    models): off-CPU samples inside its steps are blocking, the rest of the steps compute."""
+    offcpu = off_cpu(samples)
+    inside = offcpu.total
+    scale = running / inside if inside > running > 0.0 else 1.0 if running > 0.0 else 0.0
+    blocked = inside * scale
+    split = Breakdown.model_construct(
+        compute_s=max(0.0, running - blocked), io_s=io + offcpu.io * scale,
+        waiting_s=waiting + (offcpu.waiting + offcpu.idle) * scale, scheduling_s=scheduling + offcpu.scheduling * scale)
+    return split, (offcpu.io + offcpu.waiting + offcpu.idle) * scale
 
 
 def thread_breakdown(wall: float, cpu: float, samples: dict[Stack, list[float]]) -> Breakdown:
-    """A thread's time over a span: exact CPU, the rest split by its off-CPU samples."""
-    record = UnitRecord(0, "thread", "", "", 0, 0.0)
-    record.wall_s, record.cpu_s, record.samples = wall, cpu, samples
-    entry, _ = thread_entry(record)
-    return entry.breakdown
+    """A thread's time over one span: exact CPU, the rest split in the proportions of its
+    off-CPU samples (all waiting when none was taken), as ``attribution.thread_entry`` does."""
+    rest = max(0.0, wall - cpu)
+    offcpu = off_cpu(samples)
+    sampled = offcpu.total
+    if sampled <= 0.0:
+        return Breakdown.model_construct(compute_s=cpu, io_s=0.0, waiting_s=rest, scheduling_s=0.0)
+    share = rest / sampled
+    return Breakdown.model_construct(compute_s=cpu, io_s=offcpu.io * share,
+                                     waiting_s=(offcpu.waiting + offcpu.idle) * share,
+                                     scheduling_s=offcpu.scheduling * share)
 
 
 def span_stat(aggregate: SpanAggregate) -> SpanStat:
