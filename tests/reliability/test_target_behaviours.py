@@ -490,3 +490,35 @@ def test_a_program_that_closes_its_streams_keeps_its_status(how: str, compare: C
     assert run.profiled.stdout == "bye\n"
     assert run.report["run"]["exit_code"] == 0
     assert "MainThread" in run.units("thread")
+
+
+# -- a program that profiles itself with yappi --
+
+OWN_YAPPI = """
+    import yappi
+
+
+    def work():
+        return sum(i * i for i in range(20000))
+
+
+    yappi.set_clock_type("cpu")
+    yappi.start()
+    for _ in range(20):
+        work()
+    yappi.stop()
+    print("profiled", any(stat.name == "work" for stat in yappi.get_func_stats()))
+    yappi.clear_stats()
+"""
+
+
+@pytest.mark.parametrize("mode", [
+    "standard", "light",
+    pytest.param("deep", marks=pytest.mark.xfail(strict=True, reason=(
+        "deep mode is yappi: there is one yappi per process, and a program that sets yappi's clock type "
+        "while advisor's stats exist gets yappi's 'clock type cannot be changed' error"))),
+])
+def test_a_program_that_uses_yappi_itself(mode: str, compare: Callable[..., Compared]) -> None:
+    run = compare(OWN_YAPPI, mode=mode)
+    assert run.profiled.stdout == "profiled True\n"
+    assert run.report["run"]["exit_code"] == 0
