@@ -67,7 +67,8 @@ class SourceTree:
     wrapper: MetadataWrapper = field(init=False)
 
     def __post_init__(self) -> None:
-        self.wrapper = MetadataWrapper(cst.parse_module(self.text))
+        # the tree is parsed here and shared by nobody else: no need for the wrapper's defensive copy
+        self.wrapper = MetadataWrapper(cst.parse_module(self.text), unsafe_skip_copy=True)
 
     @property
     def module(self) -> cst.Module:
