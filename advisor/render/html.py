@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from advisor.profile import SEVERITIES, Finding, Report, Task
 from advisor.source import source_lines
+from advisor.version import describe
 
 from .flame import weighted_stacks
 from .text import KIND_LABELS, percent, seconds
@@ -220,6 +221,7 @@ def render_html(report: Report) -> str:
         functions=report.functions[:MAX_FUNCTIONS],
         more_functions=max(0, len(report.functions) - MAX_FUNCTIONS),
         overhead=overhead_rows(report),
+        code_version=describe(run.code_version) if run.code_version else "",
         percent=percent,
         data=script_json(page_data(report)),
         css=asset("report.css"),

@@ -182,3 +182,16 @@ def test_span_labels_are_bounded() -> None:
         aggregate.add_labels({"order": str(index)})
     values = aggregate.labels["order"]
     assert len(values) == 21 and values["other"] == 80 and sum(values.values()) == 100
+
+
+def test_spans_and_hottest_lines_in_the_html_page(asyncio_report: Report) -> None:
+    from advisor.profile import Report as ReportModel
+    from advisor.render.html import render_html
+
+    report = ReportModel.model_validate({key: value for key, value in asyncio_report.items()
+                                         if not key.startswith("_")})
+    page = render_html(report)
+    assert 'href="#spans"' in page and 'id="spans-table"' in page
+    assert "<code>sleepy</code>" in page and "kind=timer" in page and "<code>__main__.fetch</code>" in page
+    burn = next(function for function in report.functions if function.function.endswith(".burn"))
+    assert f'<td class="lines"><code>:{burn.lines[0].line}</code>' in page

@@ -74,11 +74,13 @@ def test_run_records_it_and_diff_and_the_checklist_name_the_releases(repository:
     second = git(repository, "rev-parse", "HEAD")
     (repository / "app.py").write_text(PROGRAM + "print('more')\n")  # not committed: dirty
     done = run_advisor(["run", "--release", "B", "--json", "b.json", "--md", "b.md", "--baseline", "a.json",
-                        "app.py"], cwd=repository)
+                        "--html", "b.html", "app.py"], cwd=repository)
     assert done.returncode == 0, done.stderr
     report = json.loads((repository / "b.json").read_text())
     assert report["run"]["code_version"] == {"commit": second, "dirty": True, "release": "B"}
     assert f"release B ({second[:7]}, dirty)" in done.stderr
+    assert f'<span class="chip" id="code-version">release B ({second[:7]}, dirty)</span>' in (
+        repository / "b.html").read_text()
     checklist = (repository / "b.md").read_text()
     assert f"release B ({second[:7]}, dirty)" in checklist.splitlines()[2]
     assert f"Comparing between release A ({first[:7]}) and release B ({second[:7]}, dirty)." in checklist
