@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from .capture import DEFAULT_SAMPLE_RATE, Capture
-from .config import load_settings
+from .config import Settings, load_settings
 from .diff import diff_json, diff_reports, diff_text
 from .engine import analyze, select_rules
 from .errors import UsageError
@@ -463,7 +463,8 @@ def command_fix(tokens: Sequence[str]) -> int:
     parser.add_argument("--select", type=_rule_names, default=[], metavar="RULES",
                         help="only the findings of these rules (slugs, codes or code prefixes, comma-separated)")
     options = parser.parse_args(list(tokens))
-    rules = {rule.slug for rule in select_rules(load_settings(), options.select)} if options.select else set()
+    # the names are checked against the rule table only: --select is the whole choice here
+    rules = {rule.slug for rule in select_rules(Settings(), options.select)} if options.select else None
     try:
         report = load_report(options.file)
         result = fix_report(report, rules, apply=options.apply)

@@ -46,12 +46,12 @@ def locate(file: str, cwd: str) -> Path | None:
     return next((candidate for candidate in candidates if candidate.is_file()), None)
 
 
-def fix_report(report: Report, rules: Collection[str] = (), apply: bool = False) -> ReportFix:
-    """Fix the findings of these rules (all with a fixer when empty) in their files."""
+def fix_report(report: Report, rules: Collection[str] | None = None, apply: bool = False) -> ReportFix:
+    """Fix the findings of these rules (all rules with a fixer when None) in their files."""
     result = ReportFix()
     by_file: dict[str, list[Finding]] = defaultdict(list)
     for finding in report.findings:
-        if rules and finding.rule not in rules:
+        if rules is not None and finding.rule not in rules:
             continue
         if finding.rule in FIXED_RULES:
             by_file[finding.location.file].append(finding)

@@ -129,3 +129,12 @@ def test_a_missing_source_file_is_a_refusal_not_a_crash(tmp_path: Path, run_advi
     done = run_advisor(["fix", "report.json"])
     assert done.returncode == 0
     assert "app.py:6 blocking-sleep: not fixed: app.py is not found" in done.stderr
+
+
+def test_select_is_not_narrowed_by_the_projects_ignore_list(tmp_path: Path, run_advisor: Run) -> None:
+    # the report was made under the configuration already: --select chooses among its findings
+    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "pyproject.toml").write_text('[tool.advisor]\nignore = ["blocking-sleep"]\n')
+    write_report(tmp_path, [finding("blocking-sleep", 6)])
+    done = run_advisor(["fix", "report.json", "--select", "blocking-sleep"])
+    assert done.returncode == 0 and "+    await asyncio.sleep(0.3)" in done.stdout, done.stderr
