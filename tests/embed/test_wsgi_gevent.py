@@ -79,6 +79,18 @@ def test_control_endpoint_needs_loopback_and_the_token(server_factory: Any) -> N
     assert status == 400 and b"Traceback" not in body
     status, _ = server.request("GET", "/_advisor/nothing", headers={"X-Advisor-Token": TOKEN})
     assert status == 404
+    # a deep capture started over HTTP: 202 at once, its report at /_advisor/deep when done
+    status, body = server.request("POST", "/_advisor/deep?seconds=0.5", headers={"X-Advisor-Token": TOKEN})
+    assert status == 202 and json.loads(body)["seconds"] == 0.5
+    status, _ = server.request("POST", "/_advisor/deep?seconds=0.5", headers={"X-Advisor-Token": TOKEN})
+    assert status == 409  # one at a time
+    deadline = time.monotonic() + 20.0
+    while True:
+        server.drive(PLAN, 4)
+        status, body = server.request("GET", "/_advisor/deep", headers={"X-Advisor-Token": TOKEN})
+        if status == 200 or time.monotonic() > deadline:
+            break
+    assert status == 200 and json.loads(body)["run"]["mode"] == "deep"
 
 
 def test_control_endpoint_is_off_without_a_token(server_factory: Any) -> None:
