@@ -143,6 +143,14 @@ def test_wsgi_requests_become_server_spans_with_the_spans_inside(exported: tuple
         parent = next(request for request in requests if request.context.span_id == query.parent.span_id)
         assert parent.context.trace_id == query.context.trace_id
         assert query.attributes["advisor.compute_s"] > 0.5 * query.attributes["advisor.wall_s"] > 0.0
+    # the route's own figures are intact: the request's span handed its samples back to the route
+    report = middleware.agent.profiler.last_report
+    assert report is not None
+    (route,) = [stat for stat in report.routes if stat.route == "GET /orders"]
+    assert route.count == route.measured == 2
+    assert route.breakdown.compute_s > 0.5 * route.wall_s > 0.0
+    assert any(spot.function.endswith("burn") for spot in route.hot)
+    assert [(stat.name, stat.count) for stat in report.spans] == [("query", 2)]
 
 
 def test_a_saved_report_becomes_a_run_span_with_one_child_per_span_name(
