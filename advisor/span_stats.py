@@ -230,6 +230,10 @@ class SpanRecorder:
             step = probe.current_step()
             if step is not None:
                 return step[0], step[1], True
+        if _in_untracked_task():
+            # a task the probe does not see (uvloop's, or one created before the profiler
+            # started): its thread's CPU clock would count the other tasks' work as the span's
+            return None
         info = capture.threads.alive.get(get_ident())
         if info is not None:
             return info.record, -1.0, False
@@ -357,6 +361,16 @@ class SpanRecorder:
 
     def report_spans(self) -> list[SpanStat]:
         return [span_stat(aggregate) for aggregate in list(self.spans.values())]
+
+
+def _in_untracked_task() -> bool:
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
+    try:
+        return asyncio.current_task() is not None
+    except RuntimeError:  # no loop running in this thread
+        return False
 
 
 def unit_name(record: UnitRecord) -> str:

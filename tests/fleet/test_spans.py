@@ -195,3 +195,14 @@ def test_spans_and_hottest_lines_in_the_html_page(asyncio_report: Report) -> Non
     assert "<code>sleepy</code>" in page and "kind=timer" in page and "<code>__main__.fetch</code>" in page
     burn = next(function for function in report.functions if function.function.endswith(".burn"))
     assert f'<td class="lines"><code>:{burn.lines[0].line}</code>' in page
+
+
+def test_a_span_in_a_task_advisor_cannot_see_has_its_wall_time_only(
+        run_advisor: Callable[..., Any], read_report: Callable[[Path], Report], tmp_path: Path) -> None:
+    pytest.importorskip("uvloop")
+    done = run_advisor(["run", "--json", "r.json", str(PROGRAMS / "spans_uvloop.py")])
+    assert done.returncode == 0, done.stderr
+    nap = span_named(read_report(tmp_path / "r.json"), "nap")
+    # counted with its wall time; no breakdown rather than the other task's CPU as compute
+    assert nap["count"] == 1 and nap["measured"] == 0
+    assert nap["p50_s"] >= 0.045 and nap["breakdown"]["compute_s"] == 0.0
