@@ -3,7 +3,8 @@
 Three loop shapes are rewritten, each a ``for`` whose whole body is one statement:
 
 * ``for x in xs: await f(x)`` → ``await asyncio.gather(*(f(x) for x in xs))``
-* ``for x in xs: out.append(await f(x))`` → ``out.extend(await asyncio.gather(*(f(x) for x in xs)))``
+* ``for x in xs: out.append(await f(x))`` → ``out.extend(await asyncio.gather(*(f(x) for x in xs)))``,
+  when ``out`` is a list the function made
 * ``for x in xs: d[x] = await f(x)`` → ``d.update(zip(xs, await asyncio.gather(...), strict=True))``,
   when ``d`` is a dict the function made and ``xs`` can be iterated twice (a parameter
   annotated as a list, tuple, set or sequence, a name bound once to a literal or
@@ -126,6 +127,12 @@ class SequentialAwaitsFixer:
             why = self._item_store(tree, loop, line, container)
             if why is not None:
                 return Refusal(finding, why)
+        if store == "append":
+            made = _sole_binding(tree, loop, container)
+            if not (isinstance(made, (cst.List, cst.ListComp)) or (isinstance(made, cst.Call) and isinstance(
+                    made.func, cst.Name) and made.func.value == "list")):
+                return Refusal(finding, f"{container} is not known to be a list made in the function "
+                                        f"(extend() may not exist or differ)")
         header = block.header.comment
         trailing = line.trailing_whitespace
         if header is not None and trailing.comment is not None:

@@ -5,9 +5,11 @@ keeps a program's behaviour only if the function's result depends on its argumen
 the call has no effect, and callers cannot change the result they get back. This check
 reads the function (and the module around it) with ``ast`` and answers the first reason
 it finds to doubt that — a global or nonlocal rebinding, a changed argument or global, a
-call that does I/O or reads time or randomness, a global that the module rebinds or
-mutates, an argument annotated with an unhashable type, a mutable result. It errs on the
-side of refusing: a function it passes is one a reviewer would cache without a second look.
+call that does I/O or reads time or randomness — or any call it cannot see into: only
+pure builtins, methods and standard modules, and functions of the same module that pass
+the same check, are allowed — a global that the module rebinds or mutates, an argument
+annotated with an unhashable type, a mutable result. It errs on the side of refusing: a
+function it passes is one a reviewer would cache without a second look.
 """
 
 from __future__ import annotations
@@ -30,6 +32,25 @@ IMPURE_METHODS = {"write", "writelines", "read", "readline", "readlines", "send"
 MUTATORS = {"append", "extend", "insert", "pop", "remove", "clear", "update", "add", "discard", "setdefault",
             "sort", "reverse", "popitem", "__setitem__", "__delitem__", "appendleft", "extendleft", "popleft",
             "difference_update", "intersection_update", "symmetric_difference_update"}
+# what a cacheable function may call: builtins, modules and methods whose result depends on
+# their arguments only; anything else is a call advisor cannot see into, and is refused
+PURE_BUILTINS = {"len", "range", "sum", "min", "max", "abs", "round", "int", "float", "str", "bool", "bytes", "tuple",
+                 "frozenset", "sorted", "enumerate", "zip", "map", "filter", "any", "all", "isinstance", "issubclass",
+                 "hash", "divmod", "pow", "repr", "format", "ord", "chr", "reversed", "list", "dict", "set", "complex",
+                 "hex", "oct", "bin", "ascii", "slice", "iter"}
+PURE_MODULES = {"math", "cmath", "hashlib", "re", "string", "operator", "itertools", "functools", "bisect",
+                "statistics", "unicodedata", "struct", "binascii", "base64", "zlib", "textwrap", "colorsys", "decimal",
+                "fractions", "json", "heapq", "collections", "ipaddress"}
+PURE_METHODS = {"encode", "decode", "digest", "hexdigest", "lower", "upper", "strip", "lstrip", "rstrip", "split",
+                "rsplit", "splitlines", "join", "replace", "startswith", "endswith", "format", "find", "rfind", "index",
+                "rindex", "count", "keys", "values", "items", "copy", "isdigit", "isalpha", "isalnum", "isspace",
+                "isupper", "islower", "title", "capitalize", "casefold", "zfill", "partition", "rpartition", "ljust",
+                "rjust", "center", "translate", "maketrans", "expandtabs", "removeprefix", "removesuffix", "to_bytes",
+                "from_bytes", "bit_length", "bit_count", "as_integer_ratio", "is_integer", "conjugate", "isoformat",
+                "strftime", "total_seconds", "weekday", "isoweekday", "group", "groups", "groupdict", "match",
+                "search", "fullmatch", "findall", "finditer", "sub", "subn", "most_common", "union", "intersection",
+                "difference", "symmetric_difference", "issubset", "issuperset", "isdisjoint", "fromhex", "quantize",
+                "normalize", "sqrt", "exp", "ln", "log10"}
 HASHABLE_TYPES = {"int", "float", "str", "bytes", "bool", "complex", "frozenset", "tuple", "Hashable", "None",
                   "Decimal", "Fraction", "date", "datetime", "time", "timedelta"}
 HASHABLE_GENERICS = {"tuple", "Tuple", "frozenset", "FrozenSet", "Optional", "Union", "Literal", "Final"}
@@ -169,14 +190,69 @@ def _mutable_result(function: FunctionNode) -> str | None:
     return None
 
 
-def impurity(function: FunctionNode, tree: ast.Module) -> str | None:
-    """Why caching this module-level function could change what the program does, or None."""
+def _imports(tree: ast.Module) -> tuple[dict[str, str], dict[str, str]]:
+    """Module-level imports: alias -> module (``import x as y``), and name -> module (``from x import y``)."""
+    modules: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.Import):
+            for alias in statement.names:
+                modules[alias.asname or alias.name.split(".")[0]] = alias.name.split(".")[0]
+        elif isinstance(statement, ast.ImportFrom) and statement.module and not statement.level:
+            for alias in statement.names:
+                names[alias.asname or alias.name] = statement.module.split(".")[0]
+    return modules, names
+
+
+def _call_doubt(call: ast.Call, tree: ast.Module, bound: set[str], parameters: set[str],
+                seen: frozenset[str]) -> str | None:
+    """Why a call may have an effect or depend on more than its arguments, or None when it is
+    known not to (a pure builtin, module or method, or a pure function of this module)."""
+    func = call.func
+    modules, imported = _imports(tree)
+    if isinstance(func, ast.Name):
+        name = func.id
+        if name in parameters:
+            return f"it calls its argument {name}()"
+        if name in bound:
+            return f"it calls {name}(), a function it was not given by name"
+        if name in imported:
+            return None if imported[name] in PURE_MODULES else f"it calls {name}() from {imported[name]}"
+        defined = {node.name: node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+        target = defined.get(name)
+        if isinstance(target, ast.FunctionDef):
+            if name in seen:
+                return None  # recursion: the function is being checked already
+            why = impurity(target, tree, seen, callee=True)
+            return f"it calls {name}(), and {why}" if why else None
+        if isinstance(target, ast.ClassDef):
+            return f"it creates a {name}, whose constructor may have effects"
+        return None if name in PURE_BUILTINS else f"it calls {name}(), which advisor cannot see is pure"
+    if isinstance(func, ast.Attribute):
+        root = _root(func.value)
+        if isinstance(root, ast.Name) and root is func.value and root.id in modules and root.id not in bound:
+            module = modules[root.id]
+            return None if module in PURE_MODULES else f"it calls {ast.unparse(func)}()"
+        if func.attr in PURE_METHODS:
+            return None
+        return f"it calls {ast.unparse(func)}(), which advisor cannot see is pure"
+    return f"it calls {ast.unparse(func)}(), which advisor cannot see is pure"
+
+
+def impurity(function: FunctionNode, tree: ast.Module, seen: frozenset[str] = frozenset(),
+             callee: bool = False) -> str | None:
+    """Why caching this module-level function could change what the program does, or None.
+
+    ``callee``: the function is called by the one being checked, so only its effects and
+    inputs matter (not its annotations or the mutability of its result).
+    """
     if isinstance(function, ast.AsyncFunctionDef):
         return "it is a coroutine (a cached coroutine object can be awaited only once)"
+    seen = seen | {function.name}
     parameters = _parameters(function)
     names = {parameter.arg for parameter in parameters}
     for parameter in parameters:
-        if not hashable_annotation(parameter.annotation):
+        if not callee and not hashable_annotation(parameter.annotation):
             written = ast.unparse(parameter.annotation) if parameter.annotation is not None else ""
             return f"its argument {parameter.arg} is annotated {written}, which is not hashable"
     local = _locals(function) - names
@@ -197,8 +273,13 @@ def impurity(function: FunctionNode, tree: ast.Module) -> str | None:
                 return f"it calls {ast.unparse(func)}()"
             if isinstance(func, ast.Attribute) and name in IMPURE_METHODS and base not in local:
                 return f"it calls {ast.unparse(func)}(), which may do I/O or read the clock"
-            if isinstance(func, ast.Attribute) and name in MUTATORS and base not in owned:
-                return f"it changes {base} with {name}()"
+            if isinstance(func, ast.Attribute) and name in MUTATORS:
+                if base not in owned:
+                    return f"it changes {base} with {name}()"
+                continue
+            doubt = _call_doubt(child, tree, local, names, seen)
+            if doubt is not None:
+                return doubt
         if isinstance(child, (ast.Attribute, ast.Subscript)) and isinstance(child.ctx, (ast.Store, ast.Del)):
             base = _root_name(child.value)
             if base not in owned:
@@ -208,7 +289,7 @@ def impurity(function: FunctionNode, tree: ast.Module) -> str | None:
                 return f"it reads the global {child.id}, which the program rebinds"
             if child.id in mutated:
                 return f"it reads the global {child.id}, which the program changes in place"
-    result = _mutable_result(function)
+    result = None if callee else _mutable_result(function)
     if result is not None:
         return f"it returns a {result}: a caller that changes it would change the cached result"
     return None

@@ -63,7 +63,15 @@ def test_maxsize_comes_from_the_distinct_arguments_without_a_suggestion(fixed: C
     ("def f(items: list[int]):  # <-\n    return sum(items)\n", "annotated list[int]"),
     ("def f(table: dict):  # <-\n    return len(table)\n", "annotated dict"),
     ("def f(x: int):  # <-\n    return [x, x]\n", "returns a list"),
-    ("def f(x: int) -> dict[str, int]:  # <-\n    return make(x)\n", "returns a dict"),
+    ("def f(x: int) -> dict[str, int]:  # <-\n    return dict(a=x)\n", "returns a dict"),
+    # calls it cannot see into
+    ("def log_it(x):\n    print(x)\ndef f(x: int):  # <-\n    return log_it(x) or x\n",
+     "calls log_it(), and it calls print()"),
+    ("from shop.db import lookup\ndef f(x: int):  # <-\n    return lookup(x)\n", "calls lookup() from shop"),
+    ("def f(fn, x: int):  # <-\n    return fn(x)\n", "calls its argument fn()"),
+    ("def f(order, x: int):  # <-\n    return order.total(x)\n", "order.total(), which advisor cannot see"),
+    ("class Price:\n    pass\ndef f(x: int):  # <-\n    return Price()\n", "creates a Price"),
+    ("import requests\ndef f(url: str):  # <-\n    return requests.get(url).status_code\n", "requests.get"),
     ("RATE = 2\ndef set_rate(r):\n    global RATE\n    RATE = r\ndef f(x: int):  # <-\n    return x * RATE\n",
      "reads the global RATE"),
     ("PRICES = {}\ndef load():\n    PRICES.update(a=1)\ndef f(x: str):  # <-\n    return PRICES[x]\n",
@@ -114,3 +122,21 @@ def test_the_finding_line_may_be_the_first_decorator_line(refused: Callable[...,
             return len(code)
     """, "cacheable-function", function="app.price")
     assert "price() already has decorators" in reason
+
+
+def test_pure_helpers_recursion_and_pure_modules_are_fine(fixed: Callable[..., str]) -> None:
+    source = """
+        import math
+        from hashlib import sha256
+
+
+        def digits(n: int) -> int:
+            return len(str(n))
+
+
+        def score(n: int) -> float:  # <-
+            if n < 2:
+                return 1.0
+            return score(n - 1) + math.sqrt(digits(n)) + sha256(str(n).encode()).digest()[0]
+    """
+    assert "@functools.lru_cache(maxsize=32)\ndef score(n: int) -> float:" in fixed(source, "cacheable-function")

@@ -96,8 +96,8 @@ def test_the_gathered_form_gives_the_same_results_in_the_same_order() -> None:
 
 @pytest.mark.parametrize(("body", "reason"), [
     # each call needs the previous result
-    ("    out = [seed]\n    for x in xs:\n        out.append(await step(out[-1], x))  # <-\n",
-     "reads out, which the loop fills"),
+    ("    res = [seed]\n    for x in xs:\n        res.append(await step(res[-1], x))  # <-\n",
+     "reads res, which the loop fills"),
     ("    for x in xs:\n        seed = await step(seed, x)  # <-\n", "assigned to a name"),
     ("    for x in xs:\n        d[x] = await step(d, x)  # <-\n", "reads d"),
     ("    for x in xs:\n        await step(x)  # <-\n        done(x)\n", "does more than this one await"),
@@ -109,6 +109,7 @@ def test_the_gathered_form_gives_the_same_results_in_the_same_order() -> None:
     ("    for x in xs:\n        total += await step(x)  # <-\n", "used in an expression"),
     ("    for x in xs:\n        out.send(await step(x))  # <-\n", "not out.append"),
     ("    for x in xs:\n        xs.append(await step(x))  # <-\n", "iterates over xs, which it fills"),
+    ("    for x in xs:\n        out.append(await step(x))  # <-\n", "out is not known to be a list"),
     ("    e = {}\n    for x in xs:\n        e[x] = await step(x)  # <-\n", "may not give its items a second time"),
     ("    e = make()\n    for x in [1, 2]:\n        e[x] = await step(x)  # <-\n", "not known to be a dict"),
     ("    e = {}\n    for x in [1, 2]:\n        e[x + 1] = await step(x)  # <-\n", "key other than the loop variable"),
