@@ -38,6 +38,7 @@ from .profile import (
     Task,
     UnitFunction,
 )
+from .span_stats import merge_spans
 
 # hot spots kept per merged unit (each report keeps its own top few)
 MAX_HOT = 10
@@ -343,4 +344,5 @@ def merge_reports(reports: Sequence[Report]) -> Report:
         "findings": [],
         "samples": merge_samples(reports, unit_ids),
         "routes": merge_routes(report.routes for report in reports),  # a server's workers: one route table
+        "spans": merge_spans(report.spans for report in reports),
     }, deep=True)

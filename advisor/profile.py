@@ -362,6 +362,8 @@ class SpanStat(Model):
     hot: list[HotSpot] = Field(default_factory=list)
     blocking: list[BlockingSite] = Field(default_factory=list)
     labels: dict[str, dict[str, int]] = Field(default_factory=dict)
+    # the wall-time histogram (bucket -> calls, as a route's), so merged reports get percentiles
+    histogram: dict[str, int] = Field(default_factory=dict)
 
 
 class Report(Model):

@@ -18,7 +18,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -37,7 +37,7 @@ from advisor.probes.records import (
 
 from . import spans as api
 from .attribution import OffCpu, blocking_sites, hot_spots, off_cpu, task_entry, thread_entry
-from .embed.routes import LogHistogram
+from .embed.routes import LogHistogram, _summed
 from .frames import display_path
 from .profile import Breakdown, Report, SpanStat
 
@@ -458,7 +458,43 @@ def span_stat(aggregate: SpanAggregate) -> SpanStat:
         breakdown=breakdown, blocking_s=loop_entry.blocking_s if aggregate.loop_measured else 0.0,
         file=aggregate.file, line=aggregate.line, function=aggregate.function,
         hot=hot_spots(both), blocking=blocking_sites(off),
-        labels={key: dict(values) for key, values in aggregate.labels.items()})
+        labels={key: dict(values) for key, values in aggregate.labels.items()}, histogram=histogram.sparse())
+
+
+def merge_spans(tables: Iterable[Iterable[SpanStat]]) -> list[SpanStat]:
+    """The spans of several reports (runs, or a server's workers) as one table: counts, times
+    and label counts summed, percentiles from the merged histograms (from the largest of the
+    reports' percentiles when one was written without a histogram)."""
+    groups: dict[str, list[SpanStat]] = {}
+    for table in tables:
+        for stat in table:
+            groups.setdefault(stat.name, []).append(stat)
+    merged = []
+    for name, group in groups.items():
+        complete = all(stat.histogram for stat in group)
+        histogram = LogHistogram()
+        for stat in group:
+            histogram.merge(LogHistogram.from_sparse(stat.histogram, 0.0, stat.max_s))
+        histogram.smallest, histogram.largest = 0.0, max(stat.max_s for stat in group)
+        percentiles = {field: round(histogram.quantile(q), 6) if complete
+                       else max(float(getattr(stat, field)) for stat in group)
+                       for field, q in (("p50_s", 0.50), ("p95_s", 0.95), ("p99_s", 0.99))}
+        labels = UnitRecord(0, "span", name, "", 0, 0.0)  # its tag counting, with the same caps
+        for stat in group:
+            labels.add_tags(stat.labels)
+        first = next((stat for stat in group if stat.file), group[0])
+        merged.append(SpanStat(
+            name=name, count=sum(stat.count for stat in group), errors=sum(stat.errors for stat in group),
+            measured=sum(stat.measured for stat in group), wall_s=round(sum(stat.wall_s for stat in group), 6),
+            max_s=histogram.largest, **percentiles,
+            breakdown=Breakdown(**{part: round(sum(getattr(stat.breakdown, part) for stat in group), 6)
+                                   for part in ("compute_s", "io_s", "waiting_s", "scheduling_s")}),
+            blocking_s=round(sum(stat.blocking_s for stat in group), 6),
+            file=first.file, line=first.line, function=first.function,
+            hot=_summed([spot for stat in group for spot in stat.hot], "self_s"),
+            blocking=_summed([site for stat in group for site in stat.blocking], "seconds"),
+            labels=labels.tags or {}, histogram=histogram.sparse() if complete else {}))
+    return sorted(merged, key=lambda stat: (-stat.wall_s, -stat.count, stat.name))
 
 
 def span_stats(recorder: SpanRecorder) -> list[SpanStat]:

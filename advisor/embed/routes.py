@@ -247,7 +247,8 @@ def _summed(places: list[Place], seconds: str, limit: int = 5) -> list[Place]:
     """Hot spots or blocking sites of one place summed (their seconds), the largest first."""
     by_place: dict[tuple[object, ...], Place] = {}
     for place in places:
-        key = tuple(value for name, value in place.model_dump().items() if name != seconds)
+        # a place is what it names; its figures (and a hot spot's per-line list) are not its key
+        key = tuple(value for name, value in place.model_dump().items() if name not in (seconds, "lines"))
         into = by_place.get(key)
         if into is None:
             by_place[key] = place.model_copy()
