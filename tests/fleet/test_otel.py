@@ -108,8 +108,9 @@ def test_wsgi_requests_become_server_spans_with_the_spans_inside(exported: tuple
     provider, memory = exported
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        advisor.tag(customer="acme")  # labels the request, and the spans opened after it
         with advisor.span("query"):
-            burn(100_000)
+            burn(600_000)  # ~30 ms: the sampler sees it in the route's stacks
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
 
@@ -139,9 +140,11 @@ def test_wsgi_requests_become_server_spans_with_the_spans_inside(exported: tuple
         assert request.attributes["advisor.route"] == "GET /orders"
         assert request.attributes["advisor.kind"] == "request"
         assert request.attributes["advisor.unit"] == "server-worker"
+        assert request.attributes["customer"] == "acme"
     for query in queries:
         parent = next(request for request in requests if request.context.span_id == query.parent.span_id)
         assert parent.context.trace_id == query.context.trace_id
+        assert query.attributes["customer"] == "acme"
         assert query.attributes["advisor.compute_s"] > 0.5 * query.attributes["advisor.wall_s"] > 0.0
     # the route's own figures are intact: the request's span handed its samples back to the route
     report = middleware.agent.profiler.last_report
@@ -150,7 +153,7 @@ def test_wsgi_requests_become_server_spans_with_the_spans_inside(exported: tuple
     assert route.count == route.measured == 2
     assert route.breakdown.compute_s > 0.5 * route.wall_s > 0.0
     assert any(spot.function.endswith("burn") for spot in route.hot)
-    assert [(stat.name, stat.count) for stat in report.spans] == [("query", 2)]
+    assert [(stat.name, stat.count, stat.labels) for stat in report.spans] == [("query", 2, {"customer": {"acme": 2}})]
 
 
 def test_a_saved_report_becomes_a_run_span_with_one_child_per_span_name(
