@@ -4,7 +4,9 @@
 task and thread, how its wall time split into compute, I/O, waiting and scheduling.
 Inside a running process, ``advisor.Profiler`` starts the same probes and takes reports
 (``advisor.embed`` has the server middlewares), and ``advisor.analyze`` runs the rules
-over a report. The report model lives in ``advisor.profile``; the probes in ``advisor.probes``.
+over a report. ``advisor.span`` / ``@advisor.trace`` mark pieces of work and ``advisor.tag``
+labels the running unit (``advisor.spans``: no-ops unless a profiler runs). The report model
+lives in ``advisor.profile``; the probes in ``advisor.probes``.
 """
 
 from __future__ import annotations
