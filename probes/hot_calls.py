@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .codeinfo import ProgramCode
+from .forks import renew_in_child
 from .sampler import Sampler
 
 # Functions whose calls are counted at most this many at a time, and how hot they must be.
@@ -130,6 +131,11 @@ class HotCallProbe:
             self.prepare()
         self.sampler.hot_codes = {}
         self.sampler.after_tick.append(self._after_tick)
+        renew_in_child(self, "_forked")
+
+    def _forked(self) -> None:
+        """In a forked child: the sampler's thread may have held the lock at the fork."""
+        self._lock = threading.Lock()
 
     def stop(self) -> None:
         if self._after_tick in self.sampler.after_tick:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
 
+from .forks import renew_in_child
 from .native import allocate_lock, get_ident, sleep, start_new_thread
 from .records import Stack, UnitRecord, add_weights
 from .threads import ThreadInfo, ThreadRegistry, read_clock, read_run_delay
@@ -97,6 +98,7 @@ class Sampler:
     def start(self) -> None:
         self._stopping = False
         self._switch_interval = sys.getswitchinterval()
+        renew_in_child(self, "_forked")
         # a raw OS thread, not a threading.Thread: a program that monkey-patches threading
         # after advisor started must not find (or try to clean up) advisor's thread
         self._running.acquire()
@@ -105,6 +107,15 @@ class Sampler:
         except BaseException:
             self._running.release()
             raise
+
+    def _forked(self) -> None:
+        """In a forked child: the sampling thread did not survive; its locks are new, and the
+        program's switch interval is back."""
+        self._stopping = True
+        self.lock = allocate_lock()
+        self._running = allocate_lock()
+        if self._switch_interval is not None and sys.getswitchinterval() == SAMPLING_SWITCH_INTERVAL:
+            sys.setswitchinterval(self._switch_interval)
 
     def stop(self) -> None:
         self._stopping = True

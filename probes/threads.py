@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .forks import renew_in_child
 from .native import allocate_lock, get_ident
 from .records import UnitRecord
 from .task_ledger import NUMBERED, fold
@@ -123,6 +124,7 @@ class ThreadRegistry:
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
         self.started_at = self._clock()
+        renew_in_child(self, "_forked")
         main = threading.main_thread()
         if main.is_alive():
             # by kernel thread id: under gevent's patching (a server that embeds advisor patched
@@ -148,6 +150,10 @@ class ThreadRegistry:
                 registry._thread_ended(info)
 
         threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[attr-defined]
+
+    def _forked(self) -> None:
+        """In a forked child: a lock another thread held at the fork is held forever."""
+        self._lock = allocate_lock()
 
     def stop(self) -> None:
         if self._original is not None:

@@ -12,6 +12,7 @@ task factories, several ``asyncio.run`` calls and loops in threads in
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -522,3 +523,71 @@ def test_a_program_that_uses_yappi_itself(mode: str, compare: Callable[..., Comp
     run = compare(OWN_YAPPI, mode=mode)
     assert run.profiled.stdout == "profiled True\n"
     assert run.report["run"]["exit_code"] == 0
+
+
+# -- forking while advisor's sampler holds its lock --
+
+SLOW_SAMPLER = """
+import os
+
+if os.environ.get("ADVISOR_TEST_SLOW_SAMPLER"):
+    import time
+
+    import advisor.probes.sampler as sampler
+
+    _capture_stack = sampler.capture_stack
+
+    def _slow_capture_stack(frame):
+        time.sleep(0.005)  # read under the sampler's lock: now it holds it a third of the time
+        return _capture_stack(frame)
+
+    sampler.capture_stack = _slow_capture_stack
+"""
+
+FORKS_IN_A_STEP = """
+    import asyncio
+    import os
+    import time
+
+
+    async def forks():
+        statuses = []
+        for _ in range(20):
+            started = time.perf_counter()
+            while time.perf_counter() - started < 0.01:  # a step long enough to be sampled
+                pass
+            pid = os.fork()
+            if pid == 0:
+                return None  # the child finishes the step, and the run, through the probe's hook
+            statuses.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        return statuses
+
+
+    statuses = asyncio.run(forks())
+    if statuses is None:
+        print("child", flush=True)
+        os._exit(0)
+    print("parent", statuses)
+"""
+
+
+def test_a_fork_while_the_sampler_holds_its_lock_does_not_hang_the_child(
+        tmp_path: Path, program: Callable[[Path, str], Path]) -> None:
+    # the child ends the step in advisor's hook, which takes the sampler's lock: a lock the
+    # parent's sampler thread held at the fork used to stay held there forever
+    program(tmp_path / "faults" / "sitecustomize.py", SLOW_SAMPLER)
+    program(tmp_path / "forks.py", FORKS_IN_A_STEP)
+    env = advisor_env({"PYTHONPATH": str(tmp_path / "faults"), "ADVISOR_TEST_SLOW_SAMPLER": "1"})
+    # a session of its own, so that a hung child is killed with it
+    process = subprocess.Popen([sys.executable, "-m", "advisor", "run", "--json", "report.json", "forks.py"],
+                               cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    assert process.returncode == 0, err[-3000:]
+    assert out == "child\n" * 20 + f"parent {[0] * 20}\n"
+    assert json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["run"]["exit_code"] == 0
