@@ -14,8 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
 from advisor.profile import Finding
 
@@ -79,6 +77,10 @@ def apply_edits(tree: SourceTree, edits: Sequence[Edit]) -> str:
     """The file's text with the edits made and its imports brought in line."""
     if not edits:
         return tree.text
+    # the codemod machinery costs more to import than the rest of libcst: only writing needs it
+    from libcst.codemod import CodemodContext
+    from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
+
     replacements: dict[cst.CSTNode, Replacement] = {}
     for edit in edits:
         replacements.update(edit.replacements)

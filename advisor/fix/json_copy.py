@@ -46,7 +46,13 @@ def json_annotation(node: cst.BaseExpression) -> bool:
 
 
 def _is_call_of(tree: SourceTree, node: cst.BaseExpression, name: str) -> bool:
-    return isinstance(node, cst.Call) and name in tree.names(node.func)
+    """Whether the node calls ``name`` (a qualified name; its last part is checked first, since
+    resolving qualified names costs a pass over the whole file)."""
+    if not isinstance(node, cst.Call):
+        return False
+    func = node.func
+    last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+    return last == name.rsplit(".", 1)[-1] and name in tree.names(func)
 
 
 def _single_plain_argument(call: cst.Call) -> cst.BaseExpression | None:

@@ -18,12 +18,17 @@ from .base import Edit, Refusal, SourceTree
 SLEEPS = {"time.sleep"}
 
 
+def _last_name(func: cst.BaseExpression) -> str:
+    return func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+
+
 class BlockingSleepFixer:
     slug = "blocking-sleep"
 
     def plan(self, tree: SourceTree, finding: Finding) -> Edit | Refusal:
+        # the callee's last name first: resolving qualified names costs a pass over the whole file
         calls = [node for node in tree.on_line(finding.location.line, cst.Call)
-                 if isinstance(node, cst.Call) and tree.names(node.func) & SLEEPS]
+                 if isinstance(node, cst.Call) and _last_name(node.func) == "sleep" and tree.names(node.func) & SLEEPS]
         if len(calls) != 1:
             return Refusal(finding, "no single time.sleep() call on this line" if not calls
                            else "several time.sleep() calls on this line")
