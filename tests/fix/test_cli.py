@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -138,3 +139,18 @@ def test_select_is_not_narrowed_by_the_projects_ignore_list(tmp_path: Path, run_
     write_report(tmp_path, [finding("blocking-sleep", 6)])
     done = run_advisor(["fix", "report.json", "--select", "blocking-sleep"])
     assert done.returncode == 0 and "+    await asyncio.sleep(0.3)" in done.stdout, done.stderr
+
+
+def test_a_report_written_before_fixable_and_sources_existed_still_loads(tmp_path: Path, run_advisor: Run) -> None:
+    (tmp_path / "app.py").write_text(APP)
+    path = write_report(tmp_path, [finding("blocking-sleep", 6)], digests=False)
+    document = json.loads(path.read_text())
+    del document["sources"]
+    for item in document["findings"]:
+        del item["fixable"]
+    path.write_text(json.dumps(document))
+    shown = run_advisor(["fix", "report.json"])
+    assert shown.returncode == 0 and "+    await asyncio.sleep(0.3)" in shown.stdout
+    assert "no digest of app.py" in shown.stderr
+    rendered = run_advisor(["report", "report.json"])
+    assert rendered.returncode == 0 and "[*]" not in rendered.stdout
