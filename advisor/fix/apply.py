@@ -73,6 +73,41 @@ def plan_edits(tree: SourceTree, findings: Sequence[Finding],
     return edits, refusals
 
 
+def _plain_import(statement: cst.CSTNode) -> str | None:
+    """``NAME`` when the statement is exactly ``import NAME`` (one module, no alias)."""
+    if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1:
+        node = statement.body[0]
+        if isinstance(node, cst.Import) and len(node.names) == 1 and node.names[0].asname is None:
+            return cst.Module([]).code_for_node(node.names[0].name)
+    return None
+
+
+def _import_in_sorted_block(module: cst.Module, name: str) -> cst.Module | None:
+    """The module with ``import NAME`` at its place in its first block of plain imports, when
+    that block is sorted (as isort or ruff keep it); None to leave the placing to libcst."""
+    body = list(module.body)
+    imported = [_plain_import(statement) for statement in body]
+    if name in imported:
+        return module
+    start = next((index for index, found in enumerate(imported) if found is not None), None)
+    if start is None:
+        return None
+    end = start
+    while end < len(body) and imported[end] is not None and (end == start or not body[end].leading_lines):
+        end += 1
+    block = [found for found in imported[start:end] if found is not None]
+    if block != sorted(block) or any(found is not None and found.split(".")[0] == name
+                                     for found in imported[end:]):
+        return None
+    position = start + sum(found < name for found in block)
+    line = cst.parse_statement(f"import {name}\n")
+    if position == start:  # the new first line takes over the comments and blank lines above the block
+        line = line.with_changes(leading_lines=body[start].leading_lines)
+        body[start] = body[start].with_changes(leading_lines=[])
+    body.insert(position, line)
+    return module.with_changes(body=body)
+
+
 def apply_edits(tree: SourceTree, edits: Sequence[Edit]) -> str:
     """The file's text with the edits made and its imports brought in line."""
     if not edits:
@@ -86,8 +121,11 @@ def apply_edits(tree: SourceTree, edits: Sequence[Edit]) -> str:
         replacements.update(edit.replacements)
     module = tree.module.visit(_Replace(replacements))
     context = CodemodContext()
-    for edit in edits:
-        for name in edit.imports:
+    for name in sorted({name for edit in edits for name in edit.imports}):
+        placed = _import_in_sorted_block(module, name)
+        if placed is not None:
+            module = placed
+        else:
             AddImportsVisitor.add_needed_import(context, name)
     module = AddImportsVisitor(context).transform_module(module)
     unused = {pair for edit in edits for pair in edit.unused}

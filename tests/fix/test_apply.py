@@ -36,9 +36,9 @@ def test_every_finding_of_a_file_is_fixed_in_one_pass() -> None:
     assert [edit.finding.rule for edit in result.edits] == ["blocking-sleep", "excess-logging"]
     assert not result.refusals  # lock-contention has no fixer: its advice stays written, no refusal
     assert result.after == '''"""A worker."""
+import asyncio
 import json
 import logging
-import asyncio
 
 log = logging.getLogger("worker")
 
@@ -87,3 +87,16 @@ def test_the_diff_applies_with_patch(tmp_path: Path) -> None:
 
 def test_the_cheap_rule_table_matches_the_fixers() -> None:
     assert set(FIXERS) == FIXED_RULES
+
+
+def test_a_new_import_takes_its_place_in_a_sorted_block_and_keeps_the_comment_above() -> None:
+    source = "# standard library\nimport json\nimport time\n\nimport numpy\n\n\nasync def f():\n    time.sleep(1)\n"
+    result = fix_source(source, [finding("blocking-sleep", 9)])
+    assert result.after == ("# standard library\nimport asyncio\nimport json\n\nimport numpy\n\n\n"
+                            "async def f():\n    await asyncio.sleep(1)\n")
+
+
+def test_an_unsorted_block_gets_the_import_after_it() -> None:
+    source = "import time\nimport json\n\n\nasync def f():\n    time.sleep(json.loads('1'))\n"
+    result = fix_source(source, [finding("blocking-sleep", 6)])
+    assert result.after.startswith("import json\nimport asyncio\n")  # and the unused time goes

@@ -26,8 +26,8 @@ PURE = """
 def test_pure_function_gets_the_decorator_and_the_import(fixed: Callable[..., str], code: Callable[[str], str]) -> None:
     result = fixed(PURE, "cacheable-function", fix="@functools.lru_cache(maxsize=32)  # on def unit_price(...)")
     assert result == code("""
-        import hashlib
         import functools
+        import hashlib
 
         TIERS = (1, 2, 3)
 

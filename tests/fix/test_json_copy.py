@@ -20,8 +20,8 @@ def test_a_copy_of_parsed_json_becomes_deepcopy(fixed: Callable[..., str], code:
             return draft
     """
     assert fixed(before, "redundant-conversion") == code("""
-        import json
         import copy
+        import json
 
 
         def snapshot(text: str) -> dict:

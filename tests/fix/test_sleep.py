@@ -40,8 +40,8 @@ def test_asyncio_import_is_added_and_time_kept_when_still_used(fixed: Callable[.
             return time.monotonic() - started
     """
     assert fixed(before, "blocking-sleep") == code("""
-        import time
         import asyncio
+        import time
 
 
         async def step(pause: float) -> float:
