@@ -252,6 +252,25 @@ class Capture:
                 status.append((name, active, note))
         return status
 
+    def abandon_after_fork(self) -> None:
+        """In a forked child: put back every hook the inherited probes installed, without a
+        report (the records are the parent's) and without waiting for the sampling thread
+        (it did not survive the fork; the sampler renewed its locks already)."""
+        try:
+            self._stop_spans()
+        except Exception:
+            pass
+        for probe in reversed(self._probes()):
+            try:
+                probe.stop()
+            except Exception:
+                pass
+        if self.deep is not None:
+            try:
+                self.deep.clear()  # the parent's yappi stats: a new deep capture cannot start over them
+            except Exception:
+                pass
+
     def _probes(self) -> list[Any]:
         probes: list[Any] = [self.threads, self.sampler, self.asyncio_probe, self.greenlet_probe]
         if self.hot_calls is not None:

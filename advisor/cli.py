@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from .capture import DEFAULT_SAMPLE_RATE, Capture
+from .capture import DEFAULT_SAMPLE_RATE, Capture, RawCapture
 from .config import Settings, load_settings
 from .diff import diff_json, diff_reports, diff_text
 from .engine import analyze, select_rules
@@ -78,6 +78,9 @@ def run_options_parser() -> ArgumentParser:
     add_flame_options(parser)
     add_baseline_option(parser)
     parser.add_argument("--format", choices=FORMATS, default="text", help="what goes to stderr")
+    parser.add_argument("--children", action="store_true",
+                        help="also profile the processes the target forks (os.fork, multiprocessing's fork): "
+                             "each writes its report beside --json PATH as STEM.PID.json, for advisor merge")
     parser.add_argument("--no-status", action="store_true",
                         help="no live status line on a terminal's stderr while the target runs")
     parser.add_argument("--fail-on", choices=SEVERITIES, metavar="SEVERITY",
@@ -264,6 +267,8 @@ def command_run(tokens: Sequence[str]) -> int:
             setattr(options, name, os.path.abspath(path))
     check_pprof(options)
     exports = {kind: path for kind, path in (("pstat", options.pstats), ("callgrind", options.callgrind)) if path}
+    if options.children and not options.json:
+        raise UsageError("--children needs --json PATH (each child's report is written beside it)")
     if exports and options.mode != "deep":
         raise UsageError("--pstats and --callgrind need --mode deep (the deterministic profile)")
     settings = load_settings()
@@ -287,10 +292,28 @@ def command_run(tokens: Sequence[str]) -> int:
     status = None if options.no_status else live_status(capture.status, sys.stderr, os.environ,
                                                         on_thread=capture.ignore_thread)
 
+    def child_report(raw: RawCapture, exit_code: int, partial: bool, child_started: dt.datetime) -> Report:
+        report = build_report(raw, RunFacts(argv=target.argv, mode=options.mode, started_at=child_started,
+                                            exit_code=exit_code, partial=partial))
+        report.run.code_version = version
+        return analyze(report, settings, options.select, options.ignore)
+
+    children = None
+    if options.children:
+        from .children import ForkedChildren
+
+        greenlets = uses_gevent(target)
+        children = ForkedChildren(capture, lambda: Capture(mode=options.mode, sample_rate=options.sample_rate,
+                                                           greenlets=greenlets, calibrate=False),
+                                  child_report, options.json)
+
     def finish(outcome: Outcome) -> Report | None:
         """Stop the probes and write the report (also from the SIGTERM handler)."""
         if os.getpid() != parent:
-            return None  # a child the target forked ends here: the run and its report are the parent's
+            # a child the target forked ends here: the run and its report are the parent's
+            if children is not None:
+                children.finish(outcome.exit_code, outcome.partial)
+            return None
         if status is not None:
             status.stop()
         raw = capture.stop()
@@ -315,6 +338,8 @@ def command_run(tokens: Sequence[str]) -> int:
             return None
 
     capture.start()
+    if children is not None:
+        children.install()
     # advisor's own long-lived objects need not be scanned by every collection the target's
     # garbage triggers: freeze them (what is frozen is never collected, and is not garbage)
     gc.freeze()
