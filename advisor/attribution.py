@@ -299,7 +299,7 @@ def unit_entries(units: Iterable[UnitRecord], corrections: dict[int, float] | No
                  enrich: Callable[[UnitRecord, Task], None] | None = None,
                  span: tuple[float, float] | None = None) -> list[Task]:
     """Report entries for all units, longest wall time first within each kind; `corrections`
-    are probe CPU seconds to take out of a unit's compute (moved to its scheduling);
+    are probe CPU seconds to take out of a unit's compute and wall (kept as its profiler_s);
     `enrich` may add mode-specific detail to each entry; `span` (the run's start and end)
     places each unit on the run's timeline."""
     tasks: list[Task] = []
@@ -316,11 +316,14 @@ def unit_entries(units: Iterable[UnitRecord], corrections: dict[int, float] | No
             enrich(record, entry)
         correction = min((corrections or {}).get(id(record), 0.0), entry.breakdown.compute_s)
         if correction > 0.0:
-            # the probe's own work is neither the unit's compute nor its waiting: it is time
-            # the unit was held up by advisor, shown as scheduling so the parts still add up
+            # the probes' own work ran on the unit's thread, inside its steps: without advisor
+            # the unit would have been that much shorter. Taken out of its wall and compute
+            # alike (so the parts still add up), and shown apart as profiler_s. Not moved to
+            # scheduling: that would send the user looking for contention that is not theirs
             entry.breakdown.compute_s = _r(entry.breakdown.compute_s - correction)
-            entry.breakdown.scheduling_s = _r(entry.breakdown.scheduling_s + correction)
-            entry.cpu_s = _r(entry.cpu_s - correction)
+            entry.wall_s = _r(max(0.0, entry.wall_s - correction))
+            entry.cpu_s = _r(max(0.0, entry.cpu_s - correction))
+            entry.profiler_s = _r(correction)
         tasks.append(entry)
     order = {"thread": 0, "asyncio-task": 1, "greenlet": 2}
     tasks.sort(key=lambda task: (order.get(task.kind, 9), -task.wall_s))

@@ -249,7 +249,8 @@ def emit(report: Report, stderr_format: str, options: argparse.Namespace, baseli
 
         # a pipe or file gets a wide plain table; a terminal its own width and colours
         width = None if sys.stderr.isatty() else 140
-        Console(stderr=True, highlight=False, width=width).print(text_renderables(report))
+        console = Console(stderr=True, highlight=False, width=width)
+        console.print(text_renderables(report, console.width))
     else:
         sys.stderr.write(RENDERERS[stderr_format](report))
     sys.stderr.flush()
@@ -395,7 +396,8 @@ def command_report(tokens: Sequence[str]) -> int:
 
         from .render.text import text_renderables
 
-        Console(highlight=False).print(text_renderables(report))
+        console = Console(highlight=False)
+        console.print(text_renderables(report, console.width))
     else:
         sys.stdout.write(RENDERERS[options.format](report))
     write_files(report, options, load_baseline(options))

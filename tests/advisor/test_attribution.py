@@ -243,18 +243,26 @@ def test_a_threads_cpu_is_capped_by_its_wall(cpu: float | None) -> None:
 
 # -- all units ------------------------------------------------------------------------------
 
-def test_unit_entries_move_the_probes_cost_from_compute_to_scheduling() -> None:
+def test_unit_entries_take_the_probes_cost_out_of_compute_and_wall() -> None:
     task = task_record([(0.0, 0.5, READY, 0.0)])
     thread = thread_record(1.0, 0.25)
+    before = {entry.kind: entry for entry in unit_entries([task_record([(0.0, 0.5, READY, 0.0)]),
+                                                            thread_record(1.0, 0.25)])}
     entries = unit_entries([task, thread], corrections={id(task): 0.125, id(thread): 5.0})
     by_kind = {entry.kind: entry for entry in entries}
     assert [entry.kind for entry in entries] == ["thread", "asyncio-task"]
-    assert by_kind["asyncio-task"].breakdown.compute_s == pytest.approx(0.375, abs=EXACT)
-    assert by_kind["asyncio-task"].breakdown.scheduling_s == pytest.approx(0.125, abs=EXACT)
-    assert by_kind["asyncio-task"].cpu_s == pytest.approx(0.375, abs=EXACT)
+    corrected = by_kind["asyncio-task"]
+    assert corrected.breakdown.compute_s == pytest.approx(0.375, abs=EXACT)
+    assert corrected.wall_s == pytest.approx(before["asyncio-task"].wall_s - 0.125, abs=EXACT)
+    assert corrected.profiler_s == pytest.approx(0.125, abs=EXACT)
+    # not shown as scheduling: the program had no contention of its own
+    assert corrected.breakdown.scheduling_s == pytest.approx(before["asyncio-task"].breakdown.scheduling_s,
+                                                             abs=EXACT)
+    assert corrected.cpu_s == pytest.approx(0.375, abs=EXACT)
     # a correction larger than the compute takes all of it and no more
     assert by_kind["thread"].breakdown.compute_s == 0.0
-    assert by_kind["thread"].breakdown.scheduling_s == pytest.approx(0.25, abs=EXACT)
+    assert by_kind["thread"].profiler_s == pytest.approx(0.25, abs=EXACT)
+    assert by_kind["thread"].wall_s == pytest.approx(0.75, abs=EXACT)
     for entry in entries:
         assert parts(entry) == pytest.approx(entry.wall_s, abs=EXACT)
 
