@@ -19,6 +19,8 @@ from advisor.profile import Report, Task
 from advisor.rules.base import unit_label
 
 RESOURCE_OF_KIND = {"asyncio-task": "loop", "greenlet": "hub", "thread": "gil"}
+# one wait covering this share of a task's life makes it a task that waits for others
+WAITER_SHARE = 0.8
 
 
 @dataclass
@@ -50,6 +52,14 @@ class UnitModel:
     def own_s(self) -> float:
         """What the unit would take with its resource free: its wall without the scheduling."""
         return max(0.0, self.wall_s - self.scheduling_s)
+
+    @property
+    def waits_for_others(self) -> bool:
+        """A task that spent (nearly) its whole life in one wait for another task or future
+        (``await asyncio.gather(...)``, awaiting a child): its end is theirs, not its own."""
+        life = self.wall_s / max(1, self.task.count)
+        return life > 0.0 and any(site.waiting_s >= WAITER_SHARE * life and site.longest_s >= WAITER_SHARE * life
+                                  for site in self.task.awaits)
 
     @property
     def compute_share(self) -> float:

@@ -9,8 +9,9 @@ the fix removes (two blocking units on one loop each cost the others a share, an
 one leaves the other's share); and (2) walks the critical path: the run ends when the
 last unit that does not wait for the changed ones ends. Units that end with or after the
 changed ones while mostly waiting (the task that gathers them, the thread that runs the
-loop, a server's handlers, units created meanwhile) are taken to wait for them and move
-with them; units that were already running and end earlier, or that are busy computing
+loop, a server's handlers, units created meanwhile, and a task that spent its life in one
+wait for others even if it lost some scheduling itself) are taken to wait for them and
+move with them; units that were already running and end earlier, or that are busy computing
 until the end, bound the new end from below.
 
 Why a fluid model rather than a discrete-event simulation of synthetic steps: the report
@@ -100,12 +101,17 @@ def replay(model: ReplayModel, edit: Edit) -> Outcome:
     changed = [unit for unit in model.units if abs(shift[unit.key]) > tolerance or unit.key in edit.targets]
     if not changed:
         return Outcome(model.run_wall_s, model.run_wall_s, [])
-    end_before = max(unit.end_s for unit in changed)
-    end_after = max(unit.end_s + shift[unit.key] for unit in changed)
-    first_start = min(unit.start_s for unit in changed)
+    # a changed task that waits for others (it lost a little scheduling too) ends with them
+    drivers = [unit for unit in changed if unit.key in edit.targets or not unit.waits_for_others] or changed
+    end_before = max(unit.end_s for unit in drivers)
+    end_after = max(unit.end_s + shift[unit.key] for unit in drivers)
+    first_start = min(unit.start_s for unit in drivers)
     spanning: list[UnitModel] = []
     for unit in model.units:
+        if unit in drivers:
+            continue
         if unit in changed:
+            spanning.append(unit)
             continue
         late = unit.end_s >= end_before - tolerance
         if late and unit.compute_share >= BUSY_SHARE:
@@ -117,8 +123,8 @@ def replay(model: ReplayModel, edit: Edit) -> Outcome:
             spanning.append(unit)  # waited for them (gathered them, ran their loop): moves with them
     savings = end_before - end_after
     after_run = max(0.0, model.run_wall_s - savings)
-    outcomes = [UnitOutcome(unit, unit.wall_s, walls[unit.key]) for unit in changed]
-    outcomes += [UnitOutcome(unit, unit.wall_s, max(0.0, unit.wall_s - savings)) for unit in spanning
-                 if abs(savings) > tolerance]
+    outcomes = [UnitOutcome(unit, unit.wall_s, walls[unit.key]) for unit in drivers]
+    outcomes += [UnitOutcome(unit, unit.wall_s, max(0.0, min(walls[unit.key], unit.wall_s - savings)))
+                 for unit in spanning if abs(savings) > tolerance or unit in changed]
     outcomes.sort(key=lambda outcome: outcome.after_s - outcome.before_s)
     return Outcome(model.run_wall_s, after_run, outcomes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from advisor.profile import BlockingSite, Finding, FunctionStat, Report, Task
+from advisor.profile import AwaitSite, BlockingSite, Finding, FunctionStat, Report, Task
 from advisor.whatif import build_model, predict, replay, with_prediction
 from advisor.whatif.replay import Edit, Outcome
 
@@ -220,3 +220,19 @@ def test_a_fold_of_concurrent_units_moves_its_end_by_one_units_share() -> None:
     outcome = replay(model, Edit(held_s={"asyncio-task:fetch": -0.8}, targets={"asyncio-task:fetch"}))
     assert outcome.wall_after_s == pytest.approx(0.4)
     assert after(outcome, "fetch() x2") == pytest.approx(0.8)
+
+
+def test_a_gathering_task_that_lost_scheduling_too_ends_with_what_it_gathers() -> None:
+    """main() spent its life in one await of gather() but also lost 0.05 s to build_report()'s
+    step: that does not make it end earlier than the health checks it gathers."""
+    main = unit("Task-1", wall=0.89, scheduling=0.05, target="app.main",
+                awaits=[AwaitSite(function="app.main", file="app.py", line=42, suspensions=1, calls=1, io_s=0.0,
+                                  waiting_s=0.84, longest_s=0.84)])
+    run = report([unit("Task-2", wall=0.24, compute=0.23, start=0.01, target="app.build_report"),
+                  unit("Task-3", wall=0.87, scheduling=0.23, start=0.01, target="app.health_checks"),
+                  main, unit("MainThread", "thread", wall=0.89, compute=0.25)], wall=0.89)
+    assert build_model(run).units[2].waits_for_others
+    outcome = predict(run, [finding("cpu-in-event-loop", 29, units=["build_report()"], compute_s=0.23)])
+    assert outcome is not None
+    assert outcome.savings_s == pytest.approx(0.23)
+    assert after(outcome, "main()") == pytest.approx(0.89 - 0.23)
