@@ -126,10 +126,12 @@ class ThreadRegistry:
         self.started_at = self._clock()
         renew_in_child(self, "_forked")
         main = threading.main_thread()
-        if main.is_alive():
-            # by kernel thread id: under gevent's patching (a server that embeds advisor patched
-            # first) current_thread() and main.ident name greenlets, not the OS thread
-            on_main = main.native_id == threading.get_native_id()
+        # by kernel thread id: under gevent's patching (a server that embeds advisor patched
+        # first) current_thread() and main.ident name greenlets, not the OS thread; and from
+        # another thread main.is_alive() would wait on a gevent lock there (a deadlock), so
+        # the main thread counts as alive unless it is known to have stopped
+        on_main = main.native_id == threading.get_native_id()
+        if on_main or not getattr(main, "_is_stopped", False):
             ident = get_ident() if on_main else (main.ident or 0)
             info = self.adopt(ident, main, self.started_at, time.thread_time() if on_main else None)
             if info is not None and on_main:

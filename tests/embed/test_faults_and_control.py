@@ -163,3 +163,21 @@ def test_a_dump_is_whole_or_absent(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         dumper.write(tiny_report())
     monkeypatch.undo()
     assert [path.name for path in tmp_path.iterdir()] == [first.name]  # no half file, no temp file
+
+
+def test_start_and_stop_from_other_threads_than_the_servers() -> None:
+    import subprocess
+    import sys
+
+    from .conftest import PROGRAMS, REPO
+
+    done = subprocess.run([sys.executable, str(PROGRAMS / "started_elsewhere.py")], capture_output=True, text=True,
+                          timeout=60, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["route"] == "GET /x" and seen["count"] == 30
+    # the server's thread is attached at its first request, measured from the second on
+    assert seen["measured"] >= 29 and seen["waiting_s"] >= 0.9 * 0.01 * seen["measured"]
+    assert seen["greenlets"] >= 29
+    # stopped from another thread, the trace function leaves the server's thread at its next request
+    assert seen["traced_after_stop"] and not seen["traced_after_requests"]
