@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from .capture import DEFAULT_SAMPLE_RATE, Capture, RawCapture
 from .config import Settings, load_settings
@@ -239,21 +239,25 @@ def severity_reached(report: Report, threshold: str) -> bool:
     return any(SEVERITIES.index(finding.severity) <= limit for finding in report.findings)
 
 
-def emit(report: Report, stderr_format: str, options: argparse.Namespace, baseline: Report | None = None) -> None:
-    """Write the report where it was asked for; stderr gets the chosen format."""
+def emit(report: Report, stderr_format: str, options: argparse.Namespace, baseline: Report | None = None,
+         stream: TextIO | None = None) -> None:
+    """Write the report where it was asked for; `stream` (stderr as advisor found it, so a
+    target that swapped sys.stderr for its own object does not swallow the report) gets the
+    chosen format."""
     write_files(report, options, baseline)
+    out = stream if stream is not None else sys.stderr
     if stderr_format == "text":
         from rich.console import Console
 
         from .render.text import text_renderables
 
         # a pipe or file gets a wide plain table; a terminal its own width and colours
-        width = None if sys.stderr.isatty() else 140
-        console = Console(stderr=True, highlight=False, width=width)
+        width = None if out.isatty() else 140
+        console = Console(file=out, highlight=False, width=width)
         console.print(text_renderables(report, console.width))
     else:
-        sys.stderr.write(RENDERERS[stderr_format](report))
-    sys.stderr.flush()
+        out.write(RENDERERS[stderr_format](report))
+    out.flush()
 
 
 def command_run(tokens: Sequence[str]) -> int:
@@ -323,7 +327,7 @@ def command_run(tokens: Sequence[str]) -> int:
                                                 exit_code=outcome.exit_code, partial=outcome.partial))
             report.run.code_version = version
             report = analyze(report, settings, options.select, options.ignore)
-            emit(report, options.format, options, baseline)
+            emit(report, options.format, options, baseline, own_stderr)
             if provider is not None:
                 if stop_otel is not None:
                     stop_otel()
@@ -338,6 +342,7 @@ def command_run(tokens: Sequence[str]) -> int:
                 pass  # the target closed stderr (a daemon does): the files are written, nothing to say it on
             return None
 
+    own_stderr = sys.stderr  # before the target runs: it may swap sys.stderr for an object of its own
     capture.start()
     if children is not None:
         children.install()
