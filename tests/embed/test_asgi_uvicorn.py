@@ -5,6 +5,10 @@ finding on the line that held the loop with its route, and the control endpoint.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
+from pathlib import Path
 from typing import Any
 
 from .conftest import PROGRAMS, TOKEN, per_request
@@ -55,3 +59,21 @@ def test_uvicorn_routes_from_ground_truth(server_factory: Any) -> None:
     final = sorted(server.dump_dir.glob(f"advisor-{server.process.pid}-light-*.json"))
     assert final, "the last report is written at the lifespan shutdown"
     assert json.loads(final[-1].read_text())["run"]["partial"] is False
+
+
+def test_sigusr2_deep_capture_under_uvicorn(server_factory: Any) -> None:
+    server = server_factory([TRUTH])
+    server.drive(PLAN, 8)  # the middleware starts with the first request
+    os.kill(server.process.pid, signal.SIGUSR2)
+    deadline = time.monotonic() + 20.0
+    deep: list[Path] = []
+    while not deep and time.monotonic() < deadline:
+        server.drive(PLAN, 4)
+        deep = sorted(server.dump_dir.glob(f"advisor-{server.process.pid}-deep-*.json"))
+    assert deep, "a deep report in the dump directory"
+    report = json.loads(deep[0].read_text())
+    assert report["run"]["mode"] == "deep"
+    assert any(function["function"].endswith("burn") and function["calls"] for function in report["functions"])
+    assert server.request("GET", "/ok")[0] == 200  # still serving
+    err = server.stop()
+    assert "Traceback" not in err, err

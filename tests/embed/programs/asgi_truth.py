@@ -59,8 +59,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port-file", required=True)
     parser.add_argument("--dump-dir", required=True)
+    parser.add_argument("--deep-seconds", type=float, default=1.0)
     options = parser.parse_args()
-    served = AdvisorASGIMiddleware(app, dump_dir=options.dump_dir, control_token=os.environ.get("ADVISOR_TOKEN"))
+    served = AdvisorASGIMiddleware(app, dump_dir=options.dump_dir, deep_seconds=options.deep_seconds,
+                                   control_token=os.environ.get("ADVISOR_TOKEN"))
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))  # port 0: the kernel picks a free one
     config = uvicorn.Config(served, log_level="warning", lifespan="on")
