@@ -303,8 +303,13 @@ def unit_entries(units: Iterable[UnitRecord], corrections: dict[int, float] | No
     `enrich` may add mode-specific detail to each entry; `span` (the run's start and end)
     places each unit on the run's timeline."""
     tasks: list[Task] = []
+    units = list(units)
+    # a task's loop is named by the thread unit that ran it (what-if replays each loop apart)
+    loops = {record.ident: unit_id(record) for record in units if record.kind == "thread" and record.ident}
     for record in units:
         entry, _ = thread_entry(record) if record.kind == "thread" else task_entry(record)
+        if record.kind == "asyncio-task" and record.ident in loops:
+            entry.loop = loops[record.ident]
         if span is not None:
             start, end = span
             # a unit created before the probes started (the main thread) starts with the run

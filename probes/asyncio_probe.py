@@ -267,6 +267,7 @@ class AsyncioProbe:
         else:
             record = self.ledger.create(key, type(coro).__qualname__, "", 0, t)
         record.name = task.get_name()  # kept if the task is collected before it finishes
+        record.ident = get_ident()  # the thread running its loop: which tasks share a loop (what-if)
         self.ledger.watch(key, task, self._clock)
         return record
 
@@ -280,6 +281,9 @@ class AsyncioProbe:
         task_types = (asyncio.Task,)
         timer_fired = self._timer_fired
         set_result_unless_cancelled = asyncio.futures._set_result_unless_cancelled  # type: ignore[attr-defined]
+        # another probe's hook is already there (an embedded server's deep capture runs beside
+        # its always-on probes): run the step through it, so that its ledger sees the step too
+        chained = getattr(original, "__wrapped__", None) is not None
 
         def _run(handle: Any) -> None:
             callback = handle._callback
@@ -311,7 +315,10 @@ class AsyncioProbe:
             try:
                 # what Handle._run does, one Python call less per step: the task's step runs
                 # in its context; an exception escaping it goes to the loop's handler
-                handle._context.run(callback, *handle._args)
+                if chained:
+                    original(handle)
+                else:
+                    handle._context.run(callback, *handle._args)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:

@@ -10,7 +10,7 @@ One function per rule slug turns a finding into an ``Edit`` of the units it name
 - ``parallelizable-cpu``: the serial CPU is split over ``min(items, cores, processes)``
   workers, plus the pool's start (forking the workers);
 - ``sequential-awaits``: the awaits overlap: the unit's own path loses its awaited I/O
-  there but one call's share;
+  there but one call's share (not the part that was in fact waiting for a loop others held);
 - ``lock-contention``: the critical section no longer holds the slow call: the waits for
   the lock go, and a pool's workers share their work out evenly again;
 - ``cacheable-function``, ``excess-logging``, ``redundant-conversion``, ``call-overhead``,
@@ -33,7 +33,7 @@ from typing import Any
 from advisor.profile import Finding, Report
 
 from .model import ReplayModel, UnitModel
-from .replay import Edit
+from .replay import Edit, io_lost_to_others
 
 # forking a pool's workers (measured on these machines: multiprocessing.Pool(3) start and
 # shutdown ~7 ms; ProcessPoolExecutor(1) with a 200k-item argument ~28 ms)
@@ -129,9 +129,13 @@ def sequential_edit(model: ReplayModel, report: Report, finding: Finding, rule_e
                  or _at_place(where.file, where.line, site.file, site.line))
         if io <= 0.0:
             io = evidence_io / len(units)
+        # the part of it spent waiting for the loop held by others does not overlap away
+        awaited = max(0.0, unit.task.breakdown.io_s - unit.task.blocking_s)
+        if awaited > 0.0:
+            io *= 1.0 - min(1.0, io_lost_to_others(model, unit) / awaited)
         # overlapped, the calls take as long as one of them (the mean: the longest is not
         # known per call where the loop is not the chain's outermost frame)
-        edit.own_s[unit.key] = -io * (1.0 - 1.0 / calls)
+        edit.own_s[unit.key] = edit.io_s[unit.key] = -io * (1.0 - 1.0 / calls)
     return edit
 
 

@@ -6,9 +6,8 @@ greenlets, the GIL for threads), the time it *held* that resource (its compute, 
 blocking calls for tasks and greenlets), the time it lost to the others holding it (its
 scheduling), its place on the run's timeline (start and end), and for a fold of several
 units how many of them ran side by side (``lanes``, from the fold's wall time against its
-span). The report does not record which loop ran a task: the tasks are taken to share one
-loop, which costs little, since a task on another loop lost no scheduling to this one's
-holders and so gains nothing in the replay.
+span). Tasks share the loop of the thread that ran them (``Task.loop``); in reports made
+before that was recorded, all tasks are taken to share one loop.
 """
 
 from __future__ import annotations
@@ -109,7 +108,10 @@ def build_model(report: Report) -> ReplayModel:
         start = task.start_s if task.start_s is not None else 0.0
         end = task.end_s if task.end_s is not None else min(wall, start + task.wall_s / max(1, task.count))
         label = unit_label(task)
-        units.append(UnitModel(task=task, label=label, resource=RESOURCE_OF_KIND.get(task.kind, task.kind),
+        resource = RESOURCE_OF_KIND.get(task.kind, task.kind)
+        if task.loop:
+            resource = f"{resource}:{task.loop}"  # tasks of another thread's loop do not share this one
+        units.append(UnitModel(task=task, label=label, resource=resource,
                                held_s=held_of(task), lanes=lanes_of(task, start, end), start_s=start, end_s=end,
                                names=frozenset({task.id, task.name, label})))
     return ReplayModel(run_wall_s=wall, cpu_count=max(1, report.run.cpu_count),

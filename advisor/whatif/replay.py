@@ -6,7 +6,8 @@ sleep that no longer holds the loop, CPU moved to a process pool). The replay th
 (1) shares each resource out again: a unit's scheduling is what it lost to the *others*
 holding its loop, hub or GIL, so it shrinks in proportion to the others' held time that
 the fix removes (two blocking units on one loop each cost the others a share, and fixing
-one leaves the other's share); and (2) walks the critical path: the run ends when the
+one leaves the other's share), and a task whose awaited reply came in while the loop was
+held saw that delay as io (see ``hidden_loss``); and (2) walks the critical path: the run ends when the
 last unit that does not wait for the changed ones ends. Units that end with or after the
 changed ones while mostly waiting (the task that gathers them, the thread that runs the
 loop, a server's handlers, units created meanwhile, and a task that spent its life in one
@@ -41,14 +42,15 @@ class Edit:
 
     own_s: dict[str, float] = field(default_factory=dict)
     held_s: dict[str, float] = field(default_factory=dict)
+    io_s: dict[str, float] = field(default_factory=dict)  # the part of own_s that is awaited io
     targets: set[str] = field(default_factory=set)  # the units the findings name
 
     def add(self, other: Edit) -> Edit:
-        combined = Edit(dict(self.own_s), dict(self.held_s), set(self.targets) | other.targets)
-        for key, value in other.own_s.items():
-            combined.own_s[key] = combined.own_s.get(key, 0.0) + value
-        for key, value in other.held_s.items():
-            combined.held_s[key] = combined.held_s.get(key, 0.0) + value
+        combined = Edit(dict(self.own_s), dict(self.held_s), dict(self.io_s), set(self.targets) | other.targets)
+        for mine, theirs in ((combined.own_s, other.own_s), (combined.held_s, other.held_s),
+                             (combined.io_s, other.io_s)):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0.0) + value
         return combined
 
 
@@ -70,14 +72,62 @@ class Outcome:
         return self.wall_before_s - self.wall_after_s
 
 
+def _overlap(inner: UnitModel, outer: UnitModel) -> float:
+    """The share of `inner`'s life that falls within `outer`'s (its held time is spread over it)."""
+    life = inner.end_s - inner.start_s
+    if life <= 0.0:
+        return 1.0 if outer.start_s <= inner.start_s <= outer.end_s else 0.0
+    return max(0.0, min(inner.end_s, outer.end_s) - max(inner.start_s, outer.start_s)) / life
+
+
+def hidden_loss(model: ReplayModel, unit: UnitModel, removed: dict[str, float], scheduling_gain: float,
+                io_change: float) -> float:
+    """What a task or greenlet gains, beyond its scheduling, from holds the edit removes.
+
+    A reply that arrives while another task holds the loop is not seen until the loop
+    polls again, so that delay is counted as the task's io, not its scheduling (the moment
+    a socket became ready is not observable). Of the held time the edit removes from the
+    others during this unit's life, what its scheduling does not account for is taken
+    from its awaited io (what is left of it after the edit's own change to it). Threads' io is
+    their own blocking call: nothing is hidden there."""
+    if unit.task.kind == "thread":
+        return 0.0
+    awaited_io = max(0.0, unit.task.breakdown.io_s - unit.task.blocking_s + io_change)
+    return max(0.0, min(awaited_io, held_during(model, unit, removed) - scheduling_gain))
+
+
+def held_during(model: ReplayModel, unit: UnitModel, held: dict[str, float]) -> float:
+    """Of these held seconds (by unit key), those of the unit's loop-mates that fell within its
+    life (each unit's held time spread over its own life), for each unit of a fold."""
+    count = max(1, unit.task.count)
+    overlapping = sum(seconds * _overlap(other, unit) for key, seconds in held.items()
+                      if key != unit.key and (other := model.unit(key)) is not None and other.resource == unit.resource)
+    # a fold's units overlap each other's holds too
+    overlapping += held.get(unit.key, 0.0) * (count - 1) / count
+    return count * overlapping
+
+
+def io_lost_to_others(model: ReplayModel, unit: UnitModel) -> float:
+    """The estimated part of a task's awaited io that was in fact waiting for the loop while
+    others held it (see ``hidden_loss``): not I/O that overlapping the calls would shorten."""
+    if unit.task.kind == "thread":
+        return 0.0
+    held = {other.key: other.held_s for other in model.units if other.resource == unit.resource}
+    awaited_io = max(0.0, unit.task.breakdown.io_s - unit.task.blocking_s)
+    return max(0.0, min(awaited_io, held_during(model, unit, held) - unit.scheduling_s))
+
+
 def new_walls(model: ReplayModel, edit: Edit) -> dict[str, float]:
     """Each unit's wall time with the edit applied (totals over a fold)."""
     held_before: dict[str, float] = {}
     held_after: dict[str, float] = {}
+    removed: dict[str, float] = {}
     for unit in model.units:
         after = max(0.0, unit.held_s + edit.held_s.get(unit.key, 0.0))
         held_before[unit.resource] = held_before.get(unit.resource, 0.0) + unit.held_s
         held_after[unit.resource] = held_after.get(unit.resource, 0.0) + after
+        if after < unit.held_s:
+            removed[unit.key] = unit.held_s - after
     walls: dict[str, float] = {}
     for unit in model.units:
         mine_before = unit.held_s
@@ -88,7 +138,9 @@ def new_walls(model: ReplayModel, edit: Edit) -> dict[str, float]:
         others_after = held_after[unit.resource] - mine_after / count
         ratio = others_after / others_before if others_before > 1e-9 else 1.0
         scheduling = unit.scheduling_s * max(0.0, ratio)
-        wall = unit.wall_s + edit.own_s.get(unit.key, 0.0) + (scheduling - unit.scheduling_s)
+        gain = unit.scheduling_s - scheduling
+        hidden = hidden_loss(model, unit, removed, gain, edit.io_s.get(unit.key, 0.0)) if removed else 0.0
+        wall = unit.wall_s + edit.own_s.get(unit.key, 0.0) - gain - hidden
         walls[unit.key] = max(0.0, wall)
     return walls
 
@@ -101,8 +153,11 @@ def replay(model: ReplayModel, edit: Edit) -> Outcome:
     changed = [unit for unit in model.units if abs(shift[unit.key]) > tolerance or unit.key in edit.targets]
     if not changed:
         return Outcome(model.run_wall_s, model.run_wall_s, [])
-    # a changed task that waits for others (it lost a little scheduling too) ends with them
-    drivers = [unit for unit in changed if unit.key in edit.targets or not unit.waits_for_others] or changed
+    # a changed task that waits for others (it lost a little scheduling too) ends with them; so
+    # does a fold whose units ran one after another (request handlers, per-item tasks): they
+    # were started over the run, by the others, and when the last one ends is up to them
+    drivers = [unit for unit in changed
+               if unit.key in edit.targets or not (unit.waits_for_others or unit.task.count > unit.lanes)] or changed
     end_before = max(unit.end_s for unit in drivers)
     end_after = max(unit.end_s + shift[unit.key] for unit in drivers)
     first_start = min(unit.start_s for unit in drivers)

@@ -7,12 +7,15 @@ their difference is the real saving of the fix. ``bad.py`` then runs under ``adv
 fixes all of them). The prediction must be within 25% of the real saving, or within
 50 ms. Timing-based by its nature: a pair outside the bound is measured again (bare runs
 and the profiled run, up to three rounds) before the test fails, since a loaded machine
-can skew one round.
+can skew one round. The two fixes that hand CPU to another core are skipped, saying so,
+when they still miss while the machine has no core free (load average at or above the
+core count): their real saving is then nothing to measure, not a wrong prediction.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -28,6 +31,8 @@ SLUGS = sorted(rule.slug for rule in RULES.values())
 RUN_TIMEOUT_S = 30.0
 REPEATS = 3
 ROUNDS = 3
+# fixes whose saving is another core's work: measurable only while the machine has one free
+NEEDS_A_FREE_CORE = {"parallelizable-cpu", "cpu-in-event-loop"}
 
 
 def run_bare(program: Path) -> float:
@@ -73,4 +78,78 @@ def test_replay_predicts_the_real_saving_of_the_example_fix(
         if abs(predicted - real) <= max(0.25 * real, 0.05):
             return
     shown = "; ".join(f"predicted {p:.3f} s, real {r:.3f} s" for p, r in rounds)
+    load = os.getloadavg()[0]
+    cores = os.cpu_count() or 1
+    if slug in NEEDS_A_FREE_CORE and load >= cores:
+        # the fix moves CPU to another core: with none free there is no real saving to measure
+        pytest.skip(f"{slug}: no free core to measure the fix on (load average {load:.1f} on {cores} cores): {shown}")
     pytest.fail(f"{slug}: the replay missed the real saving by more than 25% and 50 ms: {shown}")
+
+
+SEQUENTIAL = """    stock = {}
+    for sku in skus:
+        name, count = await query(port, sku)  # independent queries, one after the other
+        stock[name] = count
+    return stock"""
+GATHERED = "    return dict(await asyncio.gather(*(query(port, sku) for sku in skus)))"
+BLOCKING_AUDIT = ("def audit(order: int, total: int, log: list[str]) -> None:\n    time.sleep(AUDIT_PAUSE)",
+                  "    audit(order, total, log)")
+AWAITED_AUDIT = ("async def audit(order: int, total: int, log: list[str]) -> None:\n"
+                 "    await asyncio.sleep(AUDIT_PAUSE)", "    await audit(order, total, log)")
+
+
+def checkout_variants(into: Path) -> dict[str, Path]:
+    """The checkout service as shipped, with its audit made async, its queries gathered, or both."""
+    source = (EXAMPLES / "checkout_service" / "app.py").read_text(encoding="utf-8")
+    assert SEQUENTIAL in source and all(part in source for part in BLOCKING_AUDIT)
+    awaited = source
+    for blocking, fixed in zip(BLOCKING_AUDIT, AWAITED_AUDIT, strict=True):
+        awaited = awaited.replace(blocking, fixed)
+    variants = {"as shipped": source, "blocking-sleep": awaited,
+                "sequential-awaits": source.replace(SEQUENTIAL, GATHERED),
+                "both": awaited.replace(SEQUENTIAL, GATHERED)}
+    paths = {}
+    for number, (name, text) in enumerate(variants.items()):
+        paths[name] = into / f"checkout_{number}.py"
+        paths[name].write_text(text, encoding="utf-8")
+    return paths
+
+
+@pytest.mark.timeout(180)
+def test_interacting_fixes_of_the_checkout_service(run_advisor: Callable[..., subprocess.CompletedProcess[str]],
+                                                  tmp_path: Path) -> None:
+    """The checkout service's two findings shorten one critical path: the audits' blocking
+    holds the loop after the queries, and gathering the queries only brings the audits
+    sooner. Each fix alone and both together, predicted against the real savings."""
+    programs = checkout_variants(tmp_path)
+    shipped = programs["as shipped"]
+    out = tmp_path / "report.json"
+    done = run_advisor(["run", "--no-status", "--json", str(out), shipped.name], cwd=tmp_path, timeout=RUN_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-2000:]
+    fixes = {f["rule"]: f"{f['rule']}@{f['location']['file']}:{f['location']['line']}"
+             for f in json.loads(out.read_text())["findings"]}
+    assert set(fixes) == {"blocking-sleep", "sequential-awaits"}
+
+    def predicted(*rules: str) -> float:
+        args = [arg for rule in rules for arg in ("--fix", fixes[rule])]
+        replay = run_advisor(["whatif", str(out), *args, "--format", "json"], cwd=tmp_path, timeout=RUN_TIMEOUT_S)
+        assert replay.returncode == 0, replay.stderr[-2000:]
+        return float(json.loads(replay.stdout)["savings_s"])
+
+    cases = {"blocking-sleep": ("blocking-sleep",), "sequential-awaits": ("sequential-awaits",),
+             "both": ("blocking-sleep", "sequential-awaits")}
+    misses: list[str] = []
+    for _round in range(ROUNDS):
+        walls = {name: float("inf") for name in programs}
+        for _ in range(REPEATS):
+            for name, program in programs.items():
+                walls[name] = min(walls[name], run_bare(program))
+        misses = []
+        for name, rules in cases.items():
+            real, guess = walls["as shipped"] - walls[name], predicted(*rules)
+            if abs(guess - real) > max(0.25 * real, 0.05):
+                misses.append(f"{name}: predicted {guess:.3f} s, real {real:.3f} s")
+        if not misses:
+            break
+    assert not misses, "; ".join(misses)
+    assert predicted(*cases["both"]) < predicted("blocking-sleep") + predicted("sequential-awaits")
