@@ -85,6 +85,9 @@ class Profiler:
         self._attached: set[int] = set()
         self._detach: list[tuple[Capture, set[int]]] = []
         self.last_report: Report | None = None
+        # profilers started after this one whose hooks wrap its own (a deep capture beside
+        # the always-on probes): they stop first, so every hook is put back in order
+        self.riders: list[Profiler] = []
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -112,6 +115,13 @@ class Profiler:
 
     def stop(self) -> Report:
         """Stop the probes and return the report of everything they measured."""
+        for rider in list(self.riders):
+            if rider.running:
+                try:
+                    rider.stop()
+                except Exception:
+                    pass
+        self.riders.clear()
         with self._lock:
             capture = self._capture
             if capture is None:

@@ -70,6 +70,7 @@ class DeepTrigger:
                             select=self.light.select, ignore=self.light.ignore, settings=self.light.settings,
                             calibrate=False)
             deep.routes = self.light.routes  # the server's routes, so findings name theirs
+            self.light.riders.append(deep)  # stopping the light probes stops this one first
             self.active = deep
         try:
             start_new_thread(self._run, (deep, span))
@@ -101,6 +102,8 @@ class DeepTrigger:
             with self._lock:
                 self.finished = [*self.finished, deep][-KEEP_FINISHED:]
                 self.active = None
+                if deep in self.light.riders:
+                    self.light.riders.remove(deep)
 
     def stop(self) -> None:
         """End a running deep capture now (before the light probes stop: they were first)."""

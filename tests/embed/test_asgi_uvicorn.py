@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .conftest import PROGRAMS, TOKEN, per_request
+from .conftest import PROGRAMS, TOKEN, per_request, route_named
 
 TRUTH = str(PROGRAMS / "asgi_truth.py")
 PLAN = [("GET", "/wait"), ("GET", "/cpu"), ("GET", "/block"), ("GET", "/ok")]
@@ -62,7 +62,7 @@ def test_uvicorn_routes_from_ground_truth(server_factory: Any) -> None:
 
 
 def test_sigusr2_deep_capture_under_uvicorn(server_factory: Any) -> None:
-    server = server_factory([TRUTH])
+    server = server_factory([TRUTH], env={"ADVISOR_TOKEN": TOKEN})
     server.drive(PLAN, 8)  # the middleware starts with the first request
     os.kill(server.process.pid, signal.SIGUSR2)
     deadline = time.monotonic() + 20.0
@@ -75,5 +75,9 @@ def test_sigusr2_deep_capture_under_uvicorn(server_factory: Any) -> None:
     assert report["run"]["mode"] == "deep"
     assert any(function["function"].endswith("burn") and function["calls"] for function in report["functions"])
     assert server.request("GET", "/ok")[0] == 200  # still serving
+    # the always-on probes kept measuring during the deep window: their steps ran through
+    # both hooks
+    wait = route_named(server.report(), "GET /wait")
+    assert wait["count"] >= 10 and per_request(wait, "waiting_s") >= 0.018, wait
     err = server.stop()
     assert "Traceback" not in err, err
