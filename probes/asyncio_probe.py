@@ -267,6 +267,7 @@ class AsyncioProbe:
         else:
             record = self.ledger.create(key, type(coro).__qualname__, "", 0, t)
         record.name = task.get_name()  # kept if the task is collected before it finishes
+        record.ident = get_ident()  # the thread running its loop: which tasks share a loop (what-if)
         self.ledger.watch(key, task, self._clock)
         return record
 
