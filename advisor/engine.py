@@ -3,7 +3,9 @@
 For each rule (from the explicit registry), collect its advice, drop what does not point
 into the program's code or is suppressed on its line (``# advisor: ignore[slug]``),
 merge advice of one rule at one line into one finding (all affected units as evidence),
-judge severity from the share of wall time the fix would save, and rank findings by
+replay the run with each finding's fix to predict what it saves (``advisor.whatif``; the
+rule's own estimate stands where the replay cannot model the finding), judge severity
+from the share of wall time the fix would save, and rank findings by
 estimated savings, marking those ``advisor fix`` can make itself. A rule that raises is
 a bug of ours: it is skipped and noted in the report's probes list, and the other rules
 still run.
