@@ -5,9 +5,9 @@ thread (threaded WSGI servers). At the start the meter reads that unit's accumul
 running, io, waiting and scheduling seconds from the probe (the current step counted up
 to now) and points the unit's ``tag_samples`` at the route's stack table, so the sampler
 charges the request's samples to its route; at the end it reads them again and adds the
-difference to the route. A thread is measured as one long step (its off-CPU samples say
-what it waited for). Any exception in here disables the meter, is logged once, and the
-request goes on unmeasured.
+difference to the route. A thread's request gets its exact CPU time from the thread's own
+clock, and the rest of its wall time is split by what its off-CPU samples show. Any
+exception in here disables the meter, is logged once, and the request goes on unmeasured.
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ class RequestMeter:
             return step[0], step[1], True
         info = capture.threads.alive.get(get_ident())
         if info is not None and not self.asyncio_first:
-            # a thread is one long step: all its time in the request is "running", and its
-            # off-CPU samples (tagged to the route) split that into compute and waits
+            # a thread: its CPU clock gives the compute, its off-CPU samples (tagged to the
+            # route) say what the rest was
             return info.record, -1.0, False
         return None
 
@@ -92,7 +92,8 @@ class RequestMeter:
         if unit is None:
             return [aggregate, None, now, 0.0, 0.0, 0.0, 0.0, None, False]
         record, step_start, on_loop = unit
-        running = record.running_s + (now - step_start) if on_loop else 0.0
+        # a thread's request: its CPU clock now (exact, read in the request's own thread)
+        running = record.running_s + (now - step_start) if on_loop else time.thread_time()
         pending = [aggregate, record, now, running, record.io_s, record.waiting_s, record.scheduling_s,
                    record.tag_samples, on_loop]
         record.tag_samples = aggregate.samples
@@ -108,7 +109,7 @@ class RequestMeter:
             return
         record.tag_samples = pending[7]
         if not pending[8]:
-            self.table.add(aggregate, wall, (wall, 0.0, 0.0, 0.0), error, False)
+            self.table.add_thread(aggregate, wall, max(0.0, min(wall, time.thread_time() - pending[3])), error)
             return
         unit = self._unit()
         if unit is None or unit[0] is not record:

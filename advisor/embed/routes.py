@@ -6,7 +6,7 @@ sampler fills while one of the route's requests runs (bounded by the program's c
 like a unit's own samples). Distinct routes are capped; past the cap, requests count under
 ``other``. Turning a route into a ``RouteStat`` reuses the per-unit attribution: a route
 is summed like a folded unit whose steps are its requests, so its compute, blocking and
-blocking sites mean what they mean for a task.
+blocking sites mean what they mean for a task (or, for a threaded server, for a thread).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TypeVar
 from advisor.probes.native import allocate_lock
 from advisor.probes.records import Stack, UnitRecord
 
-from ..attribution import task_entry, visible
+from ..attribution import task_entry, thread_entry, visible
 from ..frames import display_path, function_name
 from ..profile import BlockingSite, Breakdown, HotSpot, Report, RouteStat
 
@@ -97,7 +97,7 @@ class RouteAggregate:
     """The sums of one route's requests (see the module docstring)."""
 
     __slots__ = ("count", "errors", "histogram", "io_s", "loop_requests", "measured", "route", "running_s",
-                 "samples", "scheduling_s", "waiting_s", "wall_s")
+                 "samples", "scheduling_s", "thread_cpu_s", "waiting_s", "wall_s")
 
     def __init__(self, route: str) -> None:
         self.route = route
@@ -110,6 +110,7 @@ class RouteAggregate:
         self.io_s = 0.0
         self.waiting_s = 0.0
         self.scheduling_s = 0.0
+        self.thread_cpu_s = 0.0  # requests run by threads: their exact CPU (the rest is off-CPU)
         self.histogram = LogHistogram()
         # written by the sampler thread (under its lock) while a request of this route runs
         self.samples: dict[Stack, list[float]] = {}
@@ -156,6 +157,17 @@ class RouteTable:
                 aggregate.waiting_s += waiting
                 aggregate.scheduling_s += scheduling
 
+    def add_thread(self, aggregate: RouteAggregate, wall_s: float, cpu_s: float, error: bool) -> None:
+        """One finished request run by a thread: its wall time and its thread's CPU time."""
+        with self._lock:
+            aggregate.count += 1
+            aggregate.errors += error
+            aggregate.histogram.add(wall_s)
+            aggregate.measured += 1
+            aggregate.wall_s += wall_s
+            aggregate.running_s += wall_s  # counted as a step if the route also runs on a loop
+            aggregate.thread_cpu_s += cpu_s
+
     def aggregates(self) -> list[RouteAggregate]:
         return list(self._routes.values())
 
@@ -175,7 +187,13 @@ def route_stat(aggregate: RouteAggregate) -> RouteStat:
     record.waiting_s = aggregate.waiting_s
     record.scheduling_s = aggregate.scheduling_s
     record.samples = {stack: list(weights) for stack, weights in list(aggregate.samples.items())}
-    entry, _ = task_entry(record)
+    if aggregate.measured and not aggregate.loop_requests:
+        # only threads: exact CPU, the rest split as the off-CPU samples show (as for a thread)
+        record.kind = "thread"
+        record.cpu_s = aggregate.thread_cpu_s
+        entry, _ = thread_entry(record)
+    else:
+        entry, _ = task_entry(record)
     histogram = aggregate.histogram
     return RouteStat(
         route=aggregate.route,
