@@ -12,17 +12,20 @@ before that was recorded, all tasks are taken to share one loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from advisor.profile import Report, Task
 from advisor.rules.base import unit_label
 
+T = TypeVar("T")
 RESOURCE_OF_KIND = {"asyncio-task": "loop", "greenlet": "hub", "thread": "gil"}
 # one wait covering this share of a task's life makes it a task that waits for others
 WAITER_SHARE = 0.8
 
 
-@dataclass
+@dataclass(eq=False)
 class UnitModel:
     """One unit (or fold) of the report as the replay sees it; times are totals over a fold."""
 
@@ -73,6 +76,11 @@ class ReplayModel:
     cpu_count: int
     python_call_s: float
     units: list[UnitModel]
+    _by_key: dict[str, UnitModel] = field(default_factory=dict, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_key = {unit.key: unit for unit in self.units}
 
     def named(self, names: list[str] | tuple[str, ...]) -> list[UnitModel]:
         """The units a finding names in its evidence: by label, name or id."""
@@ -80,7 +88,17 @@ class ReplayModel:
         return [unit for unit in self.units if unit.names & wanted]
 
     def unit(self, key: str) -> UnitModel | None:
-        return next((unit for unit in self.units if unit.key == key), None)
+        return self._by_key.get(key)
+
+    def held_by_key(self) -> dict[str, float]:
+        return self.cached("held", lambda: {unit.key: unit.held_s for unit in self.units})
+
+    def cached(self, name: str, make: Callable[[], T]) -> T:
+        """Figures of the unmodified run that several findings' edits need, computed once."""
+        if name not in self._cache:
+            self._cache[name] = make()
+        value: T = self._cache[name]
+        return value
 
 
 def lanes_of(task: Task, start: float, end: float) -> int:

@@ -25,6 +25,8 @@ it cannot see (the order of steps) it does not pretend to know.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from .model import ReplayModel, UnitModel
@@ -72,15 +74,61 @@ class Outcome:
         return self.wall_before_s - self.wall_after_s
 
 
-def _overlap(inner: UnitModel, outer: UnitModel) -> float:
-    """The share of `inner`'s life that falls within `outer`'s (its held time is spread over it)."""
-    life = inner.end_s - inner.start_s
-    if life <= 0.0:
-        return 1.0 if outer.start_s <= inner.start_s <= outer.end_s else 0.0
-    return max(0.0, min(inner.end_s, outer.end_s) - max(inner.start_s, outer.start_s)) / life
+class HeldDensity:
+    """Held seconds of some units, each spread evenly over its own life, as a function of
+    time: what fell within any interval, in O(log n) (a run may have thousands of units)."""
+
+    def __init__(self, spans: list[tuple[float, float, float]]) -> None:
+        steps: dict[float, float] = defaultdict(float)
+        for start, end, seconds in spans:
+            life = max(end - start, 1e-9)
+            steps[start] += seconds / life
+            steps[start + life] -= seconds / life
+        self.times = sorted(steps)
+        self.before: list[float] = []  # held seconds up to each time
+        self.rates: list[float] = []  # held seconds per second from each time on
+        rate = total = 0.0
+        previous = self.times[0] if self.times else 0.0
+        for time in self.times:
+            total += rate * (time - previous)
+            rate += steps[time]
+            self.before.append(total)
+            self.rates.append(rate)
+            previous = time
+
+    def _until(self, time: float) -> float:
+        index = bisect_right(self.times, time) - 1
+        if index < 0:
+            return 0.0
+        return self.before[index] + self.rates[index] * (time - self.times[index])
+
+    def within(self, start: float, end: float) -> float:
+        return self._until(end) - self._until(start) if end > start else 0.0
 
 
-def hidden_loss(model: ReplayModel, unit: UnitModel, removed: dict[str, float], scheduling_gain: float,
+def densities(model: ReplayModel, held: dict[str, float]) -> dict[str, HeldDensity]:
+    """One density per resource of these held seconds (by unit key)."""
+    spans: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    for key, seconds in held.items():
+        unit = model.unit(key)
+        if unit is not None and seconds > 0.0:
+            spans[unit.resource].append((unit.start_s, unit.end_s, seconds))
+    return {resource: HeldDensity(items) for resource, items in spans.items()}
+
+
+def held_during(unit: UnitModel, held: dict[str, float], density: dict[str, HeldDensity]) -> float:
+    """Of these held seconds, those of the unit's loop-mates that fell within its life, for
+    each unit of a fold (a fold's units overlap each other's holds too)."""
+    resource = density.get(unit.resource)
+    if resource is None:
+        return 0.0
+    count = max(1, unit.task.count)
+    mine = held.get(unit.key, 0.0)
+    others = max(0.0, resource.within(unit.start_s, max(unit.end_s, unit.start_s + 1e-9)) - mine)
+    return count * (others + mine * (count - 1) / count)
+
+
+def hidden_loss(unit: UnitModel, removed: dict[str, float], density: dict[str, HeldDensity], scheduling_gain: float,
                 io_change: float) -> float:
     """What a task or greenlet gains, beyond its scheduling, from holds the edit removes.
 
@@ -93,18 +141,7 @@ def hidden_loss(model: ReplayModel, unit: UnitModel, removed: dict[str, float], 
     if unit.task.kind == "thread":
         return 0.0
     awaited_io = max(0.0, unit.task.breakdown.io_s - unit.task.blocking_s + io_change)
-    return max(0.0, min(awaited_io, held_during(model, unit, removed) - scheduling_gain))
-
-
-def held_during(model: ReplayModel, unit: UnitModel, held: dict[str, float]) -> float:
-    """Of these held seconds (by unit key), those of the unit's loop-mates that fell within its
-    life (each unit's held time spread over its own life), for each unit of a fold."""
-    count = max(1, unit.task.count)
-    overlapping = sum(seconds * _overlap(other, unit) for key, seconds in held.items()
-                      if key != unit.key and (other := model.unit(key)) is not None and other.resource == unit.resource)
-    # a fold's units overlap each other's holds too
-    overlapping += held.get(unit.key, 0.0) * (count - 1) / count
-    return count * overlapping
+    return max(0.0, min(awaited_io, held_during(unit, removed, density) - scheduling_gain))
 
 
 def io_lost_to_others(model: ReplayModel, unit: UnitModel) -> float:
@@ -112,9 +149,10 @@ def io_lost_to_others(model: ReplayModel, unit: UnitModel) -> float:
     others held it (see ``hidden_loss``): not I/O that overlapping the calls would shorten."""
     if unit.task.kind == "thread":
         return 0.0
-    held = {other.key: other.held_s for other in model.units if other.resource == unit.resource}
+    held = model.held_by_key()
+    density = model.cached("held density", lambda: densities(model, held))
     awaited_io = max(0.0, unit.task.breakdown.io_s - unit.task.blocking_s)
-    return max(0.0, min(awaited_io, held_during(model, unit, held) - unit.scheduling_s))
+    return max(0.0, min(awaited_io, held_during(unit, held, density) - unit.scheduling_s))
 
 
 def new_walls(model: ReplayModel, edit: Edit) -> dict[str, float]:
@@ -128,6 +166,7 @@ def new_walls(model: ReplayModel, edit: Edit) -> dict[str, float]:
         held_after[unit.resource] = held_after.get(unit.resource, 0.0) + after
         if after < unit.held_s:
             removed[unit.key] = unit.held_s - after
+    removed_density = densities(model, removed)
     walls: dict[str, float] = {}
     for unit in model.units:
         mine_before = unit.held_s
@@ -139,7 +178,7 @@ def new_walls(model: ReplayModel, edit: Edit) -> dict[str, float]:
         ratio = others_after / others_before if others_before > 1e-9 else 1.0
         scheduling = unit.scheduling_s * max(0.0, ratio)
         gain = unit.scheduling_s - scheduling
-        hidden = hidden_loss(model, unit, removed, gain, edit.io_s.get(unit.key, 0.0)) if removed else 0.0
+        hidden = hidden_loss(unit, removed, removed_density, gain, edit.io_s.get(unit.key, 0.0)) if removed else 0.0
         wall = unit.wall_s + edit.own_s.get(unit.key, 0.0) - gain - hidden
         walls[unit.key] = max(0.0, wall)
     return walls
@@ -151,6 +190,7 @@ def replay(model: ReplayModel, edit: Edit) -> Outcome:
     tolerance = max(MIN_TOLERANCE_S, TOLERANCE_SHARE * model.run_wall_s)
     shift = {unit.key: (walls[unit.key] - unit.wall_s) / unit.lanes for unit in model.units}
     changed = [unit for unit in model.units if abs(shift[unit.key]) > tolerance or unit.key in edit.targets]
+    changed_keys = {unit.key for unit in changed}
     if not changed:
         return Outcome(model.run_wall_s, model.run_wall_s, [])
     # a changed task that waits for others (it lost a little scheduling too) ends with them; so
@@ -161,11 +201,12 @@ def replay(model: ReplayModel, edit: Edit) -> Outcome:
     end_before = max(unit.end_s for unit in drivers)
     end_after = max(unit.end_s + shift[unit.key] for unit in drivers)
     first_start = min(unit.start_s for unit in drivers)
+    driver_keys = {unit.key for unit in drivers}
     spanning: list[UnitModel] = []
     for unit in model.units:
-        if unit in drivers:
+        if unit.key in driver_keys:
             continue
-        if unit in changed:
+        if unit.key in changed_keys:
             spanning.append(unit)
             continue
         late = unit.end_s >= end_before - tolerance
@@ -180,6 +221,6 @@ def replay(model: ReplayModel, edit: Edit) -> Outcome:
     after_run = max(0.0, model.run_wall_s - savings)
     outcomes = [UnitOutcome(unit, unit.wall_s, walls[unit.key]) for unit in drivers]
     outcomes += [UnitOutcome(unit, unit.wall_s, max(0.0, min(walls[unit.key], unit.wall_s - savings)))
-                 for unit in spanning if abs(savings) > tolerance or unit in changed]
+                 for unit in spanning if abs(savings) > tolerance or unit.key in changed_keys]
     outcomes.sort(key=lambda outcome: outcome.after_s - outcome.before_s)
     return Outcome(model.run_wall_s, after_run, outcomes)
