@@ -11,7 +11,7 @@ from advisor.profile import SEVERITIES, Finding, Report
 
 from advisor.version import describe
 
-from .text import KIND_LABELS, seconds
+from .text import KIND_LABELS, replay_line, seconds
 
 MAX_UNITS = 30
 
@@ -40,6 +40,8 @@ def _finding_item(finding: Finding) -> list[str]:
         who = ", ".join(str(unit) for unit in hot.get("units", []))
         lines.append(f"  - hottest line: `{hot.get('file')}:{hot.get('line')}` "
                      f"({seconds(float(hot.get('self_s', 0.0)))}{' in ' + _cell(who) if who else ''})")
+    if finding.prediction is not None:
+        lines.append(f"  - {_cell(replay_line(finding.prediction))}")
     if finding.spans:
         lines.append(f"  - spans: {', '.join(_cell(name) for name in finding.spans)}")
     return lines

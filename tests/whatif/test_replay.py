@@ -264,3 +264,16 @@ def test_overlapping_the_queries_does_not_overlap_the_wait_for_a_held_loop() -> 
                                                  calls=4, io_s=0.69)])
     assert outcome is not None
     assert outcome.savings_s == pytest.approx(0.26 * (1 - 0.06 / 0.23) * 0.75)
+
+
+def test_the_text_and_markdown_reports_show_each_findings_replay() -> None:
+    from advisor.render import RENDERERS
+    from advisor.render.markdown import render_markdown
+
+    run = blocking_sleep_run()
+    sleep = finding("blocking-sleep", 18, units=["poll"], blocked_s=0.6, savings=0.6)
+    assert with_prediction(run, sleep, build_model(run))
+    run.findings = [sleep]
+    line = "replay: run 1.00 s -> 600.0 ms; gains: tick() x2 -1.04 s, main() -400.0 ms, MainThread -400.0 ms"
+    assert line in RENDERERS["text"](run)
+    assert f"  - {line}" in render_markdown(run).splitlines()
