@@ -397,9 +397,11 @@ def test_recursion_near_the_limit_does_not_overflow(mode: str, compare: Callable
     run = compare(RECURSES, mode=mode)
     assert run.profiled.stdout == "True\n"
     assert run.profiled.returncode == 0
-    hottest = run.report["functions"][0]
-    assert hottest["function"].endswith("down")
-    assert hottest["calls"] is not None and hottest["calls"] > 0
+    # counted whatever its rank: in deep mode the ranking is by corrected self time, which a
+    # busy machine's calibration can reorder between `down` and the module
+    down = [entry for entry in run.report["functions"] if entry["function"].endswith(".down")]
+    assert down, [entry["function"] for entry in run.report["functions"]]
+    assert down[0]["calls"] is not None and down[0]["calls"] > 0
 
 
 # -- stopped mid-run while tasks and a thread are alive --
