@@ -61,7 +61,11 @@ def find_finding(report: Report, text: str) -> Finding:
 def what_if(report: Report, names: list[str]) -> WhatIf:
     if not has_timeline(report):
         raise WhatIfError("the report has no timeline of its units (made by an older advisor): run it again")
-    fixes = [(name, find_finding(report, name)) for name in names]
+    fixes: list[tuple[str, Finding]] = []
+    for name in names:
+        found = find_finding(report, name)
+        if all(found is not finding for _name, finding in fixes):  # named twice: applied once
+            fixes.append((name, found))
     model = build_model(report)
     outcome = predict(report, [finding for _name, finding in fixes], model)
     if outcome is None:

@@ -53,6 +53,9 @@ def test_fixes_on_one_critical_path_do_not_add_up(run_advisor: Runner, tmp_path:
     text = run_advisor(["whatif", str(path), "--fix", "blocking-sleep@app.py:18", "--fix",
                         "blocking-sleep@app.py:20"]).stdout
     assert "together they save 0.300 s, not the 0.600 s of the sum: they shorten the same critical path" in text
+    twice = run_advisor(["whatif", str(path), "--fix", "blocking-sleep@app.py:18", "--fix", "ADV000@app.py:18",
+                         "--format", "json"])
+    assert [fix["fix"] for fix in json.loads(twice.stdout)["fixes"]] == ["blocking-sleep@app.py:18"]
 
 
 @pytest.mark.parametrize(("args", "message"), [
