@@ -173,23 +173,8 @@ class Capture:
             contexts = [ctx for record in units if record.kind == "greenlet" for ctx in record.contexts or ()]
             deep = self.deep.drain(tags, contexts)
             self.deep.clear()
-        return RawCapture(
-            started=self._started,
-            ended=ended,
-            cpu_s=cpu,
-            units=units,
-            probes=self._statuses(),
-            sample_interval=self.sampler.interval,
-            sampler_ticks=self.sampler.ticks,
-            sampler_cpu_s=self.sampler.cpu_s,
-            hooked_steps=self.asyncio_probe.steps + self.greenlet_probe.switches,
-            per_step_cost_s=self.per_step_cost,
-            call_stats=self.hot_calls.drain() if self.hot_calls else [],
-            call_cost_s=self.hot_calls.call_cost_s if self.hot_calls else 0.0,
-            call_wrapper_s=self.hot_calls.wrapper_cost_s if self.hot_calls else 0.0,
-            deep=deep,
-            extra={"spans": self.spans} if self.spans is not None else {},
-        )
+        return self._raw(ended, cpu, units, self.sampler.cpu_s,
+                         self.hot_calls.drain() if self.hot_calls else [], deep)
 
     def status(self) -> CaptureStatus:
         """Elapsed time, units alive and samples taken so far; read from any thread.
@@ -211,6 +196,13 @@ class Capture:
         ended = time.perf_counter()
         cpu = time.process_time() - self._cpu0
         units = self.asyncio_probe.snapshot() + self.greenlet_probe.snapshot() + self.threads.snapshot()
+        # the sampler's CPU is only known once it stops: the time its ticks held the GIL
+        # stands in. list() copies in C: the sampler thread may open a new call window meanwhile
+        calls = [stats for stats in list(self.hot_calls.stats.values()) if stats.calls] if self.hot_calls else []
+        return self._raw(ended, cpu, units, self.sampler.held_s, calls, None)
+
+    def _raw(self, ended: float, cpu: float, units: list[UnitRecord], sampler_cpu_s: float,
+             call_stats: list[CallStats], deep: DeepProfile | None) -> RawCapture:
         return RawCapture(
             started=self._started,
             ended=ended,
@@ -219,14 +211,13 @@ class Capture:
             probes=self._statuses(),
             sample_interval=self.sampler.interval,
             sampler_ticks=self.sampler.ticks,
-            sampler_cpu_s=self.sampler.held_s,  # the sampler's CPU is only known once it stops
+            sampler_cpu_s=sampler_cpu_s,
             hooked_steps=self.asyncio_probe.steps + self.greenlet_probe.switches,
             per_step_cost_s=self.per_step_cost,
-            # list() copies in C: the sampler thread may open a new call window meanwhile
-            call_stats=[stats for stats in list(self.hot_calls.stats.values()) if stats.calls]
-            if self.hot_calls else [],
+            call_stats=call_stats,
             call_cost_s=self.hot_calls.call_cost_s if self.hot_calls else 0.0,
             call_wrapper_s=self.hot_calls.wrapper_cost_s if self.hot_calls else 0.0,
+            deep=deep,
             extra={"spans": self.spans} if self.spans is not None else {},
         )
 
