@@ -304,11 +304,12 @@ def unit_entries(units: Iterable[UnitRecord], corrections: dict[int, float] | No
     places each unit on the run's timeline."""
     tasks: list[Task] = []
     units = list(units)
-    # a task's loop is named by the thread unit that ran it (what-if replays each loop apart)
+    # a task's loop (a greenlet's hub) is named by the thread unit that ran it (what-if
+    # replays each loop apart)
     loops = {record.ident: unit_id(record) for record in units if record.kind == "thread" and record.ident}
     for record in units:
         entry, _ = thread_entry(record) if record.kind == "thread" else task_entry(record)
-        if record.kind == "asyncio-task" and record.ident in loops:
+        if record.kind in ("asyncio-task", "greenlet") and record.ident in loops:
             entry.loop = loops[record.ident]
         if span is not None:
             start, end = span

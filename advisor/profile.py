@@ -195,7 +195,8 @@ class Task(Model):
     # what advisor's own probes cost this unit (deep mode: yappi's per-call cost; standard
     # mode: call counting), measured on its thread and taken out of its wall_s and compute_s
     profiler_s: float = 0.0
-    # an asyncio task's event loop, as the id of the thread unit that ran it (None: not recorded)
+    # an asyncio task's event loop or a greenlet's hub, as the id of the thread unit that ran it
+    # (None: not recorded)
     loop: str | None = None
 
 

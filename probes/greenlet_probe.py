@@ -306,6 +306,7 @@ class GreenletProbe:
         record.name = HUB_NAME
         record.named = True
         record.key = ("hub", id(hub))
+        record.ident = get_ident()
         entry = (record, [None])
         self._hubs[id(hub)] = entry
         return entry
@@ -316,6 +317,7 @@ class GreenletProbe:
         created = self._spawned.pop(key, now)
         record = self.ledger.create(key, target, file, line, min(created, now))
         record.name = greenlet_name(glet)
+        record.ident = get_ident()  # the thread of its hub: which greenlets share a hub (what-if)
         self.ledger.watch(key, glet, self._clock)
         if not file and glet.gr_frame is None and not glet.dead:
             self._catch_first_call(record)

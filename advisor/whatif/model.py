@@ -6,8 +6,8 @@ greenlets, the GIL for threads), the time it *held* that resource (its compute, 
 blocking calls for tasks and greenlets), the time it lost to the others holding it (its
 scheduling), its place on the run's timeline (start and end), and for a fold of several
 units how many of them ran side by side (``lanes``, from the fold's wall time against its
-span). Tasks share the loop of the thread that ran them (``Task.loop``); in reports made
-before that was recorded, all tasks are taken to share one loop.
+span). Tasks share the loop, greenlets the hub, of the thread that ran them (``Task.loop``);
+in reports made before that was recorded, all tasks share one loop, all greenlets one hub.
 """
 
 from __future__ import annotations
