@@ -26,7 +26,7 @@ from advisor.source import source_lines
 from advisor.version import describe
 
 from .flame import weighted_stacks
-from .text import KIND_LABELS, percent, seconds
+from .text import KIND_LABELS, percent, replay_line, seconds
 
 TEMPLATES = Path(__file__).with_name("templates")
 SNIPPET_CONTEXT = 4  # lines shown each side of a finding's line
@@ -64,6 +64,7 @@ class FindingView:
     evidence: list[tuple[str, str]]
     source_path: str
     snippet: list[SnippetLine]
+    replay: str = ""  # the what-if replay of the fix: the run before and after, who gains
 
 
 def source_path(file: str, cwd: str) -> Path:
@@ -120,6 +121,7 @@ def finding_views(report: Report) -> list[tuple[str, list[FindingView]]]:
                 evidence=[(key, evidence_value(key, value)) for key, value in finding.evidence.items()],
                 source_path=str(source_path(where.file, report.run.cwd)),
                 snippet=snippet(where.file, where.line, report.run.cwd),
+                replay=replay_line(finding.prediction) if finding.prediction is not None else "",
             ))
         if views:
             groups.append((severity, views))

@@ -266,8 +266,9 @@ def test_overlapping_the_queries_does_not_overlap_the_wait_for_a_held_loop() -> 
     assert outcome.savings_s == pytest.approx(0.26 * (1 - 0.06 / 0.23) * 0.75)
 
 
-def test_the_text_and_markdown_reports_show_each_findings_replay() -> None:
+def test_the_text_markdown_and_html_reports_show_each_findings_replay() -> None:
     from advisor.render import RENDERERS
+    from advisor.render.html import render_html
     from advisor.render.markdown import render_markdown
 
     run = blocking_sleep_run()
@@ -277,3 +278,4 @@ def test_the_text_and_markdown_reports_show_each_findings_replay() -> None:
     line = "replay: run 1.00 s -> 600.0 ms; gains: tick() x2 -1.04 s, main() -400.0 ms, MainThread -400.0 ms"
     assert line in RENDERERS["text"](run)
     assert f"  - {line}" in render_markdown(run).splitlines()
+    assert f'<p class="replay muted">{line.replace("->", "-&gt;")}</p>' in render_html(run)
