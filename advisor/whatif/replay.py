@@ -1,19 +1,19 @@
 """Replay a run with fixes applied: a fluid model of shared resources and the critical path.
 
 A fix is an ``Edit``: per unit, how much shorter its own path gets (the waits that
-overlap, the CPU that is no longer spent) and how much less it holds its resource (a
-sleep that no longer holds the loop, CPU moved to a process pool). The replay then
-(1) shares each resource out again: a unit's scheduling is what it lost to the *others*
-holding its loop, hub or GIL, so it shrinks in proportion to the others' held time that
-the fix removes (two blocking units on one loop each cost the others a share, and fixing
-one leaves the other's share), and a task whose awaited reply came in while the loop was
-held saw that delay as io (see ``hidden_loss``); and (2) walks the critical path: the run ends when the
-last unit that does not wait for the changed ones ends. Units that end with or after the
-changed ones while mostly waiting (the task that gathers them, the thread that runs the
-loop, a server's handlers, units created meanwhile, and a task that spent its life in one
-wait for others even if it lost some scheduling itself) are taken to wait for them and
-move with them; units that were already running and end earlier, or that are busy computing
-until the end, bound the new end from below.
+overlap, the CPU that is no longer spent) and how much less it holds its resource (a sleep
+that no longer holds the loop, CPU moved to a process pool). The replay then (1) shares
+each resource out again: a unit's scheduling is what it lost to the *others* holding its
+loop, hub or GIL, so it shrinks in proportion to the others' held time that the fix
+removes (two blocking units on one loop each cost the others a share, and fixing one
+leaves the other's share), and a task whose awaited reply came in while the loop was held
+saw that delay as io (see ``hidden_loss``); and (2) walks the critical path: the run ends
+when the last unit that does not wait for the changed ones ends. Units that end with or
+after the changed ones while mostly waiting (the task that gathers them, the thread that
+runs the loop, a server's handlers, units created meanwhile, and a task that spent its
+life in one wait for others even if it lost some scheduling itself) are taken to wait for
+them and move with them; units that were already running and end earlier, or that are busy
+computing until the end, bound the new end from below.
 
 Why a fluid model rather than a discrete-event simulation of synthetic steps: the report
 keeps each unit's measured scheduling, which already holds how its steps interleaved with
