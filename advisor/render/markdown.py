@@ -8,7 +8,6 @@ breakdown and the run's facts, including what the probes cost.
 from __future__ import annotations
 
 from advisor.profile import SEVERITIES, Finding, Report
-
 from advisor.version import describe
 
 from .text import KIND_LABELS, replay_line, seconds
