@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from advisor.fix.registry import FIXERS
 from advisor.profile import SEVERITIES
 from advisor.rule_docs import rule_doc, rule_listing, rule_page, rules_markdown
 from advisor.rules.base import Rule
@@ -72,7 +73,8 @@ def test_a_rule_declares_what_the_docs_show(rule: type[Rule]) -> None:
 def test_rules_md_has_a_table_row_and_a_section_per_rule() -> None:
     markdown = rules_markdown()
     for rule in RULES.values():
-        assert f"| {rule.code} | [`{rule.slug}`](#{rule.slug}) | {rule.summary} |" in markdown
+        mark = "*" if rule.slug in FIXERS else ""
+        assert f"| {rule.code} | [`{rule.slug}`](#{rule.slug}) | {mark} | {rule.summary} |" in markdown
         assert f'<a id="{rule.slug}"></a>\n## {rule.code} {rule.slug}\n' in markdown
     # a rule's own sections sit one level below its heading
     assert "\n### What it does\n" in markdown
@@ -84,6 +86,8 @@ def test_the_listing_has_a_line_per_rule() -> None:
     assert len(lines) == 1 + len(RULES)
     for line, rule in zip(lines[1:], RULES.values(), strict=True):
         assert line.split()[:3] == [rule.code, rule.slug, rule.default_severity]
+        # the fix column: exactly the rules `advisor fix` has a fixer for
+        assert (line.split()[3] == "*") == (rule.slug in FIXERS), line
 
 
 @pytest.mark.parametrize("rule", ALL, ids=ids)
