@@ -92,9 +92,10 @@ def to_finding(rule: type[Rule], advice: Advice, wall_s: float) -> Finding:
     )
 
 
-def merge(into: Finding, other: Finding, base_s: float, cap: Severity) -> None:
+def merge(into: Finding, other: Finding, base_s: float, cap: Severity, rule: Rule | None = None) -> None:
     """One finding per rule and line: savings add up (and are judged together), affected
-    units are listed together."""
+    units are listed together, the time they were blocked is summed, and the rule words the
+    message for all of them."""
     into.estimated_savings_s = round(into.estimated_savings_s + other.estimated_savings_s, 6)
     into.severity = severity_for(into.estimated_savings_s, base_s, cap)
     units = list(into.evidence.get("units", []))
@@ -103,6 +104,10 @@ def merge(into: Finding, other: Finding, base_s: float, cap: Severity) -> None:
             units.append(unit)
     if units:
         into.evidence["units"] = units
+    if "blocked_s" in into.evidence and "blocked_s" in other.evidence:
+        into.evidence["blocked_s"] = round(float(into.evidence["blocked_s"]) + float(other.evidence["blocked_s"]), 6)
+    if rule is not None:
+        into.message = rule.merged_message(into.message, into.evidence)
 
 
 def replay_savings(report: Report, by_place: dict[tuple[str, str, int], Finding],
@@ -155,7 +160,7 @@ def analyze(report: Report, settings: Settings | None = None, select: Sequence[s
                 old_base, old_cap = judged[key]
                 cap = advice.max_severity if RANK[advice.max_severity] < RANK[old_cap] else old_cap
                 judged[key] = (min(old_base, base), cap)
-                merge(by_place[key], finding, *judged[key])
+                merge(by_place[key], finding, *judged[key], rule)
             else:
                 by_place[key] = finding
                 judged[key] = (base, advice.max_severity)

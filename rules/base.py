@@ -135,3 +135,8 @@ class Rule:
 
     def check(self, context: RuleContext) -> Iterator[Advice]:
         raise NotImplementedError
+
+    def merged_message(self, first: str, evidence: dict[str, Any]) -> str:
+        """The message of a finding merged from advice at one line (its evidence merged):
+        by default the first advice's; rules whose message names one unit say more."""
+        return first

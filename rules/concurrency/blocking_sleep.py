@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from advisor.source import call_name
 
 from ..base import Advice, Rule, RuleContext, unit_label
-from .loop_blocking import blocking_call, lone_thread_sites, loop_blocking_sites, savings_of
+from .loop_blocking import HeldMessage, blocking_call, held_message, lone_thread_sites, loop_blocking_sites, savings_of
 
 SLEEPS = ("sleep",)
 
 
-class BlockingSleepRule(Rule):
+class BlockingSleepRule(HeldMessage, Rule):
     """
     ## What it does
     Finds `time.sleep()` (or any blocking sleep) called while a coroutine step or a
@@ -70,8 +70,8 @@ class BlockingSleepRule(Rule):
                 held = "the event loop"
             yield Advice(
                 file=site.file, line=site.line, function=site.function,
-                message=(f"{written} blocks {held} in {site.function.rsplit('.', 1)[-1]}(); "
-                         f"{unit_label(task)} held it {site.seconds:.2f} s"),
+                message=held_message(f"{written} blocks {held} in {site.function.rsplit('.', 1)[-1]}()",
+                                     [unit_label(task)], site.seconds),
                 fix=fix,
                 savings_s=savings_of(context, task, site.seconds),
                 evidence={"units": [unit_label(task)], "blocked_s": round(site.seconds, 6), "call": call_name(call)},

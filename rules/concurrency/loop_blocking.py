@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from advisor.profile import BlockingSite, Task
 from advisor.source import call_name, calls_on_line, enclosing_function
@@ -68,3 +69,22 @@ def savings_of(context: RuleContext, task: Task, blocked_s: float) -> float:
     """Making the call non-blocking gives the loop back for as long as it was held, but the
     run only gets shorter by what the others were kept from running (at most)."""
     return min(blocked_s, others_lost(context, task))
+
+
+def held_message(what: str, units: list[str], blocked_s: float) -> str:
+    """'<what>; <unit> held it N s', or, once the advice of several units at one line is
+    merged, how many units held it and for how long in all."""
+    if len(units) <= 1:
+        return f"{what}; {units[0] if units else 'a unit'} held it {blocked_s:.2f} s"
+    named = ", ".join(units[:3]) + (", ..." if len(units) > 3 else "")
+    return f"{what}; {len(units)} units held it {blocked_s:.2f} s in all ({named})"
+
+
+class HeldMessage:
+    """Mixin of the loop-blocking rules: a merged finding's message counts every unit."""
+
+    def merged_message(self, first: str, evidence: dict[str, Any]) -> str:
+        if " held it " not in first:  # not advice about a held loop (a lone thread's sleep)
+            return first
+        what = first.rsplit("; ", 1)[0]
+        return held_message(what, list(evidence.get("units", [])), float(evidence.get("blocked_s", 0.0)))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..base import Advice, Rule, RuleContext, unit_label
-from ..concurrency.loop_blocking import lone_thread_sites, loop_blocking_sites, savings_of
+from ..concurrency.loop_blocking import HeldMessage, held_message, lone_thread_sites, loop_blocking_sites, savings_of
 
 
-class BlockingIoRule(Rule):
+class BlockingIoRule(HeldMessage, Rule):
     """
     ## What it does
     Finds blocking I/O (a plain socket, `requests`, a file read, a subprocess) done while a
@@ -59,8 +59,8 @@ class BlockingIoRule(Rule):
                 held = "the event loop"
             yield Advice(
                 file=site.file, line=site.line, function=site.function,
-                message=(f"blocking {site.call} in {short}() holds {held}; "
-                         f"{unit_label(task)} held it {site.seconds:.2f} s"),
+                message=held_message(f"blocking {site.call} in {short}() holds {held}", [unit_label(task)],
+                                     site.seconds),
                 fix=fix,
                 savings_s=savings_of(context, task, site.seconds),
                 evidence={"units": [unit_label(task)], "blocked_s": round(site.seconds, 6), "call": site.call},

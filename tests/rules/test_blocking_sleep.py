@@ -196,6 +196,9 @@ def test_two_units_held_at_one_sleep_give_one_finding(blocked: Callable[..., Tas
     [finding] = findings(build_report([first, second, build_task("ticker", scheduling=0.5)], wall=1.0))
     assert finding.evidence["units"] == ["poller-1", "poller-2"]
     assert finding.estimated_savings_s == pytest.approx(0.5)
+    # the message and evidence speak for both units, not the first one alone
+    assert finding.evidence["blocked_s"] == pytest.approx(0.5)
+    assert finding.message.endswith("; 2 units held it 0.50 s in all (poller-1, poller-2)"), finding.message
 
 
 # --- silent ----------------------------------------------------------------------------------------------------------
