@@ -130,10 +130,24 @@ def functions_table(report: Report) -> Table:
                             ("total", "right"), ("cpu", "right"), ("calls", "right"), ("hottest lines", "left")):
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for function in report.functions[:TOP_FUNCTIONS]:
-        table.add_row(function.function, short_place(function.file, function.line), seconds(function.self_s),
+        table.add_row(local_name(function.function, function.file), short_place(function.file, function.line),
+                      seconds(function.self_s),
                       seconds(function.total_s), seconds(function.cpu_s),
                       "-" if function.calls is None else str(function.calls), hottest_lines(function))
     return table
+
+
+def local_name(function: str, file: str) -> str:
+    """A function's name within its file (``Point.scaled`` for ``shop.geometry.Point.scaled`` in
+    geometry.py): the place column says which file, so the module path only makes the table wrap."""
+    stem = file.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".py")
+    if not stem or stem == "__init__":
+        return function
+    if function.startswith(stem + "."):
+        return function[len(stem) + 1:]
+    marker = f".{stem}."
+    index = function.find(marker)
+    return function[index + len(marker):] if index >= 0 else function
 
 
 def hottest_lines(function: FunctionStat, limit: int = 3) -> str:

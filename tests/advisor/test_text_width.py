@@ -39,3 +39,16 @@ def test_narrow_terminals_drop_place_kind_and_all_zero_columns_wide_ones_keep_th
     header = next(line for line in narrow.splitlines() if "unit" in line and "wall" in line)
     assert "where" not in header and "kind" not in header and "blocking" not in header
     assert "compute" in header and "wall" in header
+
+
+@pytest.mark.parametrize(("function", "file", "shown"), [
+    ("examples.checkout_service.app.audit", "examples/checkout_service/app.py", "audit"),
+    ("shop.geometry.Point.scaled", "shop/geometry.py", "Point.scaled"),
+    ("prog.<module>", "prog.py", "<module>"),
+    ("json.dumps", "json/__init__.py", "json.dumps"),  # a package's __init__: its name says where
+    ("builtins.len", "", "builtins.len"),
+])
+def test_hot_functions_are_named_within_their_file(function: str, file: str, shown: str) -> None:
+    from advisor.render.text import local_name
+
+    assert local_name(function, file) == shown
