@@ -186,3 +186,14 @@ def test_reports_without_unit_times_or_anything_else_still_render(tmp_path: Path
     page = render_html(empty)
     assert "No findings" in page and "No functions were sampled." in page
     assert page_data(page) == {"wall": 2.0, "units": [], "frames": [], "stacks": []}
+
+
+def test_only_findings_advisor_fix_can_make_are_marked_automatic(report: Report) -> None:
+    assert report.findings and not any(finding.fixable for finding in report.findings)
+    assert "[*] automatic" not in render_html(report)
+    marked = report.model_copy(deep=True)
+    marked.findings[0].fixable = True
+    page = render_html(marked)
+    assert page.count("[*] automatic") == 1
+    article = page[page.index(f'data-rule="{marked.findings[0].rule}"'):]
+    assert article.index("[*] automatic") < article.index("</article>")
