@@ -57,6 +57,18 @@ class Server:
             seen[f"{method} {path} {status}"] = seen.get(f"{method} {path} {status}", 0) + 1
         return seen
 
+    def deep_capture_by_signal(self, plan: Sequence[tuple[str, str]]) -> list[Path]:
+        """SIGUSR2 once the middleware runs, then traffic until a deep report lands in the
+        dump directory (at most 20 s); the deep reports found, oldest first."""
+        self.drive(plan, 8)  # the middleware starts with the first request
+        os.kill(self.process.pid, signal.SIGUSR2)
+        deadline = time.monotonic() + 20.0
+        deep: list[Path] = []
+        while not deep and time.monotonic() < deadline:
+            self.drive(plan, 4)
+            deep = sorted(self.dump_dir.glob(f"advisor-{self.process.pid}-deep-*.json"))
+        return deep
+
     def stop(self) -> str:
         """SIGTERM, then the program's stderr (bounded wait)."""
         if self.process.poll() is None:

@@ -5,10 +5,6 @@ finding on the line that held the loop with its route, and the control endpoint.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
-from pathlib import Path
 from typing import Any
 
 from .conftest import PROGRAMS, TOKEN, per_request, route_named
@@ -63,13 +59,7 @@ def test_uvicorn_routes_from_ground_truth(server_factory: Any) -> None:
 
 def test_sigusr2_deep_capture_under_uvicorn(server_factory: Any) -> None:
     server = server_factory([TRUTH], env={"ADVISOR_TOKEN": TOKEN})
-    server.drive(PLAN, 8)  # the middleware starts with the first request
-    os.kill(server.process.pid, signal.SIGUSR2)
-    deadline = time.monotonic() + 20.0
-    deep: list[Path] = []
-    while not deep and time.monotonic() < deadline:
-        server.drive(PLAN, 4)
-        deep = sorted(server.dump_dir.glob(f"advisor-{server.process.pid}-deep-*.json"))
+    deep = server.deep_capture_by_signal(PLAN)
     assert deep, "a deep report in the dump directory"
     report = json.loads(deep[0].read_text())
     assert report["run"]["mode"] == "deep"

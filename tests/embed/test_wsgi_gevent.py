@@ -6,10 +6,7 @@ the periodic dumps."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
-from pathlib import Path
 from typing import Any
 
 from .conftest import PROGRAMS, TOKEN, per_request
@@ -101,13 +98,7 @@ def test_control_endpoint_is_off_without_a_token(server_factory: Any) -> None:
 
 def test_sigusr2_deep_capture_lands_in_the_dump_dir(server_factory: Any) -> None:
     server = server_factory([TRUTH, "--deep-seconds", "1.0"])
-    server.drive(PLAN, 8)  # the middleware starts with the first request
-    os.kill(server.process.pid, signal.SIGUSR2)
-    deadline = time.monotonic() + 20.0
-    deep: list[Path] = []
-    while not deep and time.monotonic() < deadline:
-        server.drive(PLAN, 4)
-        deep = sorted(server.dump_dir.glob(f"advisor-{server.process.pid}-deep-*.json"))
+    deep = server.deep_capture_by_signal(PLAN)
     assert deep, list(server.dump_dir.iterdir()) if server.dump_dir.exists() else "no dump dir"
     report = json.loads(deep[0].read_text())
     assert report["run"]["mode"] == "deep"
