@@ -1,0 +1,1 @@
+"""The subcommands of ``advisor``: one module per family, sharing ``options``."""
