@@ -510,14 +510,15 @@ def with_span_places(report: Report) -> Report:
     findings = []
     for finding in report.findings:
         where = finding.location
-        names = []
-        for stat in report.spans:
-            hits = any(site.file == where.file and site.line == where.line for site in stat.blocking) or any(
-                spot.file == where.file and (spot.line == where.line or (where.function and (
-                    spot.function == where.function or spot.function.endswith("." + where.function))))
-                for spot in stat.hot)
-            if hits:
-                names.append(stat.name)
+        # spans that spent time on the finding's very line; only when none did, the spans
+        # that spent time in its function (a function may hold several spans: a finding on
+        # one line must not name the spans around the others)
+        on_line = [stat.name for stat in report.spans
+                   if any(site.file == where.file and site.line == where.line for site in stat.blocking)
+                   or any(spot.file == where.file and spot.line == where.line for spot in stat.hot)]
+        names = on_line or [stat.name for stat in report.spans if where.function and any(
+            spot.file == where.file and (spot.function == where.function or spot.function.endswith(
+                "." + where.function)) for spot in stat.hot)]
         findings.append(finding.model_copy(update={"spans": sorted(names)}) if names else finding)
     return report.model_copy(update={"findings": findings})
 
