@@ -456,8 +456,9 @@ def report_json(report: Report) -> str:
     return report.model_dump_json(indent=2, exclude_none=False) + "\n"
 
 
-def write_atomically(path: str | os.PathLike[str], text: str) -> None:
-    """Write a file so that readers see the old or the new content, never half of it."""
+def write_atomically(path: str | os.PathLike[str], content: str | bytes) -> None:
+    """Write a file (text as UTF-8, or bytes as they are) so that readers see the old or the
+    new content, never half of it."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
@@ -470,8 +471,8 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> None:
             os.umask(umask)
             mode = 0o666 & ~umask
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        with os.fdopen(fd, "wb") as out:
+            out.write(content.encode("utf-8") if isinstance(content, str) else content)
         os.replace(tmp, target)
     except BaseException:
         try:

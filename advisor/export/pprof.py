@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import os
-import tempfile
 from typing import Any
 
-from advisor.profile import Report
+from advisor.profile import Report, write_atomically
 
 from .pprof_schema import message_class
 
@@ -108,19 +106,4 @@ def pprof_bytes(report: Report) -> bytes:
 
 def write_pprof(report: Report, path: str) -> None:
     """Write the report's pprof file so readers see the old or the new file, never half of it."""
-    data = pprof_bytes(report)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".advisor-pprof.", suffix=".tmp", dir=directory)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 is not what a plain write would give
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomically(path, pprof_bytes(report))
