@@ -46,6 +46,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tables import render  # benchmarks/ is sys.path[0] when a benchmark runs
+
 HERE = Path(__file__).resolve().parent
 WORKLOADS = HERE / "workloads"
 
@@ -290,20 +292,6 @@ def table(results: dict[str, dict[str, Runs]], variants: tuple[str, ...], figure
             row.append(cell + ("*" if name in YAPPI_GREENLET_CONTEXTS else ""))
         rows.append(row)
     return rows
-
-
-def render(rows: list[list[str]]) -> str:
-    """A Markdown table, aligned so that it also reads as plain text."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-
-    def line(cells: list[str]) -> str:
-        padded = [cell.ljust(width) if i == 0 else cell.rjust(width)
-                  for i, (cell, width) in enumerate(zip(cells, widths, strict=True))]
-        return "| " + " | ".join(padded) + " |"
-
-    rule = "|" + "|".join("-" * (width + 1) + ":" if i else "-" * (width + 2)
-                          for i, width in enumerate(widths)) + "|"
-    return "\n".join([line(rows[0]), rule, *(line(row) for row in rows[1:])])
 
 
 def notes_text(results: dict[str, dict[str, Runs]], variants: tuple[str, ...], estimates: Estimates) -> list[str]:

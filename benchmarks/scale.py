@@ -36,6 +36,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tables import render  # benchmarks/ is sys.path[0] when a benchmark runs
+
 HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "workloads" / "many_tasks.py"
 GREENLET_WORKLOAD = HERE / "workloads" / "many_greenlets.py"
@@ -175,20 +177,6 @@ def mib(kib: float) -> str:
 def smallest(runs: list[Run], key: str) -> str:
     """The smallest of a memory figure (KiB) the workload printed, in MiB."""
     return mib(min(run.facts.get(key, 0) for run in runs))
-
-
-def render(rows: list[list[str]]) -> str:
-    """A Markdown table, aligned so that it also reads as plain text."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-
-    def line(cells: list[str]) -> str:
-        padded = [cell.ljust(width) if i == 0 else cell.rjust(width)
-                  for i, (cell, width) in enumerate(zip(cells, widths, strict=True))]
-        return "| " + " | ".join(padded) + " |"
-
-    rule = "|" + "|".join("-" * (width + 1) + ":" if i else "-" * (width + 2)
-                          for i, width in enumerate(widths)) + "|"
-    return "\n".join([line(rows[0]), rule, *(line(row) for row in rows[1:])])
 
 
 def tables(results: dict[str, dict[str, list[Run] | str]]) -> tuple[list[list[str]], list[list[str]]]:
