@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,19 @@ def advisor_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return env
+
+
+def write_program(path: Path, source: str) -> Path:
+    """Write a dedented program (parents created); returns its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(source).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def program() -> Callable[[Path, str], Path]:
+    """``program(path, source)``: write a target program."""
+    return write_program
 
 
 @pytest.fixture

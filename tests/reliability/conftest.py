@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,19 +20,6 @@ def advisor_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["ADVISOR_DEBUG"] = "1"
     env.update(extra or {})
     return env
-
-
-def write_program(path: Path, source: str) -> Path:
-    """Write a dedented program (parents created); returns its path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(source).lstrip("\n"), encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="session")
-def program() -> Callable[[Path, str], Path]:
-    """``program(path, source)``: write a target program."""
-    return write_program
 
 
 def run_python(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None,

@@ -17,7 +17,7 @@ import pytest
 from advisor.merge import MergeError, merge_reports
 from advisor.profile import Report, load_report
 
-from .conftest import advisor_env, assert_usage_error, write_program
+from .conftest import advisor_env, assert_usage_error
 
 WORKER = """
     import asyncio
@@ -64,9 +64,9 @@ def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def workers(tmp_path_factory: pytest.TempPathFactory) -> Workers:
+def workers(tmp_path_factory: pytest.TempPathFactory, program: Callable[[Path, str], Path]) -> Workers:
     work = tmp_path_factory.mktemp("workers")
-    write_program(work / "worker.py", WORKER)
+    program(work / "worker.py", WORKER)
     paths, documents = {}, {}
     for name, (named, anonymous, status) in WORKERS.items():
         path = work / f"{name}.json"

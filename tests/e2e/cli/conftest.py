@@ -8,7 +8,6 @@ import os
 import select
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,19 +27,6 @@ def cli_env() -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env["ADVISOR_DEBUG"] = "1"
     return env
-
-
-def write_program(path: Path, source: str) -> Path:
-    """Write a dedented program (parents created); returns its path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(source).lstrip("\n"), encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="session")
-def program() -> Callable[[Path, str], Path]:
-    """``program(path, source)``: write a target program."""
-    return write_program
 
 
 def run_python(args: Sequence[str], cwd: Path, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
