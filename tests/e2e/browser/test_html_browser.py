@@ -136,15 +136,20 @@ def test_the_report_page_in_chromium(browser: Any, profiled: tuple[Path, dict[st
     poller = next(task for task in report["tasks"] if task["name"] == HOSTILE)
     assert page.locator(f'#timeline-svg g.lane[data-unit="{poller["id"]}"] text.lane-label').text_content() == HOSTILE
     assert page.locator(f'#units-table tr[data-unit="{poller["id"]}"] td.name').text_content() == HOSTILE
-    # the poller held the loop: its lane has a blocking segment, the workers' lanes have none
+    # the poller held the loop for 4 x 40 ms: its lane has a blocking segment
+    assert poller["blocking_s"] >= 0.12
     assert page.locator(f'#timeline-svg g.lane[data-unit="{poller["id"]}"] rect.blocking').count() == 1
     page.hover(f'#timeline-svg g.lane[data-unit="{poller["id"]}"] rect.blocking')
     tip = page.locator("#tooltip")
     assert tip.is_visible() and (tip.text_content() or "").startswith(HOSTILE)
     assert "▸ blocking " in (tip.text_content() or "")
+    # the workers never block; on a loaded machine a preempted step may still show a few
+    # milliseconds of it, so their lanes draw a blocking segment exactly when the JSON has some
     for worker in (task for task in report["tasks"] if task["name"].startswith("worker-")):
+        assert worker["blocking_s"] <= 0.1 * poller["blocking_s"], worker
         lane = page.locator(f'#timeline-svg g.lane[data-unit="{worker["id"]}"]')
-        assert lane.locator("rect.blocking").count() == 0 and lane.locator("rect.scheduling").count() == 1
+        assert lane.locator("rect.blocking").count() == (1 if worker["blocking_s"] > 0 else 0)
+        assert lane.locator("rect.scheduling").count() == 1
 
     # every finding, and the blocking sleep shown on its own line of the program
     assert page.locator("article.finding").count() == len(report["findings"]) >= 1
