@@ -40,6 +40,7 @@ _GEVENT_IO_FILES = ("_socket3.py", "_socketcommon.py", "socket.py", "_ssl3.py", 
 _GEVENT_SEP = os.sep + "gevent" + os.sep
 # what a code object on a switching greenlet's stack is (cached per code object)
 _OTHER, _PROGRAM, _GEVENT_SLEEP, _GEVENT_IO = range(4)
+_DEPTHS = range(64)  # frames of a switching greenlet's stack looked at, innermost first
 _MAX_CACHED_SITES = 20_000
 
 
@@ -104,6 +105,7 @@ class GreenletProbe:
         self._spawned: dict[int, float] = {}
         self._hubs: dict[int, tuple[UnitRecord, list[Any]]] = {}  # hub id -> record, [segment start]
         self._previous: dict[int, Any] = {}  # thread ident -> trace function we chained
+        self._chaining = False  # whether any of them is a function (not None)
         self._active = False
         self._greenlet: Any = None
         self._imports = PostImportHooks()
@@ -194,6 +196,7 @@ class GreenletProbe:
         greenlet = self._greenlet
         if greenlet is not None and greenlet.gettrace() == self._trace:
             greenlet.settrace(self._previous.pop(get_ident(), None))
+            self._chaining = any(previous is not None for previous in list(self._previous.values()))
 
     def _install_here(self) -> None:
         """Install the trace function in the calling thread, chaining the one already there."""
@@ -204,6 +207,8 @@ class GreenletProbe:
         if previous == self._trace:
             return
         self._previous[get_ident()] = previous
+        if previous is not None:
+            self._chaining = True
         greenlet.settrace(self._trace)
 
     # -- spawn times -----------------------------------------------------------------
@@ -238,14 +243,18 @@ class GreenletProbe:
                 continue
 
     # -- the trace function ------------------------------------------------------------
+    # Runs at every switch of every traced thread: a server pays it twice per keep-alive
+    # request, so the common path (a known greenlet parks, a known one resumes) is kept to a
+    # handful of dict lookups and attribute reads, with the rare cases in methods of their own.
     def _trace(self, event: str, args: Any) -> None:
-        previous = self._previous.get(get_ident())
-        if previous is not None:
-            try:
-                previous(event, args)
-            except Exception:
-                pass
-        if not self._active or event not in ("switch", "throw"):
+        if self._chaining:
+            previous = self._previous.get(get_ident())
+            if previous is not None:
+                try:
+                    previous(event, args)
+                except Exception:
+                    pass
+        if not self._active or (event != "switch" and event != "throw"):
             return
         try:
             self._switch(args[0], args[1], self._clock())
@@ -270,32 +279,42 @@ class GreenletProbe:
             step_start = slot[1]
             if sampler is not None and (slot[2] is not None or slot[3] >= 0.0):
                 sampler.close_step(slot, now, time.thread_time(), ident)
-        hub = self._hubs.get(id(origin))
+        hubs = self._hubs
+        hub = hubs.get(id(origin))
         if hub is not None:
-            record, segment = hub
+            segment = hub[1]
             if segment[0] is not None:
-                record.running_s += now - segment[0]
+                hub[0].running_s += now - segment[0]
                 segment[0] = None
         elif origin.parent is not None:
-            self._step_ended(origin, step_start, now)
+            record = self.ledger.live.get(id(origin))
+            if record is not None:
+                if origin.dead:
+                    self._finished(origin, record, step_start, now)
+                else:
+                    frame = origin.gr_frame
+                    if record.steps == 0 and frame is not None:
+                        self._first_step_ended(record, frame)
+                    kind, due, site = self.classify_switch(frame, now)
+                    TaskLedger.step_ended(record, step_start, now, kind, due, site)
         # the target's starts
         if target.parent is None:
             return  # a thread's main greenlet is the thread itself
         # known hubs and greenlets first: is-it-a-hub is asked once per new greenlet
-        hub_entry = self._hubs.get(id(target))
-        unit = None if hub_entry is not None else self.ledger.live.get(id(target))
-        if hub_entry is None and unit is None:
-            if self._is_hub(target):
-                hub_entry = self._new_hub(target, now)
-            else:
-                unit = self._track(target, now)
-        if hub_entry is not None:
-            hub_record, segment = hub_entry
-            segment[0] = now
-            running[ident] = [hub_record, now, None, -1.0]
+        key = id(target)
+        hub = hubs.get(key)
+        if hub is not None:
+            hub[1][0] = now
+            running[ident] = [hub[0], now, None, -1.0]
             return
+        unit = self.ledger.live.get(key)
         if unit is None:
-            return
+            if self._is_hub(target):
+                record, segment = self._new_hub(target, now)
+                segment[0] = now
+                running[ident] = [record, now, None, -1.0]
+                return
+            unit = self._track(target, now)
         cpu0 = time.thread_time() if unit.longest_step_s > 0.002 else -1.0
         TaskLedger.step_started(unit, now)
         running[ident] = [unit, now, None, cpu0]
@@ -343,31 +362,26 @@ class GreenletProbe:
 
         sys.setprofile(first_call)
 
-    def _step_ended(self, glet: Any, start: float, now: float) -> None:
-        key = id(glet)
-        record = self.ledger.live.get(key)
-        if record is None:
-            return
-        if glet.dead:
-            TaskLedger.step_ended(record, start, now, READY, 0.0)
-            context = getattr(glet, "_yappi_tid", None)  # deep mode: yappi's id for it
-            if isinstance(context, int):
-                record.contexts = [context]
-            # a patched thread's greenlet loses its run method when it starts: the thread's
-            # name was taken when it was first seen
-            name = greenlet_name(glet)
-            if ANONYMOUS_TASK.match(name) and record.name:
-                name = record.name
-            self.ledger.finish(key, now, name)
-            return
-        frame = glet.gr_frame
-        if record.steps == 0 and frame is not None:
-            if not record.target_file:
-                self._target_from_frames(record, frame)
-            if not record.name:
-                record.name = thread_name_from_frames(frame)
-        kind, due, site = self.classify_switch(frame, now)
-        TaskLedger.step_ended(record, start, now, kind, due, site)
+    def _finished(self, glet: Any, record: UnitRecord, start: float, now: float) -> None:
+        """A greenlet's last step ended: it is dead."""
+        TaskLedger.step_ended(record, start, now, READY, 0.0)
+        context = getattr(glet, "_yappi_tid", None)  # deep mode: yappi's id for it
+        if isinstance(context, int):
+            record.contexts = [context]
+        # a patched thread's greenlet loses its run method when it starts: the thread's
+        # name was taken when it was first seen
+        name = greenlet_name(glet)
+        if ANONYMOUS_TASK.match(name) and record.name:
+            name = record.name
+        self.ledger.finish(id(glet), now, name)
+
+    def _first_step_ended(self, record: UnitRecord, frame: FrameType) -> None:
+        """The first step of a greenlet ended: its frames say what it runs, and for a
+        patched thread's greenlet, the thread's name."""
+        if not record.target_file:
+            self._target_from_frames(record, frame)
+        if not record.name:
+            record.name = thread_name_from_frames(frame)
 
     @staticmethod
     def _target_from_frames(record: UnitRecord, frame: FrameType) -> None:
@@ -392,32 +406,33 @@ class GreenletProbe:
         positions: list[Any] = []  # code, instruction, code, instruction... innermost first
         program: list[FrameType] = []
         roles = self._code_roles
-        depth = 0
-        while frame is not None and depth < 64:
+        for _ in _DEPTHS:
+            if frame is None:
+                break
             code = frame.f_code
             role = roles.get(code)
             if role is None:
                 role = roles[code] = self._code_role(code)
-            if role == _PROGRAM:
-                positions.append(code)
-                positions.append(frame.f_lasti)
-                program.append(frame)
-            elif kind is None and role != _OTHER:
-                if role == _GEVENT_SLEEP:
-                    seconds = frame.f_locals.get("seconds", 0)
-                    kind, due = TIMER, now + max(0.0, float(seconds or 0))
-                elif role == _GEVENT_IO:
-                    kind = IO
+            if role:  # most frames are _OTHER (0)
+                if role == _PROGRAM:
+                    positions.append(code)
+                    positions.append(frame.f_lasti)
+                    program.append(frame)
+                elif kind is None:
+                    if role == _GEVENT_SLEEP:
+                        seconds = frame.f_locals.get("seconds", 0)
+                        kind, due = TIMER, now + max(0.0, float(seconds or 0))
+                    else:
+                        kind = IO
             frame = frame.f_back
-            depth += 1
-        site = None
-        if positions:
-            key = tuple(positions)
-            frames = self._sites.get(key)
-            if frames is None:
-                frames = self._site_frames(key)
-            # the callee: the frame the outermost program frame called (itself when alone)
-            site = (frames, id(program[-2] if len(program) > 1 else program[0]))
+        if not positions:
+            return (kind if kind is not None else WAITING), due, None
+        key = tuple(positions)
+        frames = self._sites.get(key)
+        if frames is None:
+            frames = self._site_frames(key)
+        # the callee: the frame the outermost program frame called (itself when alone)
+        site = (frames, id(program[-2] if len(program) > 1 else program[0]))
         return (kind if kind is not None else WAITING), due, site
 
     def _site_frames(self, key: tuple[Any, ...]) -> tuple[tuple[CodeType, int], ...]:
