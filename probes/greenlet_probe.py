@@ -181,9 +181,13 @@ class GreenletProbe:
         if sampler is None or not self._active:
             return None
         slot = sampler.running.get(get_ident())
-        if slot is None or slot[0].kind != "greenlet" or slot[0].key[:1] == ("hub",):
+        if slot is None:
             return None
-        return slot[0], slot[1]
+        record = slot[0]
+        key = record.key
+        if record.kind != "greenlet" or (key and key[0] == "hub"):
+            return None
+        return record, slot[1]
 
     def install_here(self) -> None:
         """Trace greenlet switches in the calling thread too (for a probe started from

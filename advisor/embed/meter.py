@@ -23,6 +23,7 @@ from ..span_stats import request_ended, request_started
 from .routes import RouteAggregate, RouteTable
 
 LOG = logging.getLogger("advisor")
+perf_counter = time.perf_counter
 
 # What begin() hands to end(): [route, record or None, start time, running, io, waiting,
 # scheduling, the record's previous tag table, on a loop (task or greenlet)?, the request's
@@ -39,11 +40,28 @@ class RequestMeter:
         self.capture: Any = None  # the running Capture (set by the middleware)
         self.failed: str | None = None
 
+    # begin() and end() run twice per request of a server: the common case (a request in a
+    # traced greenlet, or in an asyncio task for an ASGI server) is inline, in few calls;
+    # _begin() and _end() are the general case.
     def begin(self, route: str) -> Pending | None:
         if self.failed is not None:
             return None
         try:
-            pending = self._begin(route)
+            aggregate = self.table.named.get(route) or self.table.route(route)
+            now = perf_counter()
+            capture = self.capture
+            step = None
+            if capture is not None:
+                first, second = ((capture.asyncio_probe, capture.greenlet_probe) if self.asyncio_first
+                                 else (capture.greenlet_probe, capture.asyncio_probe))
+                step = first.current_step() or second.current_step()
+            if step is not None:
+                record = step[0]
+                pending = [aggregate, record, now, record.running_s + (now - step[1]), record.io_s,
+                           record.waiting_s, record.scheduling_s, record.tag_samples, True]
+                record.tag_samples = aggregate.samples
+            else:
+                pending = self._begin(aggregate, now)
             # the request as a span for span listeners (OpenTelemetry), None when there are none
             pending.append(request_started(route))
             return pending
@@ -55,9 +73,26 @@ class RequestMeter:
         if pending is None or self.failed is not None:
             return
         try:
-            if len(pending) > 9:
-                request_ended(pending[9], error)  # first: it puts back the route's sample table
-            self._end(pending, error)
+            opened = pending[9] if len(pending) > 9 else None
+            if opened is not None:
+                request_ended(opened, error)  # first: it puts back the route's sample table
+            record = pending[1]
+            capture = self.capture
+            if record is None or not pending[8] or capture is None:
+                self._end(pending, error)
+                return
+            now = perf_counter()
+            first, second = ((capture.asyncio_probe, capture.greenlet_probe) if self.asyncio_first
+                             else (capture.greenlet_probe, capture.asyncio_probe))
+            step = first.current_step() or second.current_step()
+            if step is None or step[0] is not record:
+                self._end(pending, error, now)
+                return
+            record.tag_samples = pending[7]
+            running = record.running_s + (now - step[1])
+            parts = (max(0.0, running - pending[3]), max(0.0, record.io_s - pending[4]),
+                     max(0.0, record.waiting_s - pending[5]), max(0.0, record.scheduling_s - pending[6]))
+            self.table.add(pending[0], now - pending[2], parts, error, True)
         except Exception as failure:
             self.disable(failure)
 
@@ -73,9 +108,10 @@ class RequestMeter:
         capture = self.capture
         if capture is None:
             return None
-        first, second = ((capture.asyncio_probe, capture.greenlet_probe) if self.asyncio_first
-                         else (capture.greenlet_probe, capture.asyncio_probe))
-        step = first.current_step() or second.current_step()
+        if self.asyncio_first:
+            step = capture.asyncio_probe.current_step() or capture.greenlet_probe.current_step()
+        else:
+            step = capture.greenlet_probe.current_step() or capture.asyncio_probe.current_step()
         if step is not None:
             return step[0], step[1], True
         info = capture.threads.alive.get(get_ident())
@@ -85,9 +121,7 @@ class RequestMeter:
             return info.record, -1.0, False
         return None
 
-    def _begin(self, route: str) -> Pending:
-        aggregate = self.table.route(route)
-        now = time.perf_counter()
+    def _begin(self, aggregate: RouteAggregate, now: float) -> Pending:
         unit = self._unit()
         if unit is None:
             return [aggregate, None, now, 0.0, 0.0, 0.0, 0.0, None, False]
@@ -99,10 +133,11 @@ class RequestMeter:
         record.tag_samples = aggregate.samples
         return pending
 
-    def _end(self, pending: Pending, error: bool) -> None:
+    def _end(self, pending: Pending, error: bool, now: float | None = None) -> None:
         aggregate: RouteAggregate = pending[0]
         record: UnitRecord | None = pending[1]
-        now = time.perf_counter()
+        if now is None:
+            now = perf_counter()
         wall = now - pending[2]
         if record is None:
             self.table.add(aggregate, wall, None, error, False)

@@ -30,6 +30,7 @@ DEFAULT_MAX_ROUTES = 100
 BUCKETS_PER_DOUBLING = 8
 SMALLEST_S = 1e-6
 BUCKETS = BUCKETS_PER_DOUBLING * 36 + 1
+_log2 = math.log2
 
 
 class LogHistogram:
@@ -122,6 +123,7 @@ class RouteTable:
     def __init__(self, max_routes: int = DEFAULT_MAX_ROUTES) -> None:
         self.max_routes = max(1, max_routes)
         self._routes: dict[str, RouteAggregate] = {}
+        self.named = self._routes  # read-only: route name -> aggregate (a request's lookup, no call)
         # the interpreter's lock (gevent may have patched threading): requests of a threaded
         # server add to the same sums
         self._lock = allocate_lock()
@@ -143,14 +145,25 @@ class RouteTable:
             error: bool, on_loop: bool) -> None:
         """One finished request: its wall time and, when its unit was traced, (running, io,
         waiting, scheduling) seconds over the request."""
+        # a request of a server: LogHistogram.add and its bucket, inline
+        index = (0 if wall_s <= SMALLEST_S else
+                 min(BUCKETS - 1, int(_log2(wall_s / SMALLEST_S) * BUCKETS_PER_DOUBLING) + 1))
         with self._lock:
             aggregate.count += 1
-            aggregate.errors += error
-            aggregate.histogram.add(wall_s)
+            if error:
+                aggregate.errors += 1
+            histogram = aggregate.histogram
+            histogram.counts[index] += 1
+            histogram.count += 1
+            if wall_s > histogram.largest:
+                histogram.largest = wall_s
+            if wall_s < histogram.smallest:
+                histogram.smallest = wall_s
             if parts is not None:
                 running, io, waiting, scheduling = parts
                 aggregate.measured += 1
-                aggregate.loop_requests += on_loop
+                if on_loop:
+                    aggregate.loop_requests += 1
                 aggregate.wall_s += running + io + waiting + scheduling
                 aggregate.running_s += running
                 aggregate.io_s += io

@@ -69,7 +69,7 @@ class AdvisorWSGIMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         agent = self.agent
         path = environ.get("PATH_INFO", "") or "/"
-        if agent.handles(path):
+        if agent.control.wants(path):
             return self._control(environ, start_response, path)
         try:
             route = self.route_of(environ)
@@ -93,7 +93,7 @@ class AdvisorWSGIMiddleware:
             agent.end(pending, True)
             raise
         if isinstance(body, (list, tuple)):
-            agent.end(pending, status[0] >= 500)
+            agent.meter.end(pending, status[0] >= 500)
             return body
         return _MeasuredBody(body, lambda: self._finish(pending, status))
 
