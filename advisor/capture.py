@@ -21,6 +21,7 @@ from advisor.probes.hot_calls import CallStats, HotCallProbe
 from advisor.probes.records import UnitRecord
 from advisor.probes.sampler import Sampler
 from advisor.probes.threads import ThreadRegistry
+from advisor.probes.timeline import StepTimeline
 
 DEFAULT_SAMPLE_RATE = 100.0
 
@@ -44,6 +45,7 @@ class RawCapture:
     call_wrapper_s: float = 0.0
     deep: DeepProfile | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    timeline: StepTimeline | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,12 @@ class Capture:
         # standard mode adds bounded call-count windows on the hottest functions (deep mode
         # has yappi's exact counts, and a wrapper between caller and callee would blur them)
         self.hot_calls = HotCallProbe(self.sampler) if mode == "standard" else None
+        # standard and deep mode record every task step for the what-if replay; light mode,
+        # made to be left on in servers, keeps only the per-task sums
+        self.timeline: StepTimeline | None = None
+        if mode != "light":
+            self.timeline = StepTimeline()
+            self.asyncio_probe.record_timeline(self.timeline)
         # deep mode adds yappi's deterministic profile (greenlet contexts for gevent programs)
         self.deep: DeepProbe | None = None
         self.exports = exports or {}
@@ -219,6 +227,7 @@ class Capture:
             call_wrapper_s=self.hot_calls.wrapper_cost_s if self.hot_calls else 0.0,
             deep=deep,
             extra={"spans": self.spans} if self.spans is not None else {},
+            timeline=self.timeline,
         )
 
     def attach_current_thread(self) -> None:

@@ -345,4 +345,6 @@ def merge_reports(reports: Sequence[Report]) -> Report:
         "samples": merge_samples(reports, unit_ids),
         "routes": merge_routes(report.routes for report in reports),  # a server's workers: one route table
         "spans": merge_spans(report.spans for report in reports),
+        # steps of separate processes share no loop: a fleet's what-if uses the per-unit totals
+        "timeline": None,
     }, deep=True)

@@ -260,6 +260,9 @@ class Prediction(Model):
     wall_after_s: float
     units: list[UnitPrediction] = Field(default_factory=list)
     rule_estimate_s: float = 0.0
+    # "timeline": a discrete-event simulation of the recorded task steps; "aggregates": the
+    # per-unit model (threads, greenlets, light mode, a truncated timeline)
+    replayed_from: Literal["timeline", "aggregates"] = "aggregates"
 
 
 class Finding(Model):
@@ -369,6 +372,45 @@ class SpanStat(Model):
     histogram: dict[str, int] = Field(default_factory=dict)
 
 
+WaitKind = Literal["new", "ready", "timer", "io", "waiting", "lock"]
+
+
+class TimelineTrack(Model):
+    """One task's steps in order (a fold's tasks each have their own track), times in
+    seconds from the run's start. Before step *i* the task waited for ``waits[i]`` (``new``:
+    its first step); a timer's due time is ``due_s[i]``; ``after[i]`` lists the tracks (by
+    index in ``Timeline.tracks``) it waited to finish, where asyncio says (an awaited task,
+    a ``gather``'s children). ``cpu_s[i]`` is the step's thread CPU, or null if not read."""
+
+    unit: str  # the Task id of its report entry
+    loop: str | None = None  # the thread unit running its loop
+    created_s: float
+    creator: int | None = None  # the track whose step created it
+    start_s: list[float] = Field(default_factory=list)
+    end_s: list[float] = Field(default_factory=list)
+    cpu_s: list[float | None] = Field(default_factory=list)
+    waits: list[WaitKind] = Field(default_factory=list)
+    due_s: list[float | None] = Field(default_factory=list)
+    after: dict[int, list[int]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> TimelineTrack:
+        lengths = {len(self.start_s), len(self.end_s), len(self.cpu_s), len(self.waits), len(self.due_s)}
+        if len(lengths) != 1:
+            raise ValueError("a timeline track's step lists differ in length")
+        return self
+
+
+class Timeline(Model):
+    """Every asyncio task step of the run, for the what-if replay (standard and deep mode;
+    bounded: past ``steps`` kept, ``truncated`` is true and the replay falls back to the
+    per-unit aggregates)."""
+
+    steps: int = 0
+    truncated: bool = False
+    tracks: list[TimelineTrack] = Field(default_factory=list)
+
+
 class Report(Model):
     schema_version: int = SCHEMA_VERSION
     tool: Tool = Field(default_factory=Tool)
@@ -382,6 +424,7 @@ class Report(Model):
     # --apply` refuses a file that changed since (empty in reports made before)
     sources: dict[str, str] = Field(default_factory=dict)
     spans: list[SpanStat] = Field(default_factory=list)  # user spans (advisor.span / advisor.trace)
+    timeline: Timeline | None = None  # task steps in order (standard and deep mode), for the what-if replay
 
 
 class ReportError(Exception):

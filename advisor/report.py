@@ -20,6 +20,7 @@ from .deep_attribution import deep_functions, profiler_seconds, unit_functions
 from .lines import with_lines
 from .profile import Overhead, ProbeStatus, Report, RunInfo, Task
 from .span_stats import span_stats
+from .step_timeline import timeline_entry
 
 
 @dataclass
@@ -99,4 +100,6 @@ def build_report(raw: RawCapture, facts: RunFacts) -> Report:
     spans = raw.extra.get("spans")
     if spans is not None:
         report.spans = span_stats(spans)
+    if raw.timeline is not None and len(raw.timeline):
+        report.timeline = timeline_entry(raw.timeline, report.tasks, raw.started)
     return with_lines(report)

@@ -31,6 +31,7 @@ from .native import get_ident
 from .records import UnitRecord
 from .sampler import Sampler
 from .task_ledger import IO, LOCK, READY, TIMER, WAITING, TaskLedger
+from .timeline import NEW, StepTimeline
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
 
@@ -115,6 +116,13 @@ class AsyncioProbe:
         self._tagged = 0
         self._tags: dict[object, int] = {}
         self._run_codes: set[CodeType] = set()  # the step hook's code (current_step looks for it)
+        # standard and deep mode: every step on the timeline the what-if replay simulates
+        self.timeline: StepTimeline | None = None
+
+    def record_timeline(self, timeline: StepTimeline) -> None:
+        """Record each step on `timeline` from now on (call before ``start``)."""
+        self.timeline = timeline
+        self.ledger.on_fold = timeline.fold
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -269,7 +277,19 @@ class AsyncioProbe:
         record.name = task.get_name()  # kept if the task is collected before it finishes
         record.ident = get_ident()  # the thread running its loop: which tasks share a loop (what-if)
         self.ledger.watch(key, task, self._clock)
+        if self.timeline is not None:
+            self._note_creation(record, t)
         return record
+
+    def _note_creation(self, record: UnitRecord, t: float) -> None:
+        """Tell the timeline who created the task: the task whose step is running, if any."""
+        assert self.timeline is not None
+        try:
+            creator = asyncio.current_task()
+        except RuntimeError:
+            creator = None
+        parent = self.ledger.live.get(id(creator)) if creator is not None else None
+        self.timeline.created(record.uid, t, parent.uid if parent is not None else 0, record.ident)
 
     def _make_run_hook(self, original: Callable[..., Any]) -> Callable[..., Any]:
         probe = self
@@ -281,6 +301,7 @@ class AsyncioProbe:
         task_types = (asyncio.Task,)
         timer_fired = self._timer_fired
         set_result_unless_cancelled = asyncio.futures._set_result_unless_cancelled  # type: ignore[attr-defined]
+        timeline = self.timeline
         # another probe's hook is already there (an embedded server's deep capture runs beside
         # its always-on probes): run the step through it, so that its ledger sees the step too
         chained = getattr(original, "__wrapped__", None) is not None
@@ -305,6 +326,9 @@ class AsyncioProbe:
             # so its next long steps split into compute and blocking exactly; the sampler finds
             # `record`, `t0` and `cpu0` in this frame when it looks at the thread
             cpu0 = thread_time() if record.longest_step_s > SUSPECT_STEP_S else -1.0
+            if timeline is not None:
+                before = record.wait_kind if record.first_run is not None else NEW
+                due = record.due if before == TIMER else 0.0
             t0 = clock()
             if record.wait_kind == READY and record.susp_at is not None:
                 # the common case, inline: it yielded and was ready at once (sleep(0))
@@ -328,6 +352,8 @@ class AsyncioProbe:
                 try:
                     if sampler is not None and (cpu0 >= 0.0 or t1 - t0 > SEEN_STEP_S):
                         sampler.close_step_at(get_ident(), record, t0, t1, cpu0, thread_time())
+                    if timeline is not None:
+                        timeline.add(record.uid, before, due, t0, t1, thread_time() - cpu0 if cpu0 >= 0.0 else -1.0)
                     waiter = task._fut_waiter
                     if waiter is None and not task.done():
                         # TaskLedger.step_ended(READY) inlined: one Python call less on the
@@ -368,8 +394,25 @@ class AsyncioProbe:
             self.ledger.finish(id(task), t1, task.get_name())
             return
         kind, site = self._classify_wait(task, waiter)
+        if self.timeline is not None and kind in (WAITING, LOCK):
+            self._note_awaited(record, waiter)
         # a timer's due time is set when its timer fires (until then: not ready)
         TaskLedger.step_ended(record, t0, t1, kind, _NOT_DUE if kind == TIMER else 0.0, site)
+
+    def _note_awaited(self, record: UnitRecord, waiter: Any) -> None:
+        """The tasks the step's task now waits on, where asyncio says: an awaited task, or
+        the children of a ``gather`` (its future keeps them); the timeline's replay moves
+        the task's next step with their ends."""
+        assert self.timeline is not None
+        if isinstance(waiter, asyncio.Task):
+            awaited: Any = (waiter,)
+        else:
+            awaited = getattr(waiter, "_children", None)
+            if not isinstance(awaited, list):
+                return
+        live = self.ledger.live
+        uids = tuple(other.uid for other in (live.get(id(child)) for child in awaited) if other is not None)
+        self.timeline.waits_on(record.uid, uids)
 
     def _classify_wait(self, task: Any, waiter: Any) -> tuple[int, Any]:
         """What the task waits for (ledger kind), and the await site: the program's own
@@ -419,13 +462,6 @@ class AsyncioProbe:
         if isinstance(waiter, asyncio.Task) and self.ledger.live.get(id(waiter)) is None and waiter.done():
             return READY, site
         return WAITING, site
-        if found is not None:
-            return found, 0.0, site
-        if isinstance(waiter, asyncio.Task):
-            other = self.ledger.live.get(id(waiter))
-            if other is None and waiter.done():
-                return READY, 0.0, site
-        return WAITING, 0.0, site
 
 
 __all__ = ["AsyncioProbe", "classify_code"]

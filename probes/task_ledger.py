@@ -73,6 +73,8 @@ class TaskLedger:
         self._clock: Callable[[], float] = lambda: 0.0
         self._next_uid = 0
         self._named_kept = 0
+        # told (finished uid, fold's uid) when a finished unit folds into another (the step timeline)
+        self.on_fold: Callable[[int, int], None] | None = None
 
     def create(self, key: int, target: str, target_file: str, target_line: int, t: float) -> UnitRecord:
         """A new unit, identified by `key` (id of the task object) while it lives."""
@@ -183,6 +185,8 @@ class TaskLedger:
             self.finished[fold_key] = record
             return
         fold(into, record)
+        if self.on_fold is not None:
+            self.on_fold(record.uid, into.uid)
 
     def _bounded_key(self, name: str, record: UnitRecord) -> tuple[object, ...]:
         """The fold of a new name once the table is full: its pattern, or `*` once the
