@@ -83,12 +83,17 @@ def _s(seconds: float) -> str:
     return f"{seconds:.3f} s"
 
 
+REPLAYED_FROM = {"timeline": "the recorded task steps (simulated step by step)",
+                 "aggregates": "the per-unit totals (no step timeline covers these units)"}
+
+
 def render_text(result: WhatIf) -> str:
     outcome = result.outcome
     share = 100.0 * outcome.savings_s / outcome.wall_before_s if outcome.wall_before_s > 0.0 else 0.0
     lines = [f"what-if: {', '.join(name for name, _finding in result.fixes)}",
              f"run wall: {_s(outcome.wall_before_s)} -> {_s(outcome.wall_after_s)} "
-             f"(saves {_s(outcome.savings_s)}, {share:.0f}%)"]
+             f"(saves {_s(outcome.savings_s)}, {share:.0f}%)",
+             f"replayed from: {REPLAYED_FROM[outcome.replayed_from]}"]
     if len(result.fixes) > 1:
         lines.append("each fix alone:")
         width = max(len(name) for name, _finding in result.fixes)
@@ -116,6 +121,7 @@ def render_json(result: WhatIf) -> str:
         "wall_before_s": round(outcome.wall_before_s, 6),
         "wall_after_s": round(outcome.wall_after_s, 6),
         "savings_s": round(outcome.savings_s, 6),
+        "replayed_from": outcome.replayed_from,
         "units": [{"unit": item.unit.label, "before_s": round(item.before_s, 6), "after_s": round(item.after_s, 6)}
                   for item in outcome.units],
     }

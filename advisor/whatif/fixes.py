@@ -88,7 +88,7 @@ def cpu_in_loop_edit(model: ReplayModel, report: Report, finding: Finding, rule_
     units = _units(model, finding)
     if not units:
         return None
-    edit = Edit(targets={unit.key for unit in units})
+    edit = Edit(targets={unit.key for unit in units}, pooled={unit.key for unit in units})
     if model.cpu_count < 2:
         return edit  # the worker would take the loop's only core
     compute = _number(finding.evidence, "compute_s")
@@ -129,6 +129,7 @@ def sequential_edit(model: ReplayModel, report: Report, finding: Finding, rule_e
                  or _at_place(where.file, where.line, site.file, site.line))
         if io <= 0.0:
             io = evidence_io / len(units)
+        edit.overlap_s[unit.key] = io * (1.0 - 1.0 / calls)
         # the part of it spent waiting for the loop held by others does not overlap away
         awaited = max(0.0, unit.task.breakdown.io_s - unit.task.blocking_s)
         if awaited > 0.0:

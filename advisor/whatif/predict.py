@@ -16,6 +16,7 @@ from advisor.profile import Finding, Prediction, Report, UnitPrediction
 from .fixes import edit_for
 from .model import ReplayModel, build_model
 from .replay import Edit, Outcome, replay
+from .simulate import replay_timeline, usable
 
 
 def rule_estimate(finding: Finding) -> float:
@@ -43,6 +44,10 @@ def predict(report: Report, findings: Sequence[Finding], model: ReplayModel | No
         if edit is None:
             return None
         combined = combined.add(edit)
+    if usable(report, combined):
+        outcome = replay_timeline(model, report, combined)
+        outcome.replayed_from = "timeline"
+        return outcome
     return replay(model, combined)
 
 
@@ -50,7 +55,7 @@ def as_prediction(outcome: Outcome, estimate: float) -> Prediction:
     units = [UnitPrediction(unit=item.unit.label, before_s=round(item.before_s, 6), after_s=round(item.after_s, 6))
              for item in outcome.units]
     return Prediction(wall_before_s=round(outcome.wall_before_s, 6), wall_after_s=round(outcome.wall_after_s, 6),
-                      units=units, rule_estimate_s=round(estimate, 6))
+                      units=units, rule_estimate_s=round(estimate, 6), replayed_from=outcome.replayed_from)
 
 
 def with_prediction(report: Report, finding: Finding, model: ReplayModel) -> bool:

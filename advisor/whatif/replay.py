@@ -28,6 +28,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .model import ReplayModel, UnitModel
 
@@ -46,11 +47,16 @@ class Edit:
     held_s: dict[str, float] = field(default_factory=dict)
     io_s: dict[str, float] = field(default_factory=dict)  # the part of own_s that is awaited io
     targets: set[str] = field(default_factory=set)  # the units the findings name
+    pooled: set[str] = field(default_factory=set)  # units whose held time cut moves to a process pool
+    # seconds of a unit's recorded awaited io that overlap away (the step replay's measure of
+    # sequential awaits: it queues the steps behind a held loop itself)
+    overlap_s: dict[str, float] = field(default_factory=dict)
 
     def add(self, other: Edit) -> Edit:
-        combined = Edit(dict(self.own_s), dict(self.held_s), dict(self.io_s), set(self.targets) | other.targets)
+        combined = Edit(dict(self.own_s), dict(self.held_s), dict(self.io_s), set(self.targets) | other.targets,
+                        set(self.pooled) | other.pooled, dict(self.overlap_s))
         for mine, theirs in ((combined.own_s, other.own_s), (combined.held_s, other.held_s),
-                             (combined.io_s, other.io_s)):
+                             (combined.io_s, other.io_s), (combined.overlap_s, other.overlap_s)):
             for key, value in theirs.items():
                 mine[key] = mine.get(key, 0.0) + value
         return combined
@@ -68,6 +74,7 @@ class Outcome:
     wall_before_s: float
     wall_after_s: float
     units: list[UnitOutcome]
+    replayed_from: Literal["timeline", "aggregates"] = "aggregates"
 
     @property
     def savings_s(self) -> float:
