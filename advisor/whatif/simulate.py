@@ -72,6 +72,12 @@ class LoopPlan:
     order: list[StepKey]
     rules: dict[StepKey, Rule]
     root: int | None  # the track whose end ends the loop (asyncio.run's main task)
+    # a step that was ready when the loop finished the step before it: the loop's own time
+    # in between (its poll, callbacks that are not task steps), spent again in the replay
+    lead_in: dict[StepKey, float] = field(default_factory=dict)
+    # a step the loop was idle for: how long after it was ready it ran (a timer's lateness,
+    # the poll's wake-up), kept in the replay
+    latency: dict[StepKey, float] = field(default_factory=dict)
 
 
 def _loop_of(track: TimelineTrack) -> str:
@@ -98,12 +104,12 @@ def plan_loop(tracks: list[TimelineTrack], members: list[int]) -> LoopPlan:
         if step == 0:
             creator = track.creator
             if creator is not None and creator in member_set:
+                # the creator's step that was running when it was created: the last one started by then
                 creating = tracks[creator]
-                for other in range(len(creating.start_s)):
-                    if creating.start_s[other] <= track.created_s <= creating.end_s[other] + IDLE_GAP_S:
-                        rule.in_step = (creator, other)
-                        rule.delay = max(0.0, track.created_s - creating.start_s[other])
-                        break
+                started = [other for other, begin in enumerate(creating.start_s) if begin <= track.created_s]
+                if started:
+                    rule.in_step = (creator, started[-1])
+                    rule.delay = max(0.0, track.created_s - creating.start_s[started[-1]])
             if rule.in_step is None:
                 previous = previous_on_loop(number)
                 if previous is not None and ends[previous] <= track.created_s:
@@ -130,12 +136,42 @@ def plan_loop(tracks: list[TimelineTrack], members: list[int]) -> LoopPlan:
             if (previous is not None and start - ends[previous] <= IDLE_GAP_S and order[previous][0] != index
                     and ends[previous] >= prev_end):
                 rule.woken_by = order[previous]  # the loop was busy up to it: that step woke it
-                rule.delay = max(0.0, start - ends[previous])
             else:
                 rule.delay = max(0.0, start - prev_end)  # woken from outside: the same latency
         rules[(index, step)] = rule
-    root = _root(tracks, members)
-    return LoopPlan(order=order, rules=rules, root=root)
+    lead_in, latency = _recorded_gaps(tracks, order, rules)
+    return LoopPlan(order=order, rules=rules, root=_root(tracks, members), lead_in=lead_in, latency=latency)
+
+
+def _recorded_gaps(tracks: list[TimelineTrack], order: list[StepKey],
+                   rules: dict[StepKey, Rule]) -> tuple[dict[StepKey, float], dict[StepKey, float]]:
+    """What the rules do not explain of the recorded start times: the loop's own time between
+    steps, and the lateness of a step the loop was idle for (see ``LoopPlan``). With them the
+    unmodified replay starts every step when it started."""
+    def start_of(key: StepKey) -> float:
+        return tracks[key[0]].start_s[key[1]]
+
+    def end_of(key: StepKey) -> float:
+        return tracks[key[0]].end_s[key[1]]
+
+    lead_in: dict[StepKey, float] = {}
+    latency: dict[StepKey, float] = {}
+    for number, key in enumerate(order):
+        rule = rules[key]
+        if rule.in_step is not None:
+            ready = min(start_of(rule.in_step) + rule.delay, end_of(rule.in_step))
+        elif rule.after or rule.woken_by is not None:
+            ready = max([end_of(item) for item in rule.after]
+                        + ([end_of(rule.woken_by)] if rule.woken_by is not None else [])) + rule.delay
+        else:
+            ready = rule.at
+        loop_free = end_of(order[number - 1]) if number > 0 else ready
+        start = start_of(key)
+        if ready <= loop_free:
+            lead_in[key] = max(0.0, start - loop_free)
+        else:
+            latency[key] = max(0.0, start - ready)
+    return lead_in, latency
 
 
 def _last_before(track: TimelineTrack, index: int, time: float) -> StepKey:
@@ -261,7 +297,7 @@ def simulate(tracks: list[TimelineTrack], plan: LoopPlan, edits: StepEdits, work
     pool = [0.0] * max(1, workers)  # when each process of the pool is free
     pool_started = False
 
-    def ready_time(key: StepKey) -> float:
+    def rule_time(key: StepKey) -> float:
         rule = plan.rules[key]
         share = edits.shrink.get(key)
         if share is not None:
@@ -280,6 +316,9 @@ def simulate(tracks: list[TimelineTrack], plan: LoopPlan, edits: StepEdits, work
         base = max([out[item] for item in rule.after] + ([end[rule.woken_by]] if rule.woken_by else []))
         return base + rule.delay
 
+    def ready_time(key: StepKey) -> float:
+        return rule_time(key) + plan.latency.get(key, 0.0)
+
     for key in plan.order:
         if missing[key] == 0:
             ready[key] = ready_time(key)
@@ -295,7 +334,7 @@ def simulate(tracks: list[TimelineTrack], plan: LoopPlan, edits: StepEdits, work
         if not runnable:
             break  # inconsistent rules: nothing can run (never on a recorded timeline)
         _number, time, key = heapq.heappop(runnable)
-        begin = max(now, time)
+        begin = max(now + plan.lead_in.get(key, 0.0), time)
         length = edits.length.get(key, _track_length(tracks, key))
         start[key] = begin
         end[key] = now = begin + length

@@ -118,7 +118,8 @@ def test_a_reply_noticed_late_behind_a_blocked_loop_comes_back_with_the_fix() ->
     tracks = [track("asyncio:a", 0.0, [(0.0, 0.001, "new"), (0.2012, 0.2013, "io")]),
               track("asyncio:b", 0.0, [(0.001, 0.201, "new")])]
     plan = plan_loop(tracks, [0, 1])
-    assert plan.rules[(0, 1)].woken_by == (1, 0) and plan.rules[(0, 1)].delay == pytest.approx(0.0002)
+    assert plan.rules[(0, 1)].woken_by == (1, 0) and plan.rules[(0, 1)].delay == 0.0
+    assert plan.lead_in[(0, 1)] == pytest.approx(0.0002)  # the loop's own time, kept
     edits = step_edits(Timeline(tracks=tracks), Edit(held_s={"asyncio:b": -0.2}))
     result = simulate(tracks, plan, edits, workers=2)
     assert result.start[(0, 1)] == pytest.approx(0.0012)
@@ -163,14 +164,15 @@ def test_cpu_moved_to_a_process_pool_runs_there_while_the_loop_ticks_on(workers:
 
 def test_a_task_created_by_a_callback_follows_what_ran_before_it() -> None:
     """A server's handler task is created by the loop's protocol callback 0.02 s after the
-    client's step that connected: when the client connects earlier, the handler starts earlier."""
+    client's step that connected, and runs 0.5 ms after that (the idle loop's wake-up): when
+    the client connects earlier, the handler starts earlier, at 0.001 + 0.02 + 0.0005."""
     tracks = [track("asyncio:client", 0.0, [(0.0, 0.101, "new")]),
               track("asyncio:handler", 0.121, [(0.1215, 0.122, "new")])]
     plan = plan_loop(tracks, [0, 1])
     assert plan.rules[(1, 0)].after == [(0, 0)]
     edits = step_edits(Timeline(tracks=tracks), Edit(held_s={"asyncio:client": -0.1}, own_s={"asyncio:client": -0.1}))
     result = simulate(tracks, plan, edits, workers=2)
-    assert result.start[(1, 0)] == pytest.approx(0.001 + 0.02)
+    assert result.start[(1, 0)] == pytest.approx(0.001 + 0.02 + 0.0005)
 
 
 def test_a_report_made_by_the_probe_replays_from_its_timeline() -> None:
