@@ -31,6 +31,11 @@ from .sampler import Sampler
 from .task_ledger import ANONYMOUS_TASK, IO, READY, TIMER, WAITING, TaskLedger
 from .threads import ThreadRegistry
 
+try:  # the switch hook's common path in C (optional: built with the package where a compiler was found)
+    from ._switch_hook import SwitchHook  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - depends on the build
+    SwitchHook = None
+
 HUB_NAME = "Hub"
 # gevent modules (file names) in which a switch to the hub waits for I/O
 _GEVENT_IO_FILES = ("_socket3.py", "_socketcommon.py", "socket.py", "_ssl3.py", "ssl.py", "select.py",
@@ -111,7 +116,14 @@ class GreenletProbe:
         self._imports = PostImportHooks()
         self._spawn_originals: list[tuple[Any, str, Any]] = []
         self.failed: str | None = None
-        self.switches = 0
+        self._switches = 0  # counted by the Python hook (the C hook counts its own)
+        self._hook: Any = None  # the C hook, when built and usable (see _c_hook)
+
+    @property
+    def switches(self) -> int:
+        """Greenlet switches traced so far."""
+        hook = self._hook
+        return self._switches + (hook.switches if hook is not None else 0)
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -119,6 +131,8 @@ class GreenletProbe:
 
         self._greenlet = greenlet
         self._active = True
+        if self._hook is None:
+            self._hook = self._c_hook()
         self._install_here()
         if self.threads is not None:
             self.threads.on_thread_start.append(self._install_here)
@@ -131,8 +145,7 @@ class GreenletProbe:
         if self.threads is not None and self._install_here in self.threads.on_thread_start:
             self.threads.on_thread_start.remove(self._install_here)
         greenlet = self._greenlet
-        # a bound method is a new object each time: compare with ==, not `is`
-        if greenlet is not None and greenlet.gettrace() == self._trace:
+        if greenlet is not None and self._ours(greenlet.gettrace()):
             greenlet.settrace(self._previous.get(get_ident()))
         for owner, attribute, original in reversed(self._spawn_originals):
             setattr(owner, attribute, original)
@@ -198,7 +211,7 @@ class GreenletProbe:
         """Take this probe's trace function out of the calling thread, if it is still the
         one installed there (a probe stopped from another thread)."""
         greenlet = self._greenlet
-        if greenlet is not None and greenlet.gettrace() == self._trace:
+        if greenlet is not None and self._ours(greenlet.gettrace()):
             greenlet.settrace(self._previous.pop(get_ident(), None))
             self._chaining = any(previous is not None for previous in list(self._previous.values()))
 
@@ -208,12 +221,27 @@ class GreenletProbe:
         if greenlet is None or not self._active:
             return
         previous = greenlet.gettrace()
-        if previous == self._trace:
+        if self._ours(previous):
             return
         self._previous[get_ident()] = previous
         if previous is not None:
             self._chaining = True
-        greenlet.settrace(self._trace)
+        # the C hook where there is nothing to chain; the Python one chains
+        greenlet.settrace(self._hook if previous is None and self._hook is not None else self._trace)
+
+    def _ours(self, trace: Any) -> bool:
+        """Whether a greenlet trace function is this probe's hook (either of them)."""
+        # a bound method is a new object each time: compare with ==, not `is`
+        return trace is not None and (trace == self._trace or trace is self._hook)
+
+    def _c_hook(self) -> Any:
+        """The C switch hook for this probe, or None: when it was not built, and when the
+        Python hook was replaced (a subclass, a test's fault), which then runs instead."""
+        if SwitchHook is None or self.sampler is None or type(self)._switch is not _PYTHON_SWITCH:
+            return None
+        return SwitchHook(self, self._hubs, self._code_roles, self._sites, self._clock, time.thread_time,
+                          TaskLedger.step_started, TaskLedger.step_ended, _OTHER, _PROGRAM, _GEVENT_SLEEP,
+                          _GEVENT_IO, TIMER, IO, WAITING)
 
     # -- spawn times -----------------------------------------------------------------
     def _wrap_spawn(self, gevent: Any) -> None:
@@ -263,15 +291,20 @@ class GreenletProbe:
         try:
             self._switch(args[0], args[1], self._clock())
         except Exception as error:  # never break the program: stop tracing
-            self.failed = f"{type(error).__name__}: {error}"
-            self._active = False
+            self._disable(error)
+
+    def _disable(self, error: BaseException) -> None:
+        self.failed = f"{type(error).__name__}: {error}"
+        self._active = False
 
     def _is_hub(self, glet: Any) -> bool:
         hub_type = getattr(sys.modules.get("gevent.hub"), "Hub", None)
         return hub_type is not None and isinstance(glet, hub_type)
 
+    # What follows is the hook's work, in Python; _switch_hook.c does the same (its common
+    # path) and calls the methods below for the rest: a change here is a change there.
     def _switch(self, origin: Any, target: Any, now: float) -> None:
-        self.switches += 1
+        self._switches += 1
         ident = get_ident()
         sampler = self.sampler
         running = sampler.running if sampler is not None else {}
@@ -282,7 +315,7 @@ class GreenletProbe:
             running[ident] = None
             step_start = slot[1]
             if sampler is not None and (slot[2] is not None or slot[3] >= 0.0):
-                sampler.close_step(slot, now, time.thread_time(), ident)
+                self._close_slot(slot, now, ident)
         hubs = self._hubs
         hub = hubs.get(id(origin))
         if hub is not None:
@@ -313,12 +346,26 @@ class GreenletProbe:
             return
         unit = self.ledger.live.get(key)
         if unit is None:
-            if self._is_hub(target):
-                record, segment = self._new_hub(target, now)
-                segment[0] = now
-                running[ident] = [record, now, None, -1.0]
-                return
-            unit = self._track(target, now)
+            self._start_new(target, now, running, ident)
+            return
+        cpu0 = time.thread_time() if unit.longest_step_s > 0.002 else -1.0
+        TaskLedger.step_started(unit, now)
+        running[ident] = [unit, now, None, cpu0]
+
+    def _close_slot(self, slot: list[Any], now: float, ident: int) -> None:
+        """A step the sampler saw, or whose start CPU was read, ended: the rest of it."""
+        sampler = self.sampler
+        if sampler is not None:
+            sampler.close_step(slot, now, time.thread_time(), ident)
+
+    def _start_new(self, target: Any, now: float, running: dict[int, Any], ident: int) -> None:
+        """A greenlet (or hub) seen for the first time starts a step."""
+        if self._is_hub(target):
+            record, segment = self._new_hub(target, now)
+            segment[0] = now
+            running[ident] = [record, now, None, -1.0]
+            return
+        unit = self._track(target, now)
         cpu0 = time.thread_time() if unit.longest_step_s > 0.002 else -1.0
         TaskLedger.step_started(unit, now)
         running[ident] = [unit, now, None, cpu0]
@@ -424,8 +471,7 @@ class GreenletProbe:
                     program.append(frame)
                 elif kind is None:
                     if role == _GEVENT_SLEEP:
-                        seconds = frame.f_locals.get("seconds", 0)
-                        kind, due = TIMER, now + max(0.0, float(seconds or 0))
+                        kind, due = TIMER, self._sleep_due(frame, now)
                     else:
                         kind = IO
             frame = frame.f_back
@@ -438,6 +484,12 @@ class GreenletProbe:
         # the callee: the frame the outermost program frame called (itself when alone)
         site = (frames, id(program[-2] if len(program) > 1 else program[0]))
         return (kind if kind is not None else WAITING), due, site
+
+    @staticmethod
+    def _sleep_due(frame: FrameType, now: float) -> float:
+        """When a greenlet parked in ``gevent.sleep`` (this frame) is due."""
+        seconds = frame.f_locals.get("seconds", 0)
+        return now + max(0.0, float(seconds or 0))
 
     def _site_frames(self, key: tuple[Any, ...]) -> tuple[tuple[CodeType, int], ...]:
         """(code, line) of each program frame, outermost first, from (code, instruction) pairs."""
@@ -458,3 +510,6 @@ class GreenletProbe:
                 return _GEVENT_IO
             return _OTHER  # hub switches, waiters, events, locks: a wait unless I/O or sleep shows below
         return _PROGRAM if self._program(code) else _OTHER
+
+
+_PYTHON_SWITCH = GreenletProbe._switch  # the C hook stands in for this one only
