@@ -25,6 +25,14 @@ from .dump import ReportDumper
 from .meter import Pending, RequestMeter
 from .routes import DEFAULT_MAX_ROUTES
 
+# Forks of this process so far, counted in each child: a request knows it runs in a forked
+# worker without asking the kernel for its pid (a system call, ~1 µs in a busy server).
+_forks = [0]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
+# and every this many requests the pid itself, for a fork that ran no at-fork handlers
+PID_CHECK_EVERY = 256
+
 
 class Agent:
     """The profiler, meter, dumps and control of one server process."""
@@ -43,6 +51,8 @@ class Agent:
         self.control = ControlEndpoint(control_token, self.snapshot, self.trigger, control_prefix)
         self.meter = RequestMeter(self.profiler.routes, asyncio_first=on_loop)
         self._pid = 0
+        self._forks = -1  # _forks[0] when this process started (-1: not started)
+        self._requests = 0
         self._lock = allocate_lock()
         self._closed = False
 
@@ -64,6 +74,7 @@ class Agent:
                 self.control.trigger = self.trigger
                 self.meter = RequestMeter(self.profiler.routes, asyncio_first=self.meter.asyncio_first)
             self._pid = pid
+            self._forks = _forks[0]
             self.profiler.start()
             if self.dumper is not None:
                 self.dumper.start(self.snapshot, self.profiler.ignore_current_thread)
@@ -99,7 +110,8 @@ class Agent:
     def begin(self, route: str) -> Pending | None:
         """Called as a request starts, in the thread that serves it."""
         try:
-            if self._pid != os.getpid():
+            self._requests += 1
+            if self._forks != _forks[0] or (not self._requests % PID_CHECK_EVERY and self._pid != os.getpid()):
                 self.ensure_started()
             self.profiler.attach_current_thread()
             trigger = self.trigger

@@ -20,7 +20,7 @@ from advisor.probes.native import get_ident
 from advisor.probes.records import UnitRecord
 
 from ..span_stats import request_ended, request_started
-from .routes import RouteAggregate, RouteTable
+from .routes import FOLD_EVERY, RouteAggregate, RouteTable
 
 LOG = logging.getLogger("advisor")
 perf_counter = time.perf_counter
@@ -89,10 +89,13 @@ class RequestMeter:
                 self._end(pending, error, now)
                 return
             record.tag_samples = pending[7]
-            running = record.running_s + (now - step[1])
-            parts = (max(0.0, running - pending[3]), max(0.0, record.io_s - pending[4]),
-                     max(0.0, record.waiting_s - pending[5]), max(0.0, record.scheduling_s - pending[6]))
-            self.table.add(pending[0], now - pending[2], parts, error, True)
+            # added up later, with others (RouteTable.fold): what table.add(..., on_loop=True) does
+            unfolded = self.table.unfolded
+            unfolded.append((pending[0], now - pending[2], record.running_s + (now - step[1]) - pending[3],
+                             record.io_s - pending[4], record.waiting_s - pending[5],
+                             record.scheduling_s - pending[6], error))
+            if len(unfolded) >= FOLD_EVERY:
+                self.table.fold()
         except Exception as failure:
             self.disable(failure)
 

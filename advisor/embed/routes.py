@@ -117,6 +117,11 @@ class RouteAggregate:
         self.samples: dict[Stack, list[float]] = {}
 
 
+# Requests measured on a loop wait in a list, this many at most, until they are added up
+# together (or when the table is read): a server's request costs one append.
+FOLD_EVERY = 256
+
+
 class RouteTable:
     """Every route's aggregate, at most `max_routes` of them plus ``other``."""
 
@@ -124,6 +129,9 @@ class RouteTable:
         self.max_routes = max(1, max_routes)
         self._routes: dict[str, RouteAggregate] = {}
         self.named = self._routes  # read-only: route name -> aggregate (a request's lookup, no call)
+        # requests not added up yet: (aggregate, wall, running, io, waiting, scheduling, error),
+        # appended by the request meter, folded by fold(); never rebound (threads append to it)
+        self.unfolded: list[tuple[RouteAggregate, float, float, float, float, float, bool]] = []
         # the interpreter's lock (gevent may have patched threading): requests of a threaded
         # server add to the same sums
         self._lock = allocate_lock()
@@ -181,7 +189,42 @@ class RouteTable:
             aggregate.running_s += wall_s  # counted as a step if the route also runs on a loop
             aggregate.thread_cpu_s += cpu_s
 
+    def fold(self) -> None:
+        """Add up the requests waiting in ``unfolded``: what ``add`` does for each, at once."""
+        unfolded = self.unfolded
+        with self._lock:
+            count = len(unfolded)
+            if not count:
+                return
+            batch = unfolded[:count]
+            del unfolded[:count]  # what other threads appended meanwhile stays, for the next fold
+            for aggregate, wall_s, running, io, waiting, scheduling, error in batch:
+                index = (0 if wall_s <= SMALLEST_S else
+                         min(BUCKETS - 1, int(_log2(wall_s / SMALLEST_S) * BUCKETS_PER_DOUBLING) + 1))
+                aggregate.count += 1
+                if error:
+                    aggregate.errors += 1
+                histogram = aggregate.histogram
+                histogram.counts[index] += 1
+                histogram.count += 1
+                if wall_s > histogram.largest:
+                    histogram.largest = wall_s
+                if wall_s < histogram.smallest:
+                    histogram.smallest = wall_s
+                running = running if running > 0.0 else 0.0
+                io = io if io > 0.0 else 0.0
+                waiting = waiting if waiting > 0.0 else 0.0
+                scheduling = scheduling if scheduling > 0.0 else 0.0
+                aggregate.measured += 1
+                aggregate.loop_requests += 1
+                aggregate.wall_s += running + io + waiting + scheduling
+                aggregate.running_s += running
+                aggregate.io_s += io
+                aggregate.waiting_s += waiting
+                aggregate.scheduling_s += scheduling
+
     def aggregates(self) -> list[RouteAggregate]:
+        self.fold()
         return list(self._routes.values())
 
     def stats(self) -> list[RouteStat]:

@@ -9,6 +9,7 @@ import sys
 
 from advisor.embed.routes import (
     BUCKETS,
+    FOLD_EVERY,
     OTHER_ROUTE,
     LogHistogram,
     RouteTable,
@@ -128,3 +129,24 @@ def test_the_routes_of_several_workers_merge_into_one_table() -> None:
     # a report without histograms (older) still merges: its largest percentiles stand
     old = workers[0][0].model_copy(update={"histogram": {}})
     assert merge_routes([[old], workers[1][:1]])[0].p99_s == max(old.p99_s, workers[1][0].p99_s)
+
+
+def test_requests_added_up_later_give_what_add_gives() -> None:
+    """The meter appends a server's requests to ``unfolded``; folded in batches (and when
+    the table is read), they add up to what ``add`` gives one by one."""
+    generator = random.Random(3)
+    eager, later = RouteTable(), RouteTable()
+    for index in range(3 * FOLD_EVERY + 17):
+        wall = generator.lognormvariate(math.log(0.002), 1.0)
+        # a part can come out a hair below zero (clocks read at different moments): clamped
+        parts = (wall * 0.5, wall * 0.2, -1e-9 if index % 5 == 0 else wall * 0.2, wall * 0.1)
+        error = index % 11 == 0
+        route = f"GET /{index % 3}"
+        eager.add(eager.route(route), wall, (parts[0], parts[1], max(0.0, parts[2]), parts[3]), error, True)
+        later.unfolded.append((later.route(route), wall, *parts, error))
+        if len(later.unfolded) >= FOLD_EVERY:
+            later.fold()
+    assert later.unfolded  # the last ones wait until the table is read
+    assert later.stats() == eager.stats()
+    assert not later.unfolded
+
