@@ -45,7 +45,7 @@ class RawCapture:
     call_wrapper_s: float = 0.0
     deep: DeepProfile | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    timeline: StepTimeline | None = None
+    timelines: list[StepTimeline] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -100,10 +100,10 @@ class Capture:
         self.hot_calls = HotCallProbe(self.sampler) if mode == "standard" else None
         # standard and deep mode record every task step for the what-if replay; light mode,
         # made to be left on in servers, keeps only the per-task sums
-        self.timeline: StepTimeline | None = None
+        self.timelines: list[StepTimeline] = []
         if mode != "light":
-            self.timeline = StepTimeline()
-            self.asyncio_probe.record_timeline(self.timeline)
+            self.timelines.append(StepTimeline(kind="asyncio"))
+            self.asyncio_probe.record_timeline(self.timelines[-1])
         # deep mode adds yappi's deterministic profile (greenlet contexts for gevent programs)
         self.deep: DeepProbe | None = None
         self.exports = exports or {}
@@ -227,7 +227,7 @@ class Capture:
             call_wrapper_s=self.hot_calls.wrapper_cost_s if self.hot_calls else 0.0,
             deep=deep,
             extra={"spans": self.spans} if self.spans is not None else {},
-            timeline=self.timeline,
+            timelines=self.timelines,
         )
 
     def attach_current_thread(self) -> None:

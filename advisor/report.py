@@ -100,6 +100,6 @@ def build_report(raw: RawCapture, facts: RunFacts) -> Report:
     spans = raw.extra.get("spans")
     if spans is not None:
         report.spans = span_stats(spans)
-    if raw.timeline is not None and len(raw.timeline):
-        report.timeline = timeline_entry(raw.timeline, report.tasks, raw.started)
+    if any(len(timeline) for timeline in raw.timelines):
+        report.timeline = timeline_entry(raw.timelines, report.tasks, raw.started)
     return with_lines(report)

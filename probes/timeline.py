@@ -27,13 +27,14 @@ NEW = -1
 class StepTimeline:
     """Bounded flat arrays of task steps, plus per-unit creation facts."""
 
-    def __init__(self, capacity: int = MAX_STEPS) -> None:
+    def __init__(self, capacity: int = MAX_STEPS, kind: str = "asyncio") -> None:
         self.capacity = capacity
+        self.kind = kind  # whose steps: "asyncio" tasks or "greenlet"s (their report ids' prefix)
         self.unit = array("q")
         self.start = array("d")
         self.end = array("d")
         self.cpu = array("d")  # the step's thread CPU seconds, -1 where it was not read
-        self.kind = array("b")  # what the unit waited for before the step (task_ledger kinds, NEW)
+        self.waits = array("b")  # what the unit waited for before the step (task_ledger kinds, NEW)
         self.due = array("d")  # a timer's due time before the step (0 for other waits)
         # unit uid -> (created at, creating unit's uid or 0, thread ident running its loop)
         self.units: dict[int, tuple[float, int, int]] = {}
@@ -68,7 +69,7 @@ class StepTimeline:
         self.start.append(t0)
         self.end.append(t1)
         self.cpu.append(cpu)
-        self.kind.append(kind)
+        self.waits.append(kind)
         self.due.append(due)
         if self._pending:
             others = self._pending.pop(uid, None)
