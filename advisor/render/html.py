@@ -26,6 +26,7 @@ from advisor.source import source_lines
 from advisor.version import describe
 
 from .flame import weighted_stacks
+from .lanes import unit_segments
 from .text import KIND_LABELS, percent, replay_line, seconds
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -142,9 +143,11 @@ def blocking_io_share(task: Task) -> float:
 def page_data(report: Report) -> dict[str, Any]:
     """What the page's script draws: units on the timeline, and the sampled stacks."""
     units = []
+    segments = unit_segments(report)
     for task in report.tasks:
         split = task.breakdown
         units.append({
+            "segments": segments.get(task.id),
             "id": task.id, "name": task.name, "kind": KIND_LABELS.get(task.kind, task.kind), "count": task.count,
             "target": task.target, "start": task.start_s, "end": task.end_s, "wall": task.wall_s,
             "compute": split.compute_s, "io": split.io_s, "waiting": split.waiting_s,

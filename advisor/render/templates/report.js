@@ -192,6 +192,10 @@
       kindText.textContent = kind;
 
       var bars = svg("g", { "clip-path": "url(#timeline-clip)" }, lane);
+      if (unit.segments) {
+        drawSteps(unit, bars, y);
+        return;
+      }
       var x0 = xOf(unit.t0), x1 = Math.max(xOf(unit.t1), x0 + 2);  // a short unit stays visible
       var total = PARTS.reduce(function (sum, part) { return sum + unit.parts[part]; }, 0);
       var cursor = x0;
@@ -204,6 +208,30 @@
       });
     });
     windowLabel.textContent = seconds(view.t0) + " – " + seconds(view.t1);
+  }
+
+  // a unit with recorded steps: each step and each wait where and when it happened
+  // (segments in view only; neighbours of one part that fall in one pixel are drawn as one)
+  function drawSteps(unit, bars, y) {
+    var open = null;
+    function flush() {
+      if (open) {
+        svg("rect", { "class": "seg " + open.part + " step", "data-part": open.part, x: open.x0, y: y + 2,
+                      width: Math.max(open.x1 - open.x0, 0.5), height: LANE_H - 4 }, bars);
+        open = null;
+      }
+    }
+    unit.segments.forEach(function (segment) {
+      if (segment[1] < view.t0 || segment[0] > view.t1) { return; }
+      var x0 = xOf(segment[0]), x1 = xOf(segment[1]), part = segment[2];
+      if (open && open.part === part && x0 - open.x1 < 1) {
+        open.x1 = Math.max(open.x1, x1);
+        return;
+      }
+      flush();
+      open = { x0: x0, x1: x1, part: part };
+    });
+    flush();
   }
 
   function zoomTo(t0, t1) {
