@@ -21,8 +21,8 @@ typedef struct {
     PyObject_HEAD
     PyObject *probe;        /* the GreenletProbe: flags and the rare paths */
     PyObject *hubs;         /* id(hub) -> (record, [segment start]) */
-    PyObject *roles;        /* code -> role */
-    PyObject *sites;        /* (code, instruction, ...) -> frames */
+    PyObject *roles;        /* id(code) -> (role, code) */
+    PyObject *sites;        /* (id(code), instruction, ...) -> frames */
     PyObject *clock;        /* the probe's clock */
     PyObject *thread_time;  /* time.thread_time */
     PyObject *step_started; /* TaskLedger.step_started */
@@ -35,7 +35,7 @@ typedef struct {
 static PyObject *s_active, *s_sampler, *s_running, *s_kind, *s_greenlet, *s_parent, *s_ledger, *s_live, *s_dead,
     *s_gr_frame, *s_steps, *s_running_s, *s_longest_step_s, *s_switch, *s_throw, *s_f_lasti, *s_close_slot,
     *s_finished, *s_first_step_ended, *s_classify_switch, *s_sleep_due, *s_site_frames, *s_start_new,
-    *s_disable, *s_switch_py;
+    *s_disable, *s_switch_py, *s_seconds;
 
 static int
 Hook_traverse(Hook *self, visitproc visit, void *arg)
@@ -172,14 +172,61 @@ frame_lasti(PyFrameObject *frame, PyObject **out)
     return *out == NULL ? -1 : 0;
 }
 
+/* GreenletProbe._sleep_due(frame, now): now + max(0.0, float(seconds or 0)), seconds
+ * the frame's local (0 when it has none); the Python method where the locals are no dict */
+static PyObject *
+sleep_due(Hook *self, PyObject *frame, PyObject *now_obj, double now)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *locals = PyFrame_GetLocals((PyFrameObject *)frame);
+    if (locals == NULL) {
+        return NULL;
+    }
+    if (!PyDict_Check(locals)) {
+        Py_DECREF(locals);
+        return PyObject_CallMethodObjArgs(self->probe, s_sleep_due, frame, now_obj, NULL);
+    }
+    double seconds = 0.0;
+    PyObject *value = PyDict_GetItemWithError(locals, s_seconds);
+    if (value == NULL && PyErr_Occurred()) {
+        Py_DECREF(locals);
+        return NULL;
+    }
+    if (value != NULL) {
+        Py_INCREF(value);
+        int truth = PyObject_IsTrue(value);
+        if (truth > 0) {
+            PyObject *number = PyNumber_Float(value);
+            if (number != NULL) {
+                seconds = PyFloat_AS_DOUBLE(number);
+                Py_DECREF(number);
+            }
+            else {
+                truth = -1;
+            }
+        }
+        Py_DECREF(value);
+        if (truth < 0) {
+            Py_DECREF(locals);
+            return NULL;
+        }
+    }
+    Py_DECREF(locals);
+    return PyFloat_FromDouble(now + (seconds > 0.0 ? seconds : 0.0));
+#else
+    return PyObject_CallMethodObjArgs(self->probe, s_sleep_due, frame, now_obj, NULL);
+#endif
+}
+
 /* GreenletProbe.classify_switch(frame, now) for a stack whose code objects are all
  * classified already: 1 with (kind, due, site) set, 0 when Python must do it, -1 on error. */
 static int
 classify(Hook *self, PyObject *frame, PyObject *now_obj, double now, PyObject **kind_out, PyObject **due_out,
          PyObject **site_out)
 {
-    PyObject *positions[2 * MAX_DEPTH];
-    Py_ssize_t count = 0;
+    PyObject *positions[2 * MAX_DEPTH]; /* id(code), instruction, ... innermost first */
+    PyObject *codes[MAX_DEPTH];         /* the program frames' code objects, innermost first */
+    Py_ssize_t count = 0, programs = 0;
     PyObject *kind = NULL, *sleep_frame = NULL;
     void *first_program = NULL, *outer_program = NULL, *second_program = NULL;
     int result = -1;
@@ -192,25 +239,35 @@ classify(Hook *self, PyObject *frame, PyObject *now_obj, double now, PyObject **
     }
     for (int depth = 0; current != NULL && depth < MAX_DEPTH; depth++) {
         PyCodeObject *code = PyFrame_GetCode(current);
-        PyObject *role_obj = PyDict_GetItemWithError(self->roles, (PyObject *)code);
-        if (role_obj == NULL) {
+        PyObject *code_id = PyLong_FromVoidPtr(code);
+        if (code_id == NULL) {
+            Py_DECREF(code);
+            goto done;
+        }
+        PyObject *entry = PyDict_GetItemWithError(self->roles, code_id);
+        if (entry == NULL || !PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2 ||
+            PyTuple_GET_ITEM(entry, 1) != (PyObject *)code) {
+            Py_DECREF(code_id);
             Py_DECREF(code);
             result = PyErr_Occurred() ? -1 : 0; /* a code object seen for the first time: Python */
             goto done;
         }
-        long role = PyLong_AsLong(role_obj);
+        long role = PyLong_AsLong(PyTuple_GET_ITEM(entry, 0));
         if (role == -1 && PyErr_Occurred()) {
+            Py_DECREF(code_id);
             Py_DECREF(code);
             goto done;
         }
         if (role == self->role_program) {
             PyObject *lasti;
             if (frame_lasti(current, &lasti) < 0) {
+                Py_DECREF(code_id);
                 Py_DECREF(code);
                 goto done;
             }
-            positions[count++] = (PyObject *)code; /* the reference moves to the array */
+            positions[count++] = code_id; /* the references move to the arrays */
             positions[count++] = lasti;
+            codes[programs++] = (PyObject *)code;
             if (first_program == NULL) {
                 first_program = current;
             }
@@ -218,6 +275,7 @@ classify(Hook *self, PyObject *frame, PyObject *now_obj, double now, PyObject **
             outer_program = current;
         }
         else {
+            Py_DECREF(code_id);
             Py_DECREF(code);
             if (kind == NULL && role != self->role_other) {
                 if (role == self->role_sleep) {
@@ -235,7 +293,7 @@ classify(Hook *self, PyObject *frame, PyObject *now_obj, double now, PyObject **
     }
     PyObject *due;
     if (sleep_frame != NULL) {
-        due = PyObject_CallMethodObjArgs(self->probe, s_sleep_due, sleep_frame, now_obj, NULL);
+        due = sleep_due(self, sleep_frame, now_obj, now);
         if (due == NULL) {
             goto done;
         }
@@ -264,7 +322,14 @@ classify(Hook *self, PyObject *frame, PyObject *now_obj, double now, PyObject **
             Py_INCREF(frames);
         }
         else if (!PyErr_Occurred()) {
-            frames = PyObject_CallMethodObjArgs(self->probe, s_site_frames, key, NULL);
+            PyObject *code_list = PyList_New(programs);
+            if (code_list != NULL) {
+                for (Py_ssize_t i = 0; i < programs; i++) {
+                    PyList_SET_ITEM(code_list, i, Py_NewRef(codes[i]));
+                }
+                frames = PyObject_CallMethodObjArgs(self->probe, s_site_frames, key, code_list, NULL);
+                Py_DECREF(code_list);
+            }
         }
         Py_DECREF(key);
         if (frames == NULL) {
@@ -296,6 +361,9 @@ classify(Hook *self, PyObject *frame, PyObject *now_obj, double now, PyObject **
 done:
     for (Py_ssize_t i = 0; i < count; i++) {
         Py_DECREF(positions[i]);
+    }
+    for (Py_ssize_t i = 0; i < programs; i++) {
+        Py_DECREF(codes[i]);
     }
     Py_XDECREF(current);
     Py_XDECREF(sleep_frame);
@@ -711,6 +779,7 @@ PyInit__switch_hook(void)
     INTERN(s_start_new, "_start_new");
     INTERN(s_disable, "_disable");
     INTERN(s_switch_py, "_switch");
+    INTERN(s_seconds, "seconds");
     if (PyType_Ready(&HookType) < 0) {
         return NULL;
     }

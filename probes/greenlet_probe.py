@@ -105,7 +105,9 @@ class GreenletProbe:
         self.threads = threads
         self._clock = clock
         self._program = ProgramCode()
-        self._code_roles: dict[CodeType, int] = {}
+        # id(code) -> (role, code): by id, as hashing a code object hashes its constants (slow),
+        # and the code is kept, so its id never becomes another code object's
+        self._code_roles: dict[int, tuple[int, CodeType]] = {}
         self._sites: dict[tuple[Any, ...], tuple[tuple[CodeType, int], ...]] = {}
         self._spawned: dict[int, float] = {}
         self._hubs: dict[int, tuple[UnitRecord, list[Any]]] = {}  # hub id -> record, [segment start]
@@ -451,22 +453,24 @@ class GreenletProbe:
         Runs on every switch, and under deep mode in the interpreter's slow tracing path, so
         it does little: what each code object is (the program's, gevent's I/O or sleep,
         other) is looked up once per code object, and the await site (which needs line
-        numbers, slow to compute) is cached by the program frames' code and instruction."""
+        numbers, slow to compute) is cached by the program frames' code and instruction;
+        both by the code's id."""
         kind: int | None = None
         due = 0.0
-        positions: list[Any] = []  # code, instruction, code, instruction... innermost first
+        positions: list[Any] = []  # id(code), instruction, id(code), instruction... innermost first
         program: list[FrameType] = []
         roles = self._code_roles
         for _ in _DEPTHS:
             if frame is None:
                 break
             code = frame.f_code
-            role = roles.get(code)
-            if role is None:
-                role = roles[code] = self._code_role(code)
+            entry = roles.get(id(code))
+            if entry is None:
+                entry = roles[id(code)] = (self._code_role(code), code)
+            role = entry[0]
             if role:  # most frames are _OTHER (0)
                 if role == _PROGRAM:
-                    positions.append(code)
+                    positions.append(id(code))
                     positions.append(frame.f_lasti)
                     program.append(frame)
                 elif kind is None:
@@ -480,7 +484,7 @@ class GreenletProbe:
         key = tuple(positions)
         frames = self._sites.get(key)
         if frames is None:
-            frames = self._site_frames(key)
+            frames = self._site_frames(key, [program_frame.f_code for program_frame in program])
         # the callee: the frame the outermost program frame called (itself when alone)
         site = (frames, id(program[-2] if len(program) > 1 else program[0]))
         return (kind if kind is not None else WAITING), due, site
@@ -491,9 +495,11 @@ class GreenletProbe:
         seconds = frame.f_locals.get("seconds", 0)
         return now + max(0.0, float(seconds or 0))
 
-    def _site_frames(self, key: tuple[Any, ...]) -> tuple[tuple[CodeType, int], ...]:
-        """(code, line) of each program frame, outermost first, from (code, instruction) pairs."""
-        pairs = [(key[i], key[i + 1]) for i in range(0, len(key), 2)]
+    def _site_frames(self, key: tuple[Any, ...], codes: list[CodeType]) -> tuple[tuple[CodeType, int], ...]:
+        """(code, line) of each program frame, outermost first, from the key's (id(code),
+        instruction) pairs and the code objects, innermost first (the cached frames keep
+        them, so the ids in the key stay theirs)."""
+        pairs = [(code, key[2 * index + 1]) for index, code in enumerate(codes)]
         frames = tuple((code, _line_of(code, lasti)) for code, lasti in reversed(pairs))
         if len(self._sites) >= _MAX_CACHED_SITES:
             self._sites.clear()
