@@ -146,11 +146,12 @@ def deep_functions(profile: DeepProfile, sampled: list[FunctionStat], limit: int
 
 def call_cost(function: DeepFunction, cost: CallCost) -> float:
     """What yappi adds to one call of this function, by its kind (measured at start-up)."""
+    method = "." in function.name
     if any(child[:3] == (function.module, function.name, function.lineno) for child in function.children):
-        return cost.recursive_wall_s
+        return (cost.recursive_method_wall_s or cost.recursive_wall_s) if method else cost.recursive_wall_s
     if function.name.endswith("__init__"):
         return cost.init_wall_s or cost.wall_s
-    if "." in function.name:
+    if method:
         return cost.method_wall_s or cost.wall_s
     return cost.wall_s
 

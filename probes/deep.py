@@ -38,6 +38,7 @@ class CallCost:
     recursive_wall_s: float = 0.0
     method_wall_s: float = 0.0
     init_wall_s: float = 0.0
+    recursive_method_wall_s: float = 0.0
 
     @property
     def total_s(self) -> float:
@@ -122,15 +123,19 @@ def _calibrate(yappi: Any, rounds: int = 20_000) -> CallCost:
     caller_own = max(0.0, (stats["caller"].tsub - loop_only * passes) / calls - empty_bare / 2)
     wall = max(0.0, (profiled - with_calls) / rounds)
     recursive = _recursive_cost(yappi)
-    method, init = _object_costs(yappi)
+    method, init, recursive_method = _object_costs(yappi)
     return CallCost(caller_s=caller_own, callee_s=callee, wall_s=max(wall, caller_own + callee),
                     recursive_wall_s=max(recursive, wall), method_wall_s=max(method, wall),
-                    init_wall_s=max(init, wall))
+                    init_wall_s=max(init, wall), recursive_method_wall_s=max(recursive_method, wall))
 
 
-def _object_costs(yappi: Any, rounds: int = 10_000) -> tuple[float, float]:
-    """yappi's wall cost per method call, and per call of a method that builds an object
-    (the method and its __init__: two calls)."""
+def _object_costs(yappi: Any, rounds: int = 10_000) -> tuple[float, float, float]:
+    """yappi's wall cost per method call, per constructor call (``__init__``, called from C by the
+    class) and per call of a recursive method.
+
+    Each is timed on its own loop: on Python 3.11 a profile function turns off the adaptive
+    interpreter for every instruction, so what a call costs under yappi depends on what its body
+    does (attribute access slows down most), and a constructor's cost is not a method's."""
     class Point:
         def __init__(self, x: int, y: int) -> None:
             self.x = x
@@ -139,8 +144,17 @@ def _object_costs(yappi: Any, rounds: int = 10_000) -> tuple[float, float]:
         def norm(self) -> int:
             return self.x * self.x + self.y * self.y
 
-        def scaled(self, k: int) -> Point:
-            return Point(self.x * k, self.y * k)
+    class Link:
+        def __init__(self, rest: Link | None) -> None:
+            self.rest = rest
+
+        def length(self) -> int:
+            return 1 if self.rest is None else 1 + self.rest.length()
+
+    depth = 50
+    chain = Link(None)
+    for _ in range(depth - 1):
+        chain = Link(chain)
 
     def methods(count: int) -> float:
         point = Point(1, 2)
@@ -149,25 +163,28 @@ def _object_costs(yappi: Any, rounds: int = 10_000) -> tuple[float, float]:
             point.norm()
         return _cpu_clock() - begin
 
-    def builders(count: int) -> float:
-        point = Point(1, 2)
+    def constructors(count: int) -> float:
         begin = _cpu_clock()
-        for _ in range(count):
-            point = point.scaled(1)
+        for index in range(count):
+            Point(index, 2)
         return _cpu_clock() - begin
 
-    bare_methods = min(methods(rounds) for _ in range(5))
-    bare_builders = min(builders(rounds) for _ in range(5))
+    def walks(count: int) -> float:
+        begin = _cpu_clock()
+        for _ in range(count // depth):
+            chain.length()
+        return _cpu_clock() - begin
+
+    timers = (methods, constructors, walks)
+    bare = [min(timer(rounds) for _ in range(5)) for timer in timers]
     yappi.start(builtins=False, profile_threads=True)
     try:
-        profiled_methods = min(methods(rounds) for _ in range(5))
-        profiled_builders = min(builders(rounds) for _ in range(5))
+        profiled = [min(timer(rounds) for _ in range(5)) for timer in timers]
     finally:
         yappi.stop()
         yappi.clear_stats()
-    method = max(0.0, (profiled_methods - bare_methods) / rounds)
-    init = max(0.0, (profiled_builders - bare_builders) / (2 * rounds))
-    return method, init
+    method, init, walk = (max(0.0, (after - before) / rounds) for before, after in zip(bare, profiled, strict=True))
+    return method, init, walk
 
 
 def _recursive_cost(yappi: Any, depth: int = 18) -> float:
