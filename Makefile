@@ -10,12 +10,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# the stamp files re-install when pyproject.toml changes
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# the stamp files re-install when pyproject.toml, setup.py or the C switch hook change
+$(VENV)/.installed: pyproject.toml setup.py probes/_switch_hook.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml setup.py probes/_switch_hook.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@ $(VENV)/.installed
 
