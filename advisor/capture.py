@@ -104,6 +104,8 @@ class Capture:
         if mode != "light":
             self.timelines.append(StepTimeline(kind="asyncio"))
             self.asyncio_probe.record_timeline(self.timelines[-1])
+            self.timelines.append(StepTimeline(kind="greenlet"))
+            self.greenlet_probe.record_timeline(self.timelines[-1])
         # deep mode adds yappi's deterministic profile (greenlet contexts for gevent programs)
         self.deep: DeepProbe | None = None
         self.exports = exports or {}

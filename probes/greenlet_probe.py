@@ -30,6 +30,7 @@ from .records import UnitRecord
 from .sampler import Sampler
 from .task_ledger import ANONYMOUS_TASK, IO, READY, TIMER, WAITING, TaskLedger
 from .threads import ThreadRegistry
+from .timeline import NEW, StepTimeline
 
 try:  # the switch hook's common path in C (optional: built with the package where a compiler was found)
     from ._switch_hook import SwitchHook  # type: ignore[import-not-found,unused-ignore]
@@ -120,6 +121,15 @@ class GreenletProbe:
         self.failed: str | None = None
         self._switches = 0  # counted by the Python hook (the C hook counts its own)
         self._hook: Any = None  # the C hook, when built and usable (see _c_hook)
+        # standard and deep mode: every greenlet step on the timeline the what-if replay simulates
+        self.timeline: StepTimeline | None = None
+        self._spawners: dict[int, int] = {}  # id(greenlet) -> uid of the greenlet that spawned it
+
+    def record_timeline(self, timeline: StepTimeline) -> None:
+        """Record each greenlet step on `timeline` from now on (call before ``start``); the
+        Python hook does it, so the C hook stays out while a timeline is recorded."""
+        self.timeline = timeline
+        self.ledger.on_fold = timeline.fold
 
     @property
     def switches(self) -> int:
@@ -239,7 +249,8 @@ class GreenletProbe:
     def _c_hook(self) -> Any:
         """The C switch hook for this probe, or None: when it was not built, and when the
         Python hook was replaced (a subclass, a test's fault), which then runs instead."""
-        if SwitchHook is None or self.sampler is None or type(self)._switch is not _PYTHON_SWITCH:
+        if (SwitchHook is None or self.sampler is None or type(self)._switch is not _PYTHON_SWITCH
+                or self.timeline is not None):
             return None
         try:
             return SwitchHook(self, self._hubs, self._code_roles, self._sites, self._clock, time.thread_time,
@@ -253,6 +264,9 @@ class GreenletProbe:
         """Record when greenlets are spawned (gevent.spawn and pools), for their scheduling."""
         clock = self._clock
         spawned = self._spawned
+        spawners = self._spawners if self.timeline is not None else None
+        live = self.ledger.live
+        getcurrent = self._greenlet.getcurrent if self._greenlet is not None else None
 
         def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
             def spawn(*args: Any, **kwargs: Any) -> Any:
@@ -260,6 +274,10 @@ class GreenletProbe:
                 glet = original(*args, **kwargs)
                 if len(spawned) < 1_000_000:
                     spawned[id(glet)] = t
+                    if spawners is not None and getcurrent is not None:
+                        parent = live.get(id(getcurrent()))
+                        if parent is not None:
+                            spawners[id(glet)] = parent.uid
                 return glet
             spawn.__wrapped__ = original  # type: ignore[attr-defined]
             spawn.__doc__ = original.__doc__
@@ -331,6 +349,9 @@ class GreenletProbe:
         elif origin.parent is not None:
             record = self.ledger.live.get(id(origin))
             if record is not None:
+                if self.timeline is not None:
+                    self.timeline.finish(record.uid, step_start, now, -1.0 if slot is None or slot[3] < 0.0
+                                         else time.thread_time() - slot[3])
                 if origin.dead:
                     self._finished(origin, record, step_start, now)
                 else:
@@ -354,6 +375,8 @@ class GreenletProbe:
             self._start_new(target, now, running, ident)
             return
         cpu0 = time.thread_time() if unit.longest_step_s > 0.002 else -1.0
+        if self.timeline is not None:
+            self.timeline.begin(unit.uid, unit.wait_kind if unit.first_run is not None else NEW, unit.due)
         TaskLedger.step_started(unit, now)
         running[ident] = [unit, now, None, cpu0]
 
@@ -372,6 +395,8 @@ class GreenletProbe:
             return
         unit = self._track(target, now)
         cpu0 = time.thread_time() if unit.longest_step_s > 0.002 else -1.0
+        if self.timeline is not None:
+            self.timeline.begin(unit.uid, unit.wait_kind if unit.first_run is not None else NEW, unit.due)
         TaskLedger.step_started(unit, now)
         running[ident] = [unit, now, None, cpu0]
 
@@ -396,6 +421,8 @@ class GreenletProbe:
         self.ledger.watch(key, glet, self._clock)
         if not file and glet.gr_frame is None and not glet.dead:
             self._catch_first_call(record)
+        if self.timeline is not None:
+            self.timeline.created(record.uid, record.created, self._spawners.pop(key, 0), record.ident)
         return record
 
     def _catch_first_call(self, record: UnitRecord) -> None:

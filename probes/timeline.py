@@ -41,6 +41,7 @@ class StepTimeline:
         # step index -> the uids its unit waited on before it (an awaited task, gather's children)
         self.after: dict[int, tuple[int, ...]] = {}
         self._pending: dict[int, tuple[int, ...]] = {}
+        self._open: dict[int, tuple[int, float]] = {}  # uid -> (kind, due) of its running step
         self.folded: dict[int, int] = {}  # a finished unit's uid -> the uid of the fold it joined
         self.truncated = False
 
@@ -75,6 +76,18 @@ class StepTimeline:
             others = self._pending.pop(uid, None)
             if others is not None:
                 self.after[index] = others
+
+    def begin(self, uid: int, kind: int, due: float) -> None:
+        """A step of the unit starts after waiting for `kind` (a probe that learns the end
+        later, as the greenlet probe does at the next switch, calls ``finish`` then)."""
+        if not self.truncated and uid in self.units:
+            self._open[uid] = (kind, due)
+
+    def finish(self, uid: int, t0: float, t1: float, cpu: float) -> None:
+        """The unit's step begun with ``begin`` ran from t0 to t1."""
+        opened = self._open.pop(uid, None)
+        if opened is not None:
+            self.add(uid, opened[0], opened[1], t0, t1, cpu)
 
     def fold(self, uid: int, into: int) -> None:
         """A finished unit joined the fold of unit `into`: its steps belong to that report entry."""

@@ -185,9 +185,10 @@ def _last_before(track: TimelineTrack, index: int, time: float) -> StepKey:
 
 def _root(tracks: list[TimelineTrack], members: list[int]) -> int | None:
     """The task that ran the loop (``asyncio.run``'s main task): created by no task, first,
-    and ending last. None when no task fits (``run_forever``, a server stopped from outside):
-    then the loop ends with its last step."""
-    stepped = [index for index in members if tracks[index].start_s]
+    and ending last. None when no task fits (``run_forever``, a server stopped from outside)
+    and for a gevent hub (the main greenlet that waits for the others is the thread itself,
+    not a unit): then the loop ends with its last step."""
+    stepped = [index for index in members if tracks[index].start_s and tracks[index].unit.startswith("asyncio:")]
     if not stepped:
         return None
     first = min(stepped, key=lambda index: tracks[index].created_s)

@@ -119,4 +119,5 @@ def test_light_mode_records_no_timeline() -> None:
     from advisor.capture import Capture
 
     assert Capture(mode="light", calibrate=False).timelines == []
-    assert [timeline.kind for timeline in Capture(mode="standard", calibrate=False).timelines] == ["asyncio"]
+    assert [timeline.kind for timeline in Capture(mode="standard", calibrate=False).timelines] == [
+        "asyncio", "greenlet"]
