@@ -1,6 +1,7 @@
 """Replay a run's event loops step by step: a discrete-event simulation of the recorded timeline.
 
-Each loop is one server that runs one task step at a time. A step is *ready* when what it
+Each loop (an asyncio event loop, or a gevent hub with its greenlets) is one server that
+runs one step at a time. A step is *ready* when what it
 waited for is over, and the rule for that comes from the recording:
 
 - its first step: when the step that created the task reached the ``create_task`` call;
