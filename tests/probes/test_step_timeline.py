@@ -121,3 +121,4 @@ def test_light_mode_records_no_timeline() -> None:
     assert Capture(mode="light", calibrate=False).timelines == []
     assert [timeline.kind for timeline in Capture(mode="standard", calibrate=False).timelines] == [
         "asyncio", "greenlet"]
+    assert [timeline.kind for timeline in Capture(mode="deep", calibrate=False).timelines] == ["asyncio"]
