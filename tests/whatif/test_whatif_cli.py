@@ -37,7 +37,8 @@ def test_one_fix_as_text(run_advisor: Runner, tmp_path: Path) -> None:
     done = run_advisor(["whatif", str(path), "--fix", "blocking-sleep@app.py:18"])
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[:2] == ["what-if: blocking-sleep@app.py:18", "run wall: 0.900 s -> 0.600 s (saves 0.300 s, 33%)"]
+    assert lines[:3] == ["what-if: blocking-sleep@app.py:18", "run wall: 0.900 s -> 0.600 s (saves 0.300 s, 33%)",
+                         "replayed from: the per-unit totals (no step timeline covers these units)"]
     assert "  tick        0.900 s -> 0.600 s (-0.300 s)" in lines
 
 
