@@ -1,8 +1,8 @@
 """Replay a run's event loops step by step: a discrete-event simulation of the recorded timeline.
 
 Each loop (an asyncio event loop, or a gevent hub with its greenlets) is one server that
-runs one step at a time. A step is *ready* when what it
-waited for is over, and the rule for that comes from the recording:
+runs one step at a time. A step is *ready* when what it waited for is over, and the rule
+for that comes from the recording:
 
 - its first step: when the step that created the task reached the ``create_task`` call;
 - after a bare yield: when its previous step ended; after a timer: that much later;
@@ -89,59 +89,65 @@ def plan_loop(tracks: list[TimelineTrack], members: list[int]) -> LoopPlan:
     """Ready rules for every step of the tracks `members` (all on one loop)."""
     order = sorted(((index, step) for index in members for step in range(len(tracks[index].start_s))),
                    key=lambda key: (tracks[key[0]].start_s[key[1]], key))
-    ends = [tracks[key[0]].end_s[key[1]] for key in order]
     member_set = set(members)
     rules: dict[StepKey, Rule] = {}
-
-    def previous_on_loop(number: int) -> int | None:
-        """The step that ran on the loop just before step `number` (by end), if any."""
-        return number - 1 if number > 0 else None
-
-    for number, (index, step) in enumerate(order):
-        track = tracks[index]
-        start = track.start_s[step]
-        wait = track.waits[step]
-        rule = Rule()
-        if step == 0:
-            creator = track.creator
-            if creator is not None and creator in member_set:
-                # the creator's step that was running when it was created: the last one started by then
-                creating = tracks[creator]
-                started = [other for other, begin in enumerate(creating.start_s) if begin <= track.created_s]
-                if started:
-                    rule.in_step = (creator, started[-1])
-                    rule.delay = max(0.0, track.created_s - creating.start_s[started[-1]])
-            if rule.in_step is None:
-                previous = previous_on_loop(number)
-                if previous is not None and ends[previous] <= track.created_s:
-                    # created by a callback of the loop (a server's connection): after what ran before
-                    rule.after = [order[previous]]
-                    rule.delay = track.created_s - ends[previous]
-                else:
-                    rule.at = track.created_s
-            rules[(index, step)] = rule
-            continue
-        own = (index, step - 1)
-        prev_end = track.end_s[step - 1]
-        rule.after = [own]
-        awaited = track.after.get(step)
-        if wait == "ready":
-            pass
-        elif wait == "timer" and track.due_s[step] is not None:
-            rule.delay = max(0.0, (track.due_s[step] or 0.0) - prev_end)
-        elif awaited and all(other in member_set for other in awaited):
-            rule.after = [own] + [_last_before(tracks[other], other, start) for other in awaited
-                                  if tracks[other].start_s and tracks[other].start_s[0] < start]
-        else:
-            previous = previous_on_loop(number)
-            if (previous is not None and start - ends[previous] <= IDLE_GAP_S and order[previous][0] != index
-                    and ends[previous] >= prev_end):
-                rule.woken_by = order[previous]  # the loop was busy up to it: that step woke it
-            else:
-                rule.delay = max(0.0, start - prev_end)  # woken from outside: the same latency
-        rules[(index, step)] = rule
+    for number, key in enumerate(order):
+        # the step that ran on the loop just before this one, and when it ended
+        previous = order[number - 1] if number > 0 else None
+        previous_end = tracks[previous[0]].end_s[previous[1]] if previous is not None else None
+        make = _first_step_rule if key[1] == 0 else _later_step_rule
+        rules[key] = make(tracks, key, member_set, previous, previous_end)
     lead_in, latency = _recorded_gaps(tracks, order, rules)
     return LoopPlan(order=order, rules=rules, root=_root(tracks, members), lead_in=lead_in, latency=latency)
+
+
+def _first_step_rule(tracks: list[TimelineTrack], key: StepKey, members: set[int], previous: StepKey | None,
+                     previous_end: float | None) -> Rule:
+    """A unit's first step: after the creator's step reached the creation, else after what
+    the loop ran before it was created (a server's connection callback), else at its time."""
+    track = tracks[key[0]]
+    rule = Rule()
+    creator = track.creator
+    if creator is not None and creator in members:
+        # the creator's step that was running when it was created: the last one started by then
+        started = [other for other, begin in enumerate(tracks[creator].start_s) if begin <= track.created_s]
+        if started:
+            rule.in_step = (creator, started[-1])
+            rule.delay = max(0.0, track.created_s - tracks[creator].start_s[started[-1]])
+            return rule
+    if previous is not None and previous_end is not None and previous_end <= track.created_s:
+        rule.after = [previous]
+        rule.delay = track.created_s - previous_end
+    else:
+        rule.at = track.created_s
+    return rule
+
+
+def _later_step_rule(tracks: list[TimelineTrack], key: StepKey, members: set[int], previous: StepKey | None,
+                     previous_end: float | None) -> Rule:
+    """A later step: after its own previous step, plus what it waited for (see the module)."""
+    index, step = key
+    track = tracks[index]
+    start = track.start_s[step]
+    own = (index, step - 1)
+    own_end = track.end_s[step - 1]
+    rule = Rule(after=[own])
+    wait = track.waits[step]
+    awaited = track.after.get(step)
+    due = track.due_s[step]
+    if wait == "ready":
+        return rule
+    if wait == "timer" and due is not None:
+        rule.delay = max(0.0, due - own_end)
+    elif awaited and all(other in members for other in awaited):
+        rule.after = [own] + [_last_before(tracks[other], other, start) for other in awaited
+                              if tracks[other].start_s and tracks[other].start_s[0] < start]
+    elif (previous is not None and previous_end is not None and start - previous_end <= IDLE_GAP_S
+          and previous[0] != index and previous_end >= own_end):
+        rule.woken_by = previous  # the loop was busy up to it: that step woke it
+    else:
+        rule.delay = max(0.0, start - own_end)  # woken from outside: the same latency
+    return rule
 
 
 def _recorded_gaps(tracks: list[TimelineTrack], order: list[StepKey],
