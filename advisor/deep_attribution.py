@@ -145,7 +145,8 @@ def deep_functions(profile: DeepProfile, sampled: list[FunctionStat], limit: int
 
 
 def call_cost(function: DeepFunction, cost: CallCost) -> float:
-    """What yappi adds to one call of this function, by its kind (measured at start-up)."""
+    """What yappi adds to one call of this function, by its kind (measured at start-up and at
+    the end of the run): a recursive function or method, a constructor, a method, a function."""
     method = "." in function.name
     if any(child[:3] == (function.module, function.name, function.lineno) for child in function.children):
         return (cost.recursive_method_wall_s or cost.recursive_wall_s) if method else cost.recursive_wall_s

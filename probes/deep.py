@@ -5,7 +5,9 @@ Asyncio tasks are told apart by a tag: a ``ContextVar`` whose C-level ``get`` is
 tag callback (no Python frame per call), set in each task's context by the asyncio
 probe. Greenlets use yappi's greenlet context backend when the program uses gevent.
 Before the run, the cost yappi adds to one call is measured, split into what lands in
-the caller's and in the callee's own time, so the report can subtract it. yappi's
+the caller's and in the callee's own time, so the report can subtract it; it is measured
+again once the run's stats are read, and the two are averaged, so that a machine whose
+load changed during the run is corrected at a cost nearer the one it had meanwhile. yappi's
 coroutine-aware wall clock grows with the square of the suspended coroutines, so the
 profile pauses while more than ``MAX_LIVE_TASKS`` tasks are alive, and says so.
 """
@@ -13,9 +15,11 @@ profile pauses while more than ``MAX_LIVE_TASKS`` tasks are alive, and says so.
 from __future__ import annotations
 
 import contextvars
+import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 # The unit tag of the code running now (0: not inside a tagged asyncio task).
@@ -43,6 +47,14 @@ class CallCost:
     @property
     def total_s(self) -> float:
         return self.caller_s + self.callee_s
+
+    def mean(self, other: CallCost) -> CallCost:
+        """The mean of two calibrations, field by field (one missing: the other)."""
+        if not other.wall_s:
+            return self
+        if not self.wall_s:
+            return other
+        return CallCost(**{name: (value + getattr(other, name)) / 2 for name, value in vars(self).items()})
 
 
 @dataclass
@@ -84,15 +96,65 @@ class DeepProfile:
 _cpu_clock = time.thread_time
 
 
+def _typical(timings: Iterable[float]) -> float:
+    """The median of a few timings of one loop. Not the least: the run pays the cost as it is
+    on average, and the thread CPU clock of a virtual machine now and then reads a loop of
+    profiled calls at a third of its time (seen: 1.7 ms for a loop that takes 4.9 ms)."""
+    return statistics.median(timings)
+
+
+# The calibrations' code, at module level: a program calls its functions and classes through
+# its globals (a dict look-up per call, and a slow one while yappi runs: a profile function
+# turns off Python 3.11's specialised instructions), not through closure cells.
+def _empty() -> None:
+    return None
+
+
+def _caller(count: int) -> None:
+    for _ in range(count):
+        _empty()
+
+
+def _fib(n: int) -> int:
+    return n if n < 2 else _fib(n - 1) + _fib(n - 2)
+
+
+class _Point:
+    def __init__(self, x: int, y: int) -> None:
+        self.x = x
+        self.y = y
+
+    def norm(self) -> int:
+        return self.x * self.x + self.y * self.y
+
+
+class _Link:
+    def __init__(self, rest: _Link | None) -> None:
+        self.rest = rest
+
+    def length(self) -> int:
+        return 1 if self.rest is None else 1 + self.rest.length()
+
+
+def _extra(yappi: Any, timer: Callable[[], float], pairs: int = 7) -> float:
+    """What yappi adds to a timed loop: the median, over `pairs` runs of the loop without and
+    then with yappi, of the difference. Taken in pairs, a slower spell of the machine lands on
+    both sides of one difference rather than on one side of all of them."""
+    differences = []
+    for _ in range(pairs):
+        bare = timer()
+        yappi.start(builtins=False, profile_threads=True)
+        try:
+            profiled = timer()
+        finally:
+            yappi.stop()
+        differences.append(profiled - bare)
+    return statistics.median(differences)
+
+
 def _calibrate(yappi: Any, rounds: int = 20_000) -> CallCost:
-    """Measure yappi's per-call cost on an empty function called from a loop."""
-    def empty() -> None:
-        return None
-
-    def caller(count: int) -> None:
-        for _ in range(count):
-            empty()
-
+    """Measure yappi's per-call cost on an empty function called from a loop, and by kind of
+    call (recursive functions and methods, constructors, methods)."""
     def bare_loop(count: int) -> float:
         begin = _cpu_clock()
         for _ in range(count):
@@ -101,30 +163,26 @@ def _calibrate(yappi: Any, rounds: int = 20_000) -> CallCost:
 
     def bare_calls(count: int) -> float:
         begin = _cpu_clock()
-        caller(count)
+        _caller(count)
         return _cpu_clock() - begin
 
-    loop_only = min(bare_loop(rounds) for _ in range(5))
-    with_calls = min(bare_calls(rounds) for _ in range(5))
-    passes = 5
+    loop_only = _typical(bare_loop(rounds) for _ in range(5))
+    with_calls = _typical(bare_calls(rounds) for _ in range(5))
+    passes = 7
     yappi.clear_stats()
-    yappi.start(builtins=False, profile_threads=True)
-    try:
-        profiled = min(bare_calls(rounds) for _ in range(passes))
-    finally:
-        yappi.stop()
-    stats = {stat.name: stat for stat in yappi.get_func_stats() if stat.name in ("empty", "caller")}
+    wall = max(0.0, _extra(yappi, partial(bare_calls, rounds), passes) / rounds)
+    stats = {stat.name: stat for stat in yappi.get_func_stats() if stat.name in ("_empty", "_caller")}
     yappi.clear_stats()
-    if "empty" not in stats or "caller" not in stats:
+    if "_empty" not in stats or "_caller" not in stats:
         return CallCost()
     calls = rounds * passes
     empty_bare = max(0.0, (with_calls - loop_only) / rounds)
-    callee = max(0.0, stats["empty"].tsub / calls - empty_bare / 2)
-    caller_own = max(0.0, (stats["caller"].tsub - loop_only * passes) / calls - empty_bare / 2)
-    wall = max(0.0, (profiled - with_calls) / rounds)
+    callee = max(0.0, stats["_empty"].tsub / calls - empty_bare / 2)
+    caller_own = max(0.0, (stats["_caller"].tsub - loop_only * passes) / calls - empty_bare / 2)
     recursive = _recursive_cost(yappi)
     method, init, recursive_method = _object_costs(yappi)
-    return CallCost(caller_s=caller_own, callee_s=callee, wall_s=max(wall, caller_own + callee),
+    wall = max(wall, caller_own + callee)
+    return CallCost(caller_s=caller_own, callee_s=callee, wall_s=wall,
                     recursive_wall_s=max(recursive, wall), method_wall_s=max(method, wall),
                     init_wall_s=max(init, wall), recursive_method_wall_s=max(recursive_method, wall))
 
@@ -136,28 +194,13 @@ def _object_costs(yappi: Any, rounds: int = 10_000) -> tuple[float, float, float
     Each is timed on its own loop: on Python 3.11 a profile function turns off the adaptive
     interpreter for every instruction, so what a call costs under yappi depends on what its body
     does (attribute access slows down most), and a constructor's cost is not a method's."""
-    class Point:
-        def __init__(self, x: int, y: int) -> None:
-            self.x = x
-            self.y = y
-
-        def norm(self) -> int:
-            return self.x * self.x + self.y * self.y
-
-    class Link:
-        def __init__(self, rest: Link | None) -> None:
-            self.rest = rest
-
-        def length(self) -> int:
-            return 1 if self.rest is None else 1 + self.rest.length()
-
     depth = 50
-    chain = Link(None)
+    chain = _Link(None)
     for _ in range(depth - 1):
-        chain = Link(chain)
+        chain = _Link(chain)
 
     def methods(count: int) -> float:
-        point = Point(1, 2)
+        point = _Point(1, 2)
         begin = _cpu_clock()
         for _ in range(count):
             point.norm()
@@ -166,7 +209,7 @@ def _object_costs(yappi: Any, rounds: int = 10_000) -> tuple[float, float, float
     def constructors(count: int) -> float:
         begin = _cpu_clock()
         for index in range(count):
-            Point(index, 2)
+            _Point(index, 2)
         return _cpu_clock() - begin
 
     def walks(count: int) -> float:
@@ -175,38 +218,27 @@ def _object_costs(yappi: Any, rounds: int = 10_000) -> tuple[float, float, float
             chain.length()
         return _cpu_clock() - begin
 
-    timers = (methods, constructors, walks)
-    bare = [min(timer(rounds) for _ in range(5)) for timer in timers]
-    yappi.start(builtins=False, profile_threads=True)
     try:
-        profiled = [min(timer(rounds) for _ in range(5)) for timer in timers]
+        method, init, walk = (max(0.0, _extra(yappi, partial(timer, rounds)) / rounds)
+                              for timer in (methods, constructors, walks))
     finally:
-        yappi.stop()
         yappi.clear_stats()
-    method, init, walk = (max(0.0, (after - before) / rounds) for before, after in zip(bare, profiled, strict=True))
     return method, init, walk
 
 
 def _recursive_cost(yappi: Any, depth: int = 18) -> float:
     """yappi's wall cost per call of a recursive function (a small Fibonacci)."""
-    def fib(n: int) -> int:
-        return n if n < 2 else fib(n - 1) + fib(n - 2)
-
-    calls = 2 * fib(depth + 1) - 1  # calls made by fib(depth)
+    calls = 2 * _fib(depth + 1) - 1  # calls made by _fib(depth)
 
     def timed() -> float:
         begin = _cpu_clock()
-        fib(depth)
+        _fib(depth)
         return _cpu_clock() - begin
 
-    bare = min(timed() for _ in range(5))
-    yappi.start(builtins=False, profile_threads=True)
     try:
-        profiled = min(timed() for _ in range(5))
+        return max(0.0, _extra(yappi, timed) / calls)
     finally:
-        yappi.stop()
         yappi.clear_stats()
-    return max(0.0, (profiled - bare) / calls)
 
 
 def _plain(stats: Any) -> list[DeepFunction]:
@@ -291,7 +323,17 @@ class DeepProbe:
                   for tag in list(dict.fromkeys(tags))[:MAX_QUERIES]}
         by_context = {ctx: _plain(yappi.get_func_stats(filter={"ctx_id": ctx}))
                       for ctx in list(dict.fromkeys(wanted_contexts))[:MAX_QUERIES]}
-        return DeepProfile(_plain(yappi.get_func_stats()), by_tag, by_context, self.cost, threads,
+        functions = _plain(yappi.get_func_stats())
+        # the stats are plain data now: measure yappi's cost again (it clears them) and take
+        # the mean with the start-up's. On a shared machine the cost per call drifts with the
+        # load (seen: 3-5% between the start and the end of a 3 s run), and in a call-heavy
+        # program the correction is several times what is left, so each % counts several times
+        try:
+            end = _calibrate(yappi)
+        except Exception:  # the start-up's measure stays
+            end = CallCost()
+        self.cost = self.cost.mean(end)
+        return DeepProfile(functions, by_tag, by_context, self.cost, threads,
                            self.paused_s, "wall", "greenlet" if self.greenlets else "native_thread")
 
     def clear(self) -> None:
