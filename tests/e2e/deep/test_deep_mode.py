@@ -129,18 +129,119 @@ def test_deep_mode_really_slows_the_calls_down(call_heavy: Profiled, bare_once: 
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "the 20% check needs yappi's per-call cost to 3%: this program runs ~7.5x slower under yappi "
-    "(2.2 s of CPU for 0.29 s of work over 6.6M calls, ~290 ns a call), so a 3% error in the cost per "
-    "call is a 20% error in what is left. The start-up calibration (thread CPU clock, by kind of call: "
-    "recursive, method, constructor) lands within 2-10% of the in-situ cost (measured: recursion 250 vs "
-    "245-265 ns, method+constructor 293 vs 300-330 ns), so compute_s ends 15-40% above the bare CPU in "
-    "most runs. Closing the gap needs the cost measured in situ, during the run."))
+    "the 20% check needs yappi's per-call cost to ~3% in every run: this program runs ~7.5x slower under "
+    "yappi (2.5 s of CPU for 0.33 s of work over 6.6M calls), so a 3% error in the cost per call is a 20% "
+    "error in what is left. The calibration is now unbiased on this program on average (12 runs interleaved "
+    "with the old code: mean +3.5%, median +2.6%, sd 14%, 10/12 within 20%; before: mean +17%, sd 25%, 7/12), "
+    "but one run's in-situ cost still moves 3-5% with the shared machine's load, independently of what the "
+    "start-up and end-of-run calibrations saw. A probe timed on another thread does not follow it (correlation "
+    "~0); one timed on the main thread by a CPU timer signal does (0.8-0.99 within a run) but narrowed the "
+    "spread only from 13% to 11%, not worth a signal handler in the user's program."))
 def test_main_thread_compute_is_within_20_percent_of_the_bare_cpu(call_heavy: Profiled,
                                                                   bare_once: BareOnce) -> None:
     bare, profiled, compute = compute_vs_bare(call_heavy, bare_once)
     assert abs(compute - bare) <= 0.2 * bare, \
         f"MainThread compute_s {compute:.3f} s vs bare CPU {bare:.3f} s (program measured {profiled:.3f} s " \
         f"under deep mode; profiler_call_s {call_heavy.report['run']['overhead']['profiler_call_s']})"
+
+
+SMALL_METHODS = """
+    import json
+    import time
+
+
+    class Vec:
+        def __init__(self, x, y):
+            self.x = x
+            self.y = y
+
+        def add(self, other):
+            return Vec(self.x + other.x, self.y + other.y)
+
+        def scale(self, k):
+            return Vec(self.x * k, self.y * k)
+
+        def dot(self, other):
+            return self.x * other.x + self.y * other.y
+
+        def norm2(self):
+            return self.dot(self)
+
+
+    class Node:
+        def __init__(self, value, left=None, right=None):
+            self.value = value
+            self.left = left
+            self.right = right
+
+        def total(self):
+            left = self.left.total() if self.left else 0
+            right = self.right.total() if self.right else 0
+            return self.value + left + right
+
+
+    def build(depth, value=1):
+        if depth == 0:
+            return Node(value)
+        return Node(value, build(depth - 1, value * 2), build(depth - 1, value * 2 + 1))
+
+
+    def clamp(v, low=0, high=100):
+        return low if v < low else high if v > high else v
+
+
+    def step(p, v, dt):
+        p = p.add(v.scale(dt))
+        return p, clamp(p.norm2(), high=10_000)
+
+
+    def simulate(n):
+        p, v = Vec(0.0, 0.0), Vec(1.0, 0.5)
+        acc = 0.0
+        for _ in range(n):
+            p, e = step(p, v, 0.01)
+            acc += e
+        return acc
+
+
+    def main():
+        cpu0 = time.thread_time()
+        tree = build(9)
+        for _ in range(800):
+            tree.total()
+        simulate(250_000)
+        print(json.dumps({"cpu_s": time.thread_time() - cpu0}))
+
+
+    main()
+"""
+
+
+def small_methods_vs_bare(deep_once: DeepOnce, bare_once: BareOnce) -> tuple[float, float]:
+    """(bare CPU, MainThread compute_s) of a program of small methods with attribute-heavy
+    bodies, a recursive tree walk and keyword arguments: 2.9M calls."""
+    run = deep_once("small-methods", SMALL_METHODS)
+    assert run.returncode == 0, run.stderr[-3000:]
+    bare = json.loads(bare_once("small-methods", SMALL_METHODS))["cpu_s"]
+    return bare, run.unit("MainThread")["breakdown"]["compute_s"]
+
+
+def test_heavier_bodies_are_not_over_corrected(deep_once: DeepOnce, bare_once: BareOnce) -> None:
+    """The correction takes out yappi's cost, never the program's own work."""
+    bare, compute = small_methods_vs_bare(deep_once, bare_once)
+    assert compute >= 0.8 * bare, f"MainThread compute_s {compute:.3f} s vs bare CPU {bare:.3f} s"
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "on Python 3.11 a profile function turns off the specialised instructions for the whole program, so "
+    "what yappi adds to a call grows with the instructions its body runs (measured: 250 ns for an empty "
+    "function, 275 ns for clamp(), 323 ns a call of the recursive Node.total, ~350 ns a call in simulate's "
+    "loop), while the calibration's bodies are small: compute_s ends 50-110% above the bare CPU here "
+    "(12 runs: mean +74%, sd 16%)."))
+def test_heavier_bodies_compute_is_within_20_percent_of_the_bare_cpu(deep_once: DeepOnce,
+                                                                     bare_once: BareOnce) -> None:
+    bare, compute = small_methods_vs_bare(deep_once, bare_once)
+    assert abs(compute - bare) <= 0.2 * bare, f"MainThread compute_s {compute:.3f} s vs bare CPU {bare:.3f} s"
 
 
 # -- (b) asyncio tasks, (c) exports ---------------------------------------------------------------
