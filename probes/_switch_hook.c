@@ -6,16 +6,55 @@
  * resumes) and calls back into the probe's Python methods for everything else: a greenlet
  * seen for the first time, one that ended, its first step, a step the sampler saw, a code
  * object not classified yet, a gevent.sleep's due time, a new await site. The ledger's
- * bookkeeping is TaskLedger.step_started / step_ended themselves, called from here: one
- * definition of what a step adds up to. An exception (an Exception) in here disables the
- * probe, as the Python hook does.
+ * bookkeeping (TaskLedger.step_started / step_ended, with split_gap and note_wait) is done
+ * here too, on the UnitRecord's slots directly, so a common switch calls no Python code at
+ * all (deep mode's yappi would profile every such call): task_ledger.py stays the reference,
+ * and a record that is not a plain UnitRecord with plain values (a subclass, a field unset,
+ * an int where a float is kept) goes to TaskLedger's functions themselves. A change to those
+ * is a change here. An exception (an Exception) in here disables the probe, as the Python
+ * hook does.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
 #include <pythread.h>
+#include <math.h>
+
+#ifndef Py_T_OBJECT_EX /* before 3.12 */
+#include <structmember.h>
+#define Py_T_OBJECT_EX T_OBJECT_EX
+#define Py_READONLY READONLY
+#endif
 
 #define MAX_DEPTH 64
+
+/* the UnitRecord slots the common path reads and writes, by their offsets */
+enum {
+    F_CREATED,
+    F_DUE,
+    F_FIRST_RUN,
+    F_IO_S,
+    F_KIND,
+    F_LOCK_S,
+    F_LONGEST_STEP_S,
+    F_RUNNING_S,
+    F_SCHEDULING_S,
+    F_STEPS,
+    F_SUSP_AT,
+    F_WAIT_KIND,
+    F_WAIT_SITE,
+    F_WAITING_S,
+    F_WAITS,
+    N_FIELDS
+};
+static const char *field_names[N_FIELDS] = {
+    "created", "due",   "first_run", "io_s",      "kind",      "lock_s",      "longest_step_s", "running_s",
+    "scheduling_s", "steps", "susp_at", "wait_kind", "wait_site", "waiting_s", "waits",
+};
+/* one await site's numbers (task_ledger.note_wait): [suspensions, io_s, waiting_s, episodes,
+ * longest episode, current episode, last callee token, lock_s] */
+#define WAIT_NUMBERS 8
+#define W_CALLEE 6
 
 typedef struct {
     PyObject_HEAD
@@ -29,13 +68,20 @@ typedef struct {
     PyObject *step_ended;   /* TaskLedger.step_ended */
     long role_other, role_program, role_sleep, role_io;
     PyObject *timer, *io, *waiting; /* the ledger's wait kinds */
+    long k_ready, k_timer, k_io, k_waiting, k_lock;
+    PyTypeObject *unit_type; /* UnitRecord, whose slots are read and written in place */
+    int fast;                /* its slots were all found (else: TaskLedger's functions) */
+    Py_ssize_t offsets[N_FIELDS];
     unsigned long long switches;
 } Hook;
+
+#define SLOT(record, field) (*(PyObject **)((char *)(record) + self->offsets[field]))
 
 static PyObject *s_active, *s_sampler, *s_running, *s_kind, *s_greenlet, *s_parent, *s_ledger, *s_live, *s_dead,
     *s_gr_frame, *s_steps, *s_running_s, *s_longest_step_s, *s_switch, *s_throw, *s_f_lasti, *s_close_slot,
     *s_finished, *s_first_step_ended, *s_classify_switch, *s_sleep_due, *s_site_frames, *s_start_new,
     *s_disable, *s_switch_py, *s_seconds;
+static PyObject *one; /* the int 1 */
 
 static int
 Hook_traverse(Hook *self, visitproc visit, void *arg)
@@ -51,6 +97,7 @@ Hook_traverse(Hook *self, visitproc visit, void *arg)
     Py_VISIT(self->timer);
     Py_VISIT(self->io);
     Py_VISIT(self->waiting);
+    Py_VISIT(self->unit_type);
     return 0;
 }
 
@@ -68,6 +115,8 @@ Hook_clear(Hook *self)
     Py_CLEAR(self->timer);
     Py_CLEAR(self->io);
     Py_CLEAR(self->waiting);
+    Py_CLEAR(self->unit_type);
+    self->fast = 0;
     return 0;
 }
 
@@ -79,20 +128,70 @@ Hook_dealloc(Hook *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* the wait kind's int value: 0, or -1 with an exception set */
+static int
+kind_value(PyObject *kind, long *out)
+{
+    *out = PyLong_AsLong(kind);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* where each slot of the record type is: 1 when all were found as plain object slots of a
+ * type with the generic attribute access, 0 otherwise (the Python functions then), -1 on error */
+static int
+find_slots(Hook *self)
+{
+    PyTypeObject *type = self->unit_type;
+    if (type->tp_getattro != PyObject_GenericGetAttr || type->tp_setattro != PyObject_GenericSetAttr) {
+        return 0;
+    }
+    for (int field = 0; field < N_FIELDS; field++) {
+        PyObject *descr = PyObject_GetAttrString((PyObject *)type, field_names[field]);
+        if (descr == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                return -1;
+            }
+            PyErr_Clear();
+            return 0;
+        }
+        int plain = Py_IS_TYPE(descr, &PyMemberDescr_Type);
+        if (plain) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+            plain = member->type == Py_T_OBJECT_EX && !(member->flags & Py_READONLY) &&
+                    member->offset >= (Py_ssize_t)sizeof(PyObject) &&
+                    member->offset + (Py_ssize_t)sizeof(PyObject *) <= type->tp_basicsize;
+            self->offsets[field] = member->offset;
+        }
+        Py_DECREF(descr);
+        if (!plain) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int
 Hook_init(Hook *self, PyObject *args, PyObject *kwds)
 {
-    PyObject *probe, *hubs, *roles, *sites, *clock, *thread_time, *step_started, *step_ended, *timer, *io, *waiting;
+    PyObject *probe, *hubs, *roles, *sites, *clock, *thread_time, *step_started, *step_ended, *timer, *io, *waiting,
+        *ready, *lock;
+    PyTypeObject *unit_type;
     long other, program, sleep, io_role;
-    static char *names[] = {"probe", "hubs", "roles", "sites", "clock", "thread_time", "step_started", "step_ended",
-                            "role_other", "role_program", "role_sleep", "role_io", "timer", "io", "waiting", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!O!OOOOllllOOO", names, &probe, &PyDict_Type, &hubs,
+    static char *names[] = {"probe",     "hubs",  "roles", "sites",   "clock", "thread_time", "step_started",
+                            "step_ended", "role_other", "role_program", "role_sleep", "role_io", "timer", "io",
+                            "waiting",   "ready", "lock",  "unit_type", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!O!O!OOOOllllOOOOOO!", names, &probe, &PyDict_Type, &hubs,
                                      &PyDict_Type, &roles, &PyDict_Type, &sites, &clock, &thread_time,
                                      &step_started, &step_ended, &other, &program, &sleep, &io_role, &timer, &io,
-                                     &waiting)) {
+                                     &waiting, &ready, &lock, &PyType_Type, &unit_type)) {
         return -1;
     }
     Hook_clear(self);
+    if (kind_value(ready, &self->k_ready) < 0 || kind_value(timer, &self->k_timer) < 0 ||
+        kind_value(io, &self->k_io) < 0 || kind_value(waiting, &self->k_waiting) < 0 ||
+        kind_value(lock, &self->k_lock) < 0) {
+        return -1;
+    }
     self->probe = Py_NewRef(probe);
     self->hubs = Py_NewRef(hubs);
     self->roles = Py_NewRef(roles);
@@ -108,7 +207,13 @@ Hook_init(Hook *self, PyObject *args, PyObject *kwds)
     self->timer = Py_NewRef(timer);
     self->io = Py_NewRef(io);
     self->waiting = Py_NewRef(waiting);
+    self->unit_type = (PyTypeObject *)Py_NewRef(unit_type);
     self->switches = 0;
+    int found = find_slots(self);
+    if (found < 0) {
+        return -1;
+    }
+    self->fast = found;
     return 0;
 }
 
@@ -159,6 +264,331 @@ call_drop(PyObject *result)
     }
     Py_DECREF(result);
     return 0;
+}
+
+/* -- the ledger's bookkeeping: TaskLedger.step_started / step_ended, split_gap, note_wait -- */
+
+/* a plain UnitRecord, every slot the ledger touches set: its slots can be used in place */
+static int
+plain_record(Hook *self, PyObject *record)
+{
+    if (!self->fast || Py_TYPE(record) != self->unit_type) {
+        return 0;
+    }
+    for (int field = 0; field < N_FIELDS; field++) {
+        if (SLOT(record, field) == NULL) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* a float the ledger keeps (an exact float): 1 with its value, else 0 */
+static int
+plain_double(PyObject *value, double *out)
+{
+    if (!PyFloat_CheckExact(value)) {
+        return 0;
+    }
+    *out = PyFloat_AS_DOUBLE(value);
+    return 1;
+}
+
+/* record.<field> = value (a new reference, stolen) */
+static void
+set_slot(Hook *self, PyObject *record, int field, PyObject *value)
+{
+    Py_XSETREF(SLOT(record, field), value);
+}
+
+/* record.<field> = old + add (Python's float addition: the same double); 0, or -1 */
+static int
+add_slot(Hook *self, PyObject *record, int field, double old, double add)
+{
+    if (add == 0.0 && !signbit(old)) {
+        return 0; /* x + 0.0 is x, but for -0.0 */
+    }
+    PyObject *sum = PyFloat_FromDouble(old + add);
+    if (sum == NULL) {
+        return -1;
+    }
+    set_slot(self, record, field, sum);
+    return 0;
+}
+
+/* numbers[index] = value (a new float); 0, or -1 */
+static int
+set_number(PyObject *numbers, Py_ssize_t index, double value)
+{
+    PyObject *number = PyFloat_FromDouble(value);
+    if (number == NULL) {
+        return -1;
+    }
+    PyObject *old = PyList_GET_ITEM(numbers, index);
+    PyList_SET_ITEM(numbers, index, number);
+    Py_XDECREF(old);
+    return 0;
+}
+
+/* an await site's numbers as note_wait keeps them: a list of 8, floats but the callee */
+static int
+plain_numbers(PyObject *numbers)
+{
+    if (!PyList_CheckExact(numbers) || PyList_GET_SIZE(numbers) != WAIT_NUMBERS) {
+        return 0;
+    }
+    for (Py_ssize_t index = 0; index < WAIT_NUMBERS; index++) {
+        if (index != W_CALLEE && !PyFloat_CheckExact(PyList_GET_ITEM(numbers, index))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* task_ledger.note_wait on checked numbers (a list of 8, or NULL for a new site): 0, or -1 */
+static int
+note_wait(Hook *self, PyObject *record, PyObject *waits, PyObject *numbers, PyObject *site, PyObject *callee,
+          double io, double waiting, int lock)
+{
+    if (waits == Py_None) {
+        waits = PyDict_New();
+        if (waits == NULL) {
+            return -1;
+        }
+        set_slot(self, record, F_WAITS, waits);
+    }
+    if (numbers == NULL) {
+        numbers = PyList_New(WAIT_NUMBERS);
+        if (numbers == NULL) {
+            return -1;
+        }
+        for (Py_ssize_t index = 0; index < WAIT_NUMBERS; index++) {
+            if (index == W_CALLEE) {
+                PyList_SET_ITEM(numbers, index, Py_NewRef(Py_None));
+            }
+            else if (set_number(numbers, index, 0.0) < 0) {
+                Py_DECREF(numbers);
+                return -1;
+            }
+        }
+        int set = PyDict_SetItem(waits, site, numbers);
+        Py_DECREF(numbers);
+        if (set < 0) {
+            return -1;
+        }
+        numbers = PyDict_GetItemWithError(waits, site);
+        if (numbers == NULL || !plain_numbers(numbers)) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_RuntimeError, "an await site's numbers went missing");
+            }
+            return -1;
+        }
+    }
+    Py_INCREF(numbers);
+    int status = -1;
+    double spent = io + waiting;
+#define NUMBER(index) PyFloat_AS_DOUBLE(PyList_GET_ITEM(numbers, index))
+    if (set_number(numbers, 0, NUMBER(0) + 1.0) < 0 || set_number(numbers, 1, NUMBER(1) + io) < 0 ||
+        set_number(numbers, 2, NUMBER(2) + waiting) < 0 || (lock && set_number(numbers, 7, NUMBER(7) + waiting) < 0)) {
+        goto done;
+    }
+    int new_episode = callee == Py_None;
+    if (!new_episode) {
+        PyObject *last = Py_NewRef(PyList_GET_ITEM(numbers, W_CALLEE));
+        PyObject *differs = PyObject_RichCompare(callee, last, Py_NE);
+        Py_DECREF(last);
+        if (differs == NULL) {
+            goto done;
+        }
+        new_episode = PyObject_IsTrue(differs);
+        Py_DECREF(differs);
+        if (new_episode < 0) {
+            goto done;
+        }
+        if (!plain_numbers(numbers)) { /* what a comparison's Python code could do */
+            PyErr_SetString(PyExc_RuntimeError, "an await site's numbers changed under the hook");
+            goto done;
+        }
+    }
+    if (new_episode) {
+        if (set_number(numbers, 3, NUMBER(3) + 1.0) < 0 || set_number(numbers, 5, 0.0) < 0) {
+            goto done;
+        }
+        PyObject *old = PyList_GET_ITEM(numbers, W_CALLEE);
+        PyList_SET_ITEM(numbers, W_CALLEE, Py_NewRef(callee));
+        Py_DECREF(old);
+    }
+    if (set_number(numbers, 5, NUMBER(5) + spent) < 0) {
+        goto done;
+    }
+    if (NUMBER(5) > NUMBER(4)) {
+        PyObject *old = PyList_GET_ITEM(numbers, 4);
+        PyList_SET_ITEM(numbers, 4, Py_NewRef(PyList_GET_ITEM(numbers, 5)));
+        Py_DECREF(old);
+    }
+#undef NUMBER
+    status = 0;
+done:
+    Py_DECREF(numbers);
+    return status;
+}
+
+/* TaskLedger.step_started(record, t0) on a plain record: 1 done, 0 not a plain record (the
+ * caller calls TaskLedger's), -1 on error. Everything is checked before anything is written. */
+static int
+ledger_step_started(Hook *self, PyObject *record, PyObject *t0_obj)
+{
+    double t0;
+    if (!plain_record(self, record) || !plain_double(t0_obj, &t0)) {
+        return 0;
+    }
+    if (SLOT(record, F_FIRST_RUN) == Py_None) {
+        /* from creation to the first step the unit was ready but not running */
+        double created, scheduling_s;
+        if (!plain_double(SLOT(record, F_CREATED), &created) ||
+            !plain_double(SLOT(record, F_SCHEDULING_S), &scheduling_s)) {
+            return 0;
+        }
+        double ready = t0 - created;
+        set_slot(self, record, F_FIRST_RUN, Py_NewRef(t0_obj));
+        return add_slot(self, record, F_SCHEDULING_S, scheduling_s, ready > 0.0 ? ready : 0.0) < 0 ? -1 : 1;
+    }
+    PyObject *susp_at_obj = SLOT(record, F_SUSP_AT);
+    if (susp_at_obj == Py_None) {
+        return 1;
+    }
+    double suspended_at, due, io_s, waiting_s, scheduling_s, lock_s;
+    if (!plain_double(susp_at_obj, &suspended_at) || !plain_double(SLOT(record, F_DUE), &due) ||
+        !plain_double(SLOT(record, F_IO_S), &io_s) || !plain_double(SLOT(record, F_WAITING_S), &waiting_s) ||
+        !plain_double(SLOT(record, F_SCHEDULING_S), &scheduling_s) ||
+        !plain_double(SLOT(record, F_LOCK_S), &lock_s) || !PyLong_CheckExact(SLOT(record, F_WAIT_KIND))) {
+        return 0;
+    }
+    int overflow;
+    long kind = PyLong_AsLongAndOverflow(SLOT(record, F_WAIT_KIND), &overflow);
+    if (overflow) {
+        return 0;
+    }
+    /* the await site, checked and looked up before anything is written */
+    PyObject *where = SLOT(record, F_WAIT_SITE), *waits = SLOT(record, F_WAITS), *numbers = NULL;
+    if (where != Py_None) {
+        if (!PyTuple_CheckExact(where) || PyTuple_GET_SIZE(where) != 2 || (waits != Py_None && !PyDict_CheckExact(waits))) {
+            return 0;
+        }
+        if (waits != Py_None) {
+            numbers = PyDict_GetItemWithError(waits, PyTuple_GET_ITEM(where, 0));
+            if (numbers == NULL && PyErr_Occurred()) {
+                return -1;
+            }
+            if (numbers != NULL && !plain_numbers(numbers)) {
+                return 0;
+            }
+        }
+    }
+    /* split_gap: (io, waiting, scheduling) seconds of the suspension, by what it waited for */
+    double gap = t0 - suspended_at, io = 0.0, waiting = 0.0, scheduling = 0.0;
+    if (!(gap <= 0.0)) {
+        if (kind == self->k_io) {
+            io = gap;
+        }
+        else if (kind == self->k_waiting || kind == self->k_lock) {
+            waiting = gap;
+        }
+        else if (kind == self->k_ready) {
+            scheduling = gap;
+        }
+        else { /* a timer: waiting until the due time, then ready but not yet running */
+            double until_due = due - suspended_at;
+            until_due = until_due > 0.0 ? until_due : 0.0; /* max(0.0, ...) */
+            waiting = until_due < gap ? until_due : gap;   /* min(gap, ...) */
+            scheduling = gap - waiting;
+        }
+    }
+    int lock = kind == self->k_lock;
+    if (add_slot(self, record, F_IO_S, io_s, io) < 0 || add_slot(self, record, F_WAITING_S, waiting_s, waiting) < 0 ||
+        add_slot(self, record, F_SCHEDULING_S, scheduling_s, scheduling) < 0 ||
+        (lock && add_slot(self, record, F_LOCK_S, lock_s, waiting) < 0)) {
+        return -1;
+    }
+    set_slot(self, record, F_SUSP_AT, Py_NewRef(Py_None));
+    if (where != Py_None) {
+        Py_INCREF(where);
+        Py_XINCREF(numbers);
+        int noted = note_wait(self, record, waits, numbers, PyTuple_GET_ITEM(where, 0), PyTuple_GET_ITEM(where, 1), io,
+                              waiting, lock);
+        Py_XDECREF(numbers);
+        Py_DECREF(where);
+        if (noted < 0) {
+            return -1;
+        }
+        set_slot(self, record, F_WAIT_SITE, Py_NewRef(Py_None));
+    }
+    return 1;
+}
+
+/* record.<field> (a new reference): from its slot when plain, else getattr */
+static PyObject *
+get_field(Hook *self, PyObject *record, int field, PyObject *name)
+{
+    if (plain_record(self, record)) {
+        return Py_NewRef(SLOT(record, field));
+    }
+    return PyObject_GetAttr(record, name);
+}
+
+/* TaskLedger.step_started, here or (for a record that is not plain) in Python: 0, or -1 */
+static int
+step_started(Hook *self, PyObject *record, PyObject *t0_obj)
+{
+    int done = ledger_step_started(self, record, t0_obj);
+    if (done != 0) {
+        return done < 0 ? -1 : 0;
+    }
+    PyObject *call[2] = {record, t0_obj};
+    return call_drop(PyObject_Vectorcall(self->step_started, call, 2, NULL));
+}
+
+/* TaskLedger.step_ended(record, t0, t1, kind, due, site), here or in Python: 0, or -1 */
+static int
+step_ended(Hook *self, PyObject *record, PyObject *t0_obj, PyObject *t1_obj, PyObject *kind, PyObject *due,
+           PyObject *site)
+{
+    double t0, t1, running_s, longest;
+    if (plain_record(self, record) && plain_double(t0_obj, &t0) && plain_double(t1_obj, &t1) &&
+        plain_double(SLOT(record, F_RUNNING_S), &running_s) &&
+        plain_double(SLOT(record, F_LONGEST_STEP_S), &longest) && PyLong_CheckExact(SLOT(record, F_STEPS))) {
+        double took = t1 - t0;
+        PyObject *steps = PyNumber_Add(SLOT(record, F_STEPS), one);
+        if (steps == NULL) {
+            return -1;
+        }
+        set_slot(self, record, F_STEPS, steps);
+        PyObject *took_obj = PyFloat_FromDouble(took);
+        if (took_obj == NULL) {
+            return -1;
+        }
+        if (took != 0.0 || signbit(running_s)) {
+            PyObject *sum = PyFloat_FromDouble(running_s + took);
+            if (sum == NULL) {
+                Py_DECREF(took_obj);
+                return -1;
+            }
+            set_slot(self, record, F_RUNNING_S, sum);
+        }
+        if (took > longest) {
+            set_slot(self, record, F_LONGEST_STEP_S, took_obj);
+        }
+        else {
+            Py_DECREF(took_obj);
+        }
+        set_slot(self, record, F_SUSP_AT, Py_NewRef(t1_obj));
+        set_slot(self, record, F_WAIT_KIND, Py_NewRef(kind));
+        set_slot(self, record, F_DUE, Py_NewRef(due));
+        set_slot(self, record, F_WAIT_SITE, Py_NewRef(site));
+        return 0;
+    }
+    PyObject *call[6] = {record, t0_obj, t1_obj, kind, due, site};
+    return call_drop(PyObject_Vectorcall(self->step_ended, call, 6, NULL));
 }
 
 static int
@@ -444,7 +874,7 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
             PyErr_SetString(PyExc_TypeError, "a running slot is not a list of 4");
             goto done;
         }
-        PyObject *kind = PyObject_GetAttr(PyList_GET_ITEM(slot, 0), s_kind);
+        PyObject *kind = get_field(self, PyList_GET_ITEM(slot, 0), F_KIND, s_kind);
         if (kind == NULL) {
             goto done;
         }
@@ -499,16 +929,29 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
         if (start != Py_None) {
             PyObject *record = PyTuple_GET_ITEM(hub, 0);
             double running_s, began = PyFloat_AsDouble(start);
-            if ((began == -1.0 && PyErr_Occurred()) || attr_double(record, s_running_s, &running_s) < 0) {
+            if (began == -1.0 && PyErr_Occurred()) {
                 goto done;
             }
-            PyObject *sum = PyFloat_FromDouble(running_s + (now - began));
-            if (sum == NULL) {
-                goto done;
+            if (plain_record(self, record) && plain_double(SLOT(record, F_RUNNING_S), &running_s)) {
+                if (add_slot(self, record, F_RUNNING_S, running_s, now - began) < 0) {
+                    goto done;
+                }
             }
-            int set = PyObject_SetAttr(record, s_running_s, sum);
-            Py_DECREF(sum);
-            if (set < 0 || PyList_SetItem(segment, 0, Py_NewRef(Py_None)) < 0) {
+            else {
+                if (attr_double(record, s_running_s, &running_s) < 0) {
+                    goto done;
+                }
+                PyObject *sum = PyFloat_FromDouble(running_s + (now - began));
+                if (sum == NULL) {
+                    goto done;
+                }
+                int set = PyObject_SetAttr(record, s_running_s, sum);
+                Py_DECREF(sum);
+                if (set < 0) {
+                    goto done;
+                }
+            }
+            if (PyList_SetItem(segment, 0, Py_NewRef(Py_None)) < 0) {
                 goto done;
             }
         }
@@ -533,7 +976,7 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
                 }
                 else if (dead == 0) {
                     PyObject *frame = PyObject_GetAttr(origin, s_gr_frame);
-                    PyObject *steps = frame != NULL ? PyObject_GetAttr(record, s_steps) : NULL;
+                    PyObject *steps = frame != NULL ? get_field(self, record, F_STEPS, s_steps) : NULL;
                     failed = steps == NULL;
                     if (!failed && frame != Py_None) {
                         int none_yet = PyLong_CheckExact(steps) && PyLong_AsLong(steps) == 0;
@@ -564,8 +1007,7 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
                         }
                     }
                     if (!failed) {
-                        PyObject *call[6] = {record, step_start, now_obj, kind, due, site};
-                        failed = call_drop(PyObject_Vectorcall(self->step_ended, call, 6, NULL)) < 0;
+                        failed = step_ended(self, record, step_start, now_obj, kind, due, site) < 0;
                     }
                     Py_XDECREF(kind);
                     Py_XDECREF(due);
@@ -614,7 +1056,10 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
     }
     Py_INCREF(unit);
     double longest, cpu0 = -1.0;
-    int failed = attr_double(unit, s_longest_step_s, &longest) < 0;
+    int failed = 0;
+    if (!(plain_record(self, unit) && plain_double(SLOT(unit, F_LONGEST_STEP_S), &longest))) {
+        failed = attr_double(unit, s_longest_step_s, &longest) < 0;
+    }
     if (!failed && longest > 0.002) {
         PyObject *cpu = PyObject_CallNoArgs(self->thread_time);
         failed = cpu == NULL;
@@ -625,8 +1070,7 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
         }
     }
     if (!failed) {
-        PyObject *call[2] = {unit, now_obj};
-        failed = call_drop(PyObject_Vectorcall(self->step_started, call, 2, NULL)) < 0;
+        failed = step_started(self, unit, now_obj) < 0;
     }
     if (!failed) {
         failed = publish(running, ident, unit, now_obj, cpu0) < 0;
@@ -645,7 +1089,7 @@ done:
 }
 
 static PyObject *
-Hook_call(Hook *self, PyObject *args, PyObject *kwds)
+Hook_call(Hook *self, PyObject *args, PyObject *Py_UNUSED(kwds))
 {
     PyObject *event, *pair;
     if (self->probe == NULL) {
@@ -705,25 +1149,76 @@ Hook_call(Hook *self, PyObject *args, PyObject *kwds)
 }
 
 static PyObject *
-Hook_get_switches(Hook *self, void *closure)
+Hook_get_switches(Hook *self, void *Py_UNUSED(closure))
 {
     return PyLong_FromUnsignedLongLong(self->switches);
 }
 
 static PyObject *
-Hook_release(Hook *self, PyObject *unused)
+Hook_release(Hook *self, PyObject *Py_UNUSED(unused))
 {
     Hook_clear(self);
     Py_RETURN_NONE;
 }
 
+static PyObject *
+Hook_get_fast(Hook *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->fast);
+}
+
 static PyGetSetDef Hook_getset[] = {
     {"switches", (getter)Hook_get_switches, NULL, "switches handled here", NULL},
+    {"ledger_in_c", (getter)Hook_get_fast, NULL, "whether the ledger's bookkeeping of plain records is done here",
+     NULL},
     {NULL},
 };
 
+/* the ledger's bookkeeping as the hook does it, for the tests to hold against TaskLedger's */
+static PyObject *
+Hook_step_started(Hook *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "step_started takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (self->probe == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the hook was released");
+        return NULL;
+    }
+    int done = ledger_step_started(self, args[0], args[1]);
+    if (done < 0) {
+        return NULL;
+    }
+    if (done == 0 && step_started(self, args[0], args[1]) < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(done);
+}
+
+static PyObject *
+Hook_step_ended(Hook *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "step_ended takes 6 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (self->probe == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the hook was released");
+        return NULL;
+    }
+    if (step_ended(self, args[0], args[1], args[2], args[3], args[4], args[5]) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef Hook_methods[] = {
     {"release", (PyCFunction)Hook_release, METH_NOARGS, "drop every reference (the probe is done with it)"},
+    {"step_started", (PyCFunction)(void (*)(void))Hook_step_started, METH_FASTCALL,
+     "TaskLedger.step_started(record, t0) as the hook does it: True when done in C, False when by TaskLedger's"},
+    {"step_ended", (PyCFunction)(void (*)(void))Hook_step_ended, METH_FASTCALL,
+     "TaskLedger.step_ended(record, t0, t1, wait_kind, due, site) as the hook does it"},
     {NULL},
 };
 
@@ -743,7 +1238,10 @@ static PyTypeObject HookType = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_switch_hook", "The greenlet probe's switch hook in C (optional).", -1, NULL,
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "_switch_hook",
+    .m_doc = "The greenlet probe's switch hook in C (optional).",
+    .m_size = -1,
 };
 
 #define INTERN(var, text)                                                                                            \
@@ -780,6 +1278,9 @@ PyInit__switch_hook(void)
     INTERN(s_disable, "_disable");
     INTERN(s_switch_py, "_switch");
     INTERN(s_seconds, "seconds");
+    if ((one = PyLong_FromLong(1)) == NULL) {
+        return NULL;
+    }
     if (PyType_Ready(&HookType) < 0) {
         return NULL;
     }

@@ -28,7 +28,7 @@ from .native import get_ident
 from .post_import import PostImportHooks
 from .records import UnitRecord
 from .sampler import Sampler
-from .task_ledger import ANONYMOUS_TASK, IO, READY, TIMER, WAITING, TaskLedger
+from .task_ledger import ANONYMOUS_TASK, IO, LOCK, READY, TIMER, WAITING, TaskLedger
 from .threads import ThreadRegistry
 from .timeline import NEW, StepTimeline
 
@@ -253,9 +253,11 @@ class GreenletProbe:
                 or self.timeline is not None):
             return None
         try:
+            # the ledger's step bookkeeping is done in C on plain UnitRecords (TaskLedger's
+            # functions for any other record): a common switch calls no Python code
             return SwitchHook(self, self._hubs, self._code_roles, self._sites, self._clock, time.thread_time,
                               TaskLedger.step_started, TaskLedger.step_ended, _OTHER, _PROGRAM, _GEVENT_SLEEP,
-                              _GEVENT_IO, TIMER, IO, WAITING)
+                              _GEVENT_IO, TIMER, IO, WAITING, READY, LOCK, UnitRecord)
         except Exception:  # a module built from another version of this file: the Python hook
             return None
 
