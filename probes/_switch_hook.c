@@ -55,6 +55,9 @@ static const char *field_names[N_FIELDS] = {
  * longest episode, current episode, last callee token, lock_s] */
 #define WAIT_NUMBERS 8
 #define W_CALLEE 6
+/* await sites' hashes, by the site's object (the probe's cache of sites hands out the same
+ * tuple each time): hashing a site hashes its code objects, and so their constants */
+#define SITE_HASHES 256
 
 typedef struct {
     PyObject_HEAD
@@ -72,6 +75,8 @@ typedef struct {
     PyTypeObject *unit_type; /* UnitRecord, whose slots are read and written in place */
     int fast;                /* its slots were all found (else: TaskLedger's functions) */
     Py_ssize_t offsets[N_FIELDS];
+    PyObject *site_keys[SITE_HASHES]; /* held, so that no other object takes their address */
+    Py_hash_t site_hashes[SITE_HASHES];
     unsigned long long switches;
 } Hook;
 
@@ -98,6 +103,9 @@ Hook_traverse(Hook *self, visitproc visit, void *arg)
     Py_VISIT(self->io);
     Py_VISIT(self->waiting);
     Py_VISIT(self->unit_type);
+    for (int index = 0; index < SITE_HASHES; index++) {
+        Py_VISIT(self->site_keys[index]);
+    }
     return 0;
 }
 
@@ -116,6 +124,9 @@ Hook_clear(Hook *self)
     Py_CLEAR(self->io);
     Py_CLEAR(self->waiting);
     Py_CLEAR(self->unit_type);
+    for (int index = 0; index < SITE_HASHES; index++) {
+        Py_CLEAR(self->site_keys[index]);
+    }
     self->fast = 0;
     return 0;
 }
@@ -345,10 +356,41 @@ plain_numbers(PyObject *numbers)
     return 1;
 }
 
+/* hash(site), remembered for the last sites seen: -1 with an exception set on error */
+static Py_hash_t
+site_hash(Hook *self, PyObject *site)
+{
+    size_t slot = ((size_t)site >> 4) % SITE_HASHES;
+    if (self->site_keys[slot] == site) {
+        return self->site_hashes[slot];
+    }
+    Py_hash_t hash = PyObject_Hash(site);
+    if (hash == -1) {
+        return -1;
+    }
+    if (PyTuple_CheckExact(site)) { /* immutable: its hash never changes */
+        Py_XSETREF(self->site_keys[slot], Py_NewRef(site));
+        self->site_hashes[slot] = hash;
+    }
+    return hash;
+}
+
+/* waits.get(site) (borrowed, NULL if absent), with the site's known hash */
+static PyObject *
+get_site(PyObject *waits, PyObject *site, Py_hash_t hash)
+{
+#if PY_VERSION_HEX < 0x030D0000
+    return _PyDict_GetItem_KnownHash(waits, site, hash);
+#else
+    (void)hash;
+    return PyDict_GetItemWithError(waits, site);
+#endif
+}
+
 /* task_ledger.note_wait on checked numbers (a list of 8, or NULL for a new site): 0, or -1 */
 static int
-note_wait(Hook *self, PyObject *record, PyObject *waits, PyObject *numbers, PyObject *site, PyObject *callee,
-          double io, double waiting, int lock)
+note_wait(Hook *self, PyObject *record, PyObject *waits, PyObject *numbers, PyObject *site, Py_hash_t hash,
+          PyObject *callee, double io, double waiting, int lock)
 {
     if (waits == Py_None) {
         waits = PyDict_New();
@@ -371,12 +413,16 @@ note_wait(Hook *self, PyObject *record, PyObject *waits, PyObject *numbers, PyOb
                 return -1;
             }
         }
+#if PY_VERSION_HEX < 0x030D0000
+        int set = _PyDict_SetItem_KnownHash(waits, site, numbers, hash);
+#else
         int set = PyDict_SetItem(waits, site, numbers);
+#endif
         Py_DECREF(numbers);
         if (set < 0) {
             return -1;
         }
-        numbers = PyDict_GetItemWithError(waits, site);
+        numbers = get_site(waits, site, hash);
         if (numbers == NULL || !plain_numbers(numbers)) {
             if (!PyErr_Occurred()) {
                 PyErr_SetString(PyExc_RuntimeError, "an await site's numbers went missing");
@@ -471,12 +517,17 @@ ledger_step_started(Hook *self, PyObject *record, PyObject *t0_obj)
     }
     /* the await site, checked and looked up before anything is written */
     PyObject *where = SLOT(record, F_WAIT_SITE), *waits = SLOT(record, F_WAITS), *numbers = NULL;
+    Py_hash_t hash = -1;
     if (where != Py_None) {
         if (!PyTuple_CheckExact(where) || PyTuple_GET_SIZE(where) != 2 || (waits != Py_None && !PyDict_CheckExact(waits))) {
             return 0;
         }
+        hash = site_hash(self, PyTuple_GET_ITEM(where, 0));
+        if (hash == -1) {
+            return -1;
+        }
         if (waits != Py_None) {
-            numbers = PyDict_GetItemWithError(waits, PyTuple_GET_ITEM(where, 0));
+            numbers = get_site(waits, PyTuple_GET_ITEM(where, 0), hash);
             if (numbers == NULL && PyErr_Occurred()) {
                 return -1;
             }
@@ -514,8 +565,8 @@ ledger_step_started(Hook *self, PyObject *record, PyObject *t0_obj)
     if (where != Py_None) {
         Py_INCREF(where);
         Py_XINCREF(numbers);
-        int noted = note_wait(self, record, waits, numbers, PyTuple_GET_ITEM(where, 0), PyTuple_GET_ITEM(where, 1), io,
-                              waiting, lock);
+        int noted = note_wait(self, record, waits, numbers, PyTuple_GET_ITEM(where, 0), hash,
+                              PyTuple_GET_ITEM(where, 1), io, waiting, lock);
         Py_XDECREF(numbers);
         Py_DECREF(where);
         if (noted < 0) {
