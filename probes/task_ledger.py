@@ -5,7 +5,10 @@ a unit was created, when each step started and ended, and what it waited for whe
 suspended. The ledger splits every gap between two steps into I/O, waiting and
 scheduling, keeps live units in a dict, and folds finished anonymous units by target so
 that a million short-lived tasks cost a bounded amount of memory. It reads no clock
-itself, which is what lets its logic be tested with made-up times.
+itself, which is what lets its logic be tested with made-up times. ``step_started``,
+``step_ended``, ``split_gap`` and ``note_wait`` have a C copy in ``_switch_hook.c`` (the
+greenlet probe's common switch): a change here is a change there, and
+``tests/probes/test_greenlet_switch_hook.py`` checks that both keep the same books.
 """
 
 from __future__ import annotations
