@@ -128,7 +128,10 @@ class AsyncioProbe:
     def start(self) -> None:
         self._original_run = events.Handle._run
         self._original_create_task = base_events.BaseEventLoop.create_task
-        events.Handle._run = self._make_run_hook(self._original_run)  # type: ignore[method-assign]
+        hook = self._make_run_hook(self._original_run)
+        if self.timeline is not None:
+            hook = self._make_timeline_hook(hook, self.timeline)
+        events.Handle._run = hook  # type: ignore[method-assign]
         base_events.BaseEventLoop.create_task = self._make_create_task_hook(  # type: ignore[method-assign]
             self._original_create_task)
 
@@ -301,7 +304,6 @@ class AsyncioProbe:
         task_types = (asyncio.Task,)
         timer_fired = self._timer_fired
         set_result_unless_cancelled = asyncio.futures._set_result_unless_cancelled  # type: ignore[attr-defined]
-        timeline = self.timeline
         # another probe's hook is already there (an embedded server's deep capture runs beside
         # its always-on probes): run the step through it, so that its ledger sees the step too
         chained = getattr(original, "__wrapped__", None) is not None
@@ -326,9 +328,6 @@ class AsyncioProbe:
             # so its next long steps split into compute and blocking exactly; the sampler finds
             # `record`, `t0` and `cpu0` in this frame when it looks at the thread
             cpu0 = thread_time() if record.longest_step_s > SUSPECT_STEP_S else -1.0
-            if timeline is not None:
-                before = record.wait_kind if record.first_run is not None else NEW
-                due = record.due if before == TIMER else 0.0
             t0 = clock()
             if record.wait_kind == READY and record.susp_at is not None:
                 # the common case, inline: it yielded and was ready at once (sleep(0))
@@ -352,8 +351,6 @@ class AsyncioProbe:
                 try:
                     if sampler is not None and (cpu0 >= 0.0 or t1 - t0 > SEEN_STEP_S):
                         sampler.close_step_at(get_ident(), record, t0, t1, cpu0, thread_time())
-                    if timeline is not None:
-                        timeline.add(record.uid, before, due, t0, t1, thread_time() - cpu0 if cpu0 >= 0.0 else -1.0)
                     waiter = task._fut_waiter
                     if waiter is None and not task.done():
                         # TaskLedger.step_ended(READY) inlined: one Python call less on the
@@ -375,6 +372,40 @@ class AsyncioProbe:
         if sampler is not None:
             sampler.step_frames.add(_run.__code__)
         return _run
+
+    def _make_timeline_hook(self, run: Callable[..., Any], timeline: StepTimeline) -> Callable[..., Any]:
+        """The step hook, wrapped to put each task step on the timeline (standard and deep
+        mode). A wrapper rather than code in the hook itself: light mode, made to be left on,
+        pays nothing for it. The step's start and end are read back from the ledger: it ended
+        at the record's suspension (or end) time, and took what its running time grew by."""
+        live = self.ledger.live
+        thread_time = time.thread_time
+        add = timeline.add
+        pending = timeline.pending  # what a task said it waits on (``StepTimeline.waits_on``)
+
+        def _run_recorded(handle: Any) -> None:
+            task = getattr(handle._callback, "__self__", None)
+            record = live.get(id(task)) if task is not None else None
+            if record is None:  # not a task step, or a task the hook will track now
+                run(handle)
+                return
+            before = record.wait_kind if record.first_run is not None else NEW
+            due = record.due if before == TIMER else 0.0
+            running = record.running_s
+            # the tasks it waited on, said when its previous step ended (this step may say anew)
+            after = pending.pop(record.uid, None) if pending else None
+            cpu0 = thread_time() if record.longest_step_s > SUSPECT_STEP_S else -1.0
+            run(handle)
+            try:
+                t1 = record.susp_at if record.susp_at is not None else record.ended
+                if t1 is not None:
+                    add(record.uid, before, due, t1 - (record.running_s - running), t1,
+                        thread_time() - cpu0 if cpu0 >= 0.0 else -1.0, after)
+            except Exception as error:
+                self._disable(error)
+
+        _run_recorded.__wrapped__ = run.__wrapped__  # type: ignore[attr-defined]
+        return _run_recorded
 
     def _timer_fired(self, handle: Any) -> None:
         """An asyncio.sleep's timer runs: the sleeping task was due at the timer's time."""

@@ -40,7 +40,7 @@ class StepTimeline:
         self.units: dict[int, tuple[float, int, int]] = {}
         # step index -> the uids its unit waited on before it (an awaited task, gather's children)
         self.after: dict[int, tuple[int, ...]] = {}
-        self._pending: dict[int, tuple[int, ...]] = {}
+        self.pending: dict[int, tuple[int, ...]] = {}  # uid -> units it waits on before its next step
         self._open: dict[int, tuple[int, float]] = {}  # uid -> (kind, due) of its running step
         self.folded: dict[int, int] = {}  # a finished unit's uid -> the uid of the fold it joined
         self.truncated = False
@@ -56,10 +56,12 @@ class StepTimeline:
     def waits_on(self, uid: int, others: tuple[int, ...]) -> None:
         """The unit suspended waiting for these units to finish: its next step comes after them."""
         if others and not self.truncated:
-            self._pending[uid] = others
+            self.pending[uid] = others
 
-    def add(self, uid: int, kind: int, due: float, t0: float, t1: float, cpu: float) -> None:
-        """One step of unit `uid` ran from t0 to t1 after waiting for `kind` (due: a timer's time)."""
+    def add(self, uid: int, kind: int, due: float, t0: float, t1: float, cpu: float,
+            after: tuple[int, ...] | None = None) -> None:
+        """One step of unit `uid` ran from t0 to t1 after waiting for `kind` (due: a timer's
+        time) and, where known, for the units `after` to finish."""
         if uid not in self.units:
             return  # created after the timeline filled up, or before the probe saw it
         index = len(self.start)
@@ -72,10 +74,8 @@ class StepTimeline:
         self.cpu.append(cpu)
         self.waits.append(kind)
         self.due.append(due)
-        if self._pending:
-            others = self._pending.pop(uid, None)
-            if others is not None:
-                self.after[index] = others
+        if after:
+            self.after[index] = after
 
     def begin(self, uid: int, kind: int, due: float) -> None:
         """A step of the unit starts after waiting for `kind` (a probe that learns the end
