@@ -153,30 +153,8 @@ class RouteTable:
             error: bool, on_loop: bool) -> None:
         """One finished request: its wall time and, when its unit was traced, (running, io,
         waiting, scheduling) seconds over the request."""
-        # a request of a server: LogHistogram.add and its bucket, inline
-        index = (0 if wall_s <= SMALLEST_S else
-                 min(BUCKETS - 1, int(_log2(wall_s / SMALLEST_S) * BUCKETS_PER_DOUBLING) + 1))
         with self._lock:
-            aggregate.count += 1
-            if error:
-                aggregate.errors += 1
-            histogram = aggregate.histogram
-            histogram.counts[index] += 1
-            histogram.count += 1
-            if wall_s > histogram.largest:
-                histogram.largest = wall_s
-            if wall_s < histogram.smallest:
-                histogram.smallest = wall_s
-            if parts is not None:
-                running, io, waiting, scheduling = parts
-                aggregate.measured += 1
-                if on_loop:
-                    aggregate.loop_requests += 1
-                aggregate.wall_s += running + io + waiting + scheduling
-                aggregate.running_s += running
-                aggregate.io_s += io
-                aggregate.waiting_s += waiting
-                aggregate.scheduling_s += scheduling
+            _count(aggregate, wall_s, parts, error, on_loop)
 
     def add_thread(self, aggregate: RouteAggregate, wall_s: float, cpu_s: float, error: bool) -> None:
         """One finished request run by a thread: its wall time and its thread's CPU time."""
@@ -199,29 +177,9 @@ class RouteTable:
             batch = unfolded[:count]
             del unfolded[:count]  # what other threads appended meanwhile stays, for the next fold
             for aggregate, wall_s, running, io, waiting, scheduling, error in batch:
-                index = (0 if wall_s <= SMALLEST_S else
-                         min(BUCKETS - 1, int(_log2(wall_s / SMALLEST_S) * BUCKETS_PER_DOUBLING) + 1))
-                aggregate.count += 1
-                if error:
-                    aggregate.errors += 1
-                histogram = aggregate.histogram
-                histogram.counts[index] += 1
-                histogram.count += 1
-                if wall_s > histogram.largest:
-                    histogram.largest = wall_s
-                if wall_s < histogram.smallest:
-                    histogram.smallest = wall_s
-                running = running if running > 0.0 else 0.0
-                io = io if io > 0.0 else 0.0
-                waiting = waiting if waiting > 0.0 else 0.0
-                scheduling = scheduling if scheduling > 0.0 else 0.0
-                aggregate.measured += 1
-                aggregate.loop_requests += 1
-                aggregate.wall_s += running + io + waiting + scheduling
-                aggregate.running_s += running
-                aggregate.io_s += io
-                aggregate.waiting_s += waiting
-                aggregate.scheduling_s += scheduling
+                _count(aggregate, wall_s, (running if running > 0.0 else 0.0, io if io > 0.0 else 0.0,
+                                           waiting if waiting > 0.0 else 0.0,
+                                           scheduling if scheduling > 0.0 else 0.0), error, True)
 
     def aggregates(self) -> list[RouteAggregate]:
         self.fold()
@@ -231,6 +189,34 @@ class RouteTable:
         """Every route for the report, busiest (total wall) first."""
         return sorted((route_stat(aggregate) for aggregate in self.aggregates()),
                       key=lambda stat: (-stat.wall_s, -stat.count, stat.route))
+
+
+def _count(aggregate: RouteAggregate, wall_s: float, parts: tuple[float, float, float, float] | None, error: bool,
+           on_loop: bool) -> None:
+    """Add one request to its route (the table's lock held): ``LogHistogram.add`` and its
+    bucket inline, as a server counts every request."""
+    index = (0 if wall_s <= SMALLEST_S else
+             min(BUCKETS - 1, int(_log2(wall_s / SMALLEST_S) * BUCKETS_PER_DOUBLING) + 1))
+    aggregate.count += 1
+    if error:
+        aggregate.errors += 1
+    histogram = aggregate.histogram
+    histogram.counts[index] += 1
+    histogram.count += 1
+    if wall_s > histogram.largest:
+        histogram.largest = wall_s
+    if wall_s < histogram.smallest:
+        histogram.smallest = wall_s
+    if parts is not None:
+        running, io, waiting, scheduling = parts
+        aggregate.measured += 1
+        if on_loop:
+            aggregate.loop_requests += 1
+        aggregate.wall_s += running + io + waiting + scheduling
+        aggregate.running_s += running
+        aggregate.io_s += io
+        aggregate.waiting_s += waiting
+        aggregate.scheduling_s += scheduling
 
 
 def route_stat(aggregate: RouteAggregate) -> RouteStat:
