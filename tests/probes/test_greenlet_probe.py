@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -23,16 +23,6 @@ from gevent.queue import Queue
 
 from advisor.probes.greenlet_probe import GreenletProbe, greenlet_target
 from advisor.probes.task_ledger import IO, TIMER, WAITING
-
-
-@pytest.fixture(autouse=True)
-def greenlet_trace_restored() -> Iterator[None]:
-    """Whatever a test (or a bug) leaves installed, the next test starts with the same trace."""
-    before = greenlet.gettrace()
-    try:
-        yield
-    finally:
-        greenlet.settrace(before)
 
 
 def parked(function: Callable[..., Any], *args: Any) -> gevent.Greenlet:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -34,15 +34,6 @@ from advisor.probes.threads import ThreadRegistry
 needs_c_hook = pytest.mark.skipif(greenlet_probe.SwitchHook is None, reason="the C switch hook was not built")
 
 TIMEOUT_S = 5.0
-
-
-@pytest.fixture(autouse=True)
-def greenlet_trace_restored() -> Iterator[None]:
-    before = greenlet.gettrace()
-    try:
-        yield
-    finally:
-        greenlet.settrace(before)
 
 
 # -- the programs ----------------------------------------------------------------------
