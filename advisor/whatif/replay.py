@@ -15,12 +15,11 @@ life in one wait for others even if it lost some scheduling itself) are taken to
 them and move with them; units that were already running and end earlier, or that are busy
 computing until the end, bound the new end from below.
 
-Why a fluid model rather than a discrete-event simulation of synthetic steps: the report
-keeps each unit's measured scheduling, which already holds how its steps interleaved with
-the others'; a simulation would have to invent the order of steps and waits from totals
-and then be calibrated back to the measured walls. The fluid model starts from the
-measured walls, so replaying the unmodified run gives the measured run exactly, and what
-it cannot see (the order of steps) it does not pretend to know.
+This model is for the units whose steps were not recorded: threads (the OS and the GIL
+interleave them, there are no steps), light-mode reports and truncated timelines. Where a
+report has the steps, ``simulate`` replays them one by one instead. The fluid model starts
+from the measured walls, so replaying the unmodified run gives the measured run exactly,
+and what it cannot see (the order of steps) it does not pretend to know.
 """
 
 from __future__ import annotations
