@@ -115,6 +115,7 @@ class Capture:
         if mode == "deep":
             self.deep = DeepProbe(greenlets=greenlets, live_tasks=lambda: len(self.asyncio_probe.ledger.live))
             self.asyncio_probe.tagging = True
+            self.asyncio_probe.on_first_tag = self.deep.tag_tasks
             self.sampler.after_tick.append(self.deep.watch)
         self.per_step_cost = 0.0
         self.spans: Any = None  # the SpanRecorder of advisor.span / advisor.trace while running

@@ -111,8 +111,10 @@ class AsyncioProbe:
         self._original_run: Callable[..., Any] | None = None
         self._original_create_task: Callable[..., Any] | None = None
         self.failed: str | None = None
-        # deep mode: tag each task's context so yappi's stats split by task group
+        # deep mode: tag each task's context so yappi's stats split by task group; told at
+        # the first tagged task (deep mode then turns on yappi's tag callback)
         self.tagging = False
+        self.on_first_tag: Callable[[], None] | None = None
         self._tagged = 0
         self._tags: dict[object, int] = {}
         self._run_codes: set[CodeType] = set()  # the step hook's code (current_step looks for it)
@@ -248,6 +250,8 @@ class AsyncioProbe:
         tag per task for the first MAX_TASK_TAGS tasks, then one per coroutine (yappi keeps
         stats per tag, so their number must stay bounded)."""
         self._tagged += 1
+        if self._tagged == 1 and self.on_first_tag is not None:
+            self.on_first_tag()
         if self._tagged <= MAX_TASK_TAGS:
             tag = self._tagged
         else:
