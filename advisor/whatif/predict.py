@@ -45,9 +45,7 @@ def predict(report: Report, findings: Sequence[Finding], model: ReplayModel | No
             return None
         combined = combined.add(edit)
     if usable(report, combined):
-        outcome = replay_timeline(model, report, combined)
-        outcome.replayed_from = "timeline"
-        return outcome
+        return replay_timeline(model, report, combined)
     return replay(model, combined)
 
 

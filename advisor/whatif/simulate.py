@@ -155,30 +155,34 @@ def _recorded_gaps(tracks: list[TimelineTrack], order: list[StepKey],
     """What the rules do not explain of the recorded start times: the loop's own time between
     steps, and the lateness of a step the loop was idle for (see ``LoopPlan``). With them the
     unmodified replay starts every step when it started."""
-    def start_of(key: StepKey) -> float:
-        return tracks[key[0]].start_s[key[1]]
-
-    def end_of(key: StepKey) -> float:
-        return tracks[key[0]].end_s[key[1]]
-
+    starts = {key: tracks[key[0]].start_s[key[1]] for key in order}
+    ends = {key: tracks[key[0]].end_s[key[1]] for key in order}
     lead_in: dict[StepKey, float] = {}
     latency: dict[StepKey, float] = {}
     for number, key in enumerate(order):
-        rule = rules[key]
-        if rule.in_step is not None:
-            ready = min(start_of(rule.in_step) + rule.delay, end_of(rule.in_step))
-        elif rule.after or rule.woken_by is not None:
-            ready = max([end_of(item) for item in rule.after]
-                        + ([end_of(rule.woken_by)] if rule.woken_by is not None else [])) + rule.delay
-        else:
-            ready = rule.at
-        loop_free = end_of(order[number - 1]) if number > 0 else ready
-        start = start_of(key)
+        ready = _ready_by(rules[key], starts, ends, ends)  # recorded: no fix put a wait after a step
+        loop_free = ends[order[number - 1]] if number > 0 else ready
+        start = starts[key]
         if ready <= loop_free:
             lead_in[key] = max(0.0, start - loop_free)
         else:
             latency[key] = max(0.0, start - ready)
     return lead_in, latency
+
+
+def _ready_by(rule: Rule, start: dict[StepKey, float], end: dict[StepKey, float],
+              out: dict[StepKey, float]) -> float:
+    """When a rule makes its step ready, given its steps' starts, ends and `out` times (their
+    ends plus any wait a fix put after them)."""
+    if rule.in_step is not None:
+        return min(start[rule.in_step] + rule.delay, end[rule.in_step])
+    if not rule.after and rule.woken_by is None:
+        return rule.at
+    # `out` for the task's own path and the tasks it awaited: a blocking call turned into an
+    # awaited one finishes that work after the wait; `end` for a waker: it gave the loop back
+    # (and the reply or event it brought) when its step ended
+    base = max([out[item] for item in rule.after] + ([end[rule.woken_by]] if rule.woken_by is not None else []))
+    return base + rule.delay
 
 
 def _last_before(track: TimelineTrack, index: int, time: float) -> StepKey:
@@ -230,7 +234,7 @@ def step_edits(timeline: Timeline, edit: Edit) -> StepEdits:
         held = max(0.0, -edit.held_s.get(key, 0.0))
         kept = edit.own_s.get(key, 0.0) + held  # of the held time cut, what stays on the path
         if held > 0.0:
-            lengths = {item: _length(timeline, item) for item in steps}
+            lengths = {item: _track_length(timeline.tracks, item) for item in steps}
             weights = {item: length for item, length in lengths.items() if length >= LONG_STEP_S}
             if not weights:
                 weights = lengths
@@ -247,11 +251,6 @@ def step_edits(timeline: Timeline, edit: Edit) -> StepEdits:
         elif kept < -1e-12:
             _shrink_waits(timeline, members, -kept, "io" if edit.io_s.get(key) else "lock", result)
     return result
-
-
-def _length(timeline: Timeline, item: StepKey) -> float:
-    track = timeline.tracks[item[0]]
-    return max(0.0, track.end_s[item[1]] - track.start_s[item[1]])
 
 
 def _shrink_waits(timeline: Timeline, members: list[int], seconds: float, kind: str, result: StepEdits) -> None:
@@ -306,7 +305,6 @@ def simulate(tracks: list[TimelineTrack], plan: LoopPlan, edits: StepEdits, work
     pool_started = False
 
     def rule_time(key: StepKey) -> float:
-        rule = plan.rules[key]
         share = edits.shrink.get(key)
         if share is not None:
             # the fix overlaps this wait with the task's others (or takes it out of a lock's
@@ -314,15 +312,7 @@ def simulate(tracks: list[TimelineTrack], plan: LoopPlan, edits: StepEdits, work
             track = tracks[key[0]]
             waited = max(0.0, track.start_s[key[1]] - track.end_s[key[1] - 1])
             return out[(key[0], key[1] - 1)] + share * waited
-        if rule.in_step is not None:
-            return min(start[rule.in_step] + rule.delay, end[rule.in_step])
-        if not rule.after and rule.woken_by is None:
-            return rule.at
-        # `out` for the task's own path and the tasks it awaited: a blocking call turned into
-        # an awaited one finishes that work after the wait; `end` for a waker: it gave the
-        # loop back (and the reply or event it brought) when its step ended
-        base = max([out[item] for item in rule.after] + ([end[rule.woken_by]] if rule.woken_by else []))
-        return base + rule.delay
+        return _ready_by(plan.rules[key], start, end, out)
 
     def ready_time(key: StepKey) -> float:
         return rule_time(key) + plan.latency.get(key, 0.0)
@@ -378,7 +368,7 @@ def _track_length(tracks: list[TimelineTrack], key: StepKey) -> float:
 
 def usable(report: Report, edit: Edit) -> bool:
     """Whether the timeline covers what the edit changes: recorded, complete, and every unit
-    the edit touches has its steps on it (threads and greenlets have none)."""
+    the edit touches has its steps on it (threads have none, nor do greenlets in deep mode)."""
     timeline = report.timeline
     if timeline is None or timeline.truncated or not timeline.tracks:
         return False
@@ -439,7 +429,7 @@ def replay_timeline(model: ReplayModel, report: Report, edit: Edit) -> Outcome:
         if abs(change) > tolerance or (unit.key in edit.targets and change):
             outcomes.append(UnitOutcome(unit, unit.wall_s, max(0.0, unit.wall_s + change)))
     outcomes.sort(key=lambda outcome: outcome.after_s - outcome.before_s)
-    return Outcome(model.run_wall_s, after_run, outcomes)
+    return Outcome(model.run_wall_s, after_run, outcomes, replayed_from="timeline")
 
 
 __all__ = ["LoopPlan", "Rule", "Simulated", "StepEdits", "plan_loop", "replay_timeline", "simulate", "step_edits",
