@@ -373,6 +373,10 @@ class SpanStat(Model):
 
 
 WaitKind = Literal["new", "ready", "timer", "io", "waiting", "lock"]
+# A recorded step at least this long may have held its loop in a blocking call or heavy CPU
+# (the what-if replay cuts a fix's held time from such steps; the HTML lanes estimate their
+# blocking part)
+LONG_STEP_S = 0.002
 
 
 class TimelineTrack(Model):

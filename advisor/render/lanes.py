@@ -15,13 +15,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from advisor.profile import Report, TimelineTrack
+from advisor.profile import LONG_STEP_S, Report, TimelineTrack
 
 # segments drawn per unit at most (beyond that a lane is a proportional bar: an SVG with
 # hundreds of thousands of rectangles makes the page slow to zoom)
 MAX_SEGMENTS_PER_UNIT = 1_500
-# a step at least this long may have held its loop in a blocking call
-LONG_STEP_S = 0.002
 # less off-CPU time than this in a step is the clocks' and the OS's noise, drawn as compute
 MIN_BLOCKING_S = 0.001
 GAP_PARTS = {"io": "io", "waiting": "waiting", "lock": "waiting", "ready": "scheduling", "new": "scheduling"}

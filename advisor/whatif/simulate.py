@@ -32,7 +32,7 @@ import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from advisor.profile import Report, Timeline, TimelineTrack
+from advisor.profile import LONG_STEP_S, Report, Timeline, TimelineTrack
 
 from .fixes import POOL_START_S
 from .model import ReplayModel
@@ -41,8 +41,6 @@ from .replay import Edit, Outcome, UnitOutcome
 # A gap between two steps of one loop shorter than this is the loop's own work (a poll, a
 # callback, a preempted moment on a loaded machine): it was busy.
 IDLE_GAP_S = 0.001
-# Steps at least this long are where a blocking call or heavy CPU held the loop.
-LONG_STEP_S = 0.002
 # below this a unit's change is noise: a share of the run's wall, at least 2 ms
 TOLERANCE_SHARE = 0.02
 MIN_TOLERANCE_S = 0.002
