@@ -12,7 +12,9 @@
  * and a record that is not a plain UnitRecord with plain values (a subclass, a field unset,
  * an int where a float is kept) goes to TaskLedger's functions themselves. A change to those
  * is a change here. An exception (an Exception) in here disables the probe, as the Python
- * hook does.
+ * hook does. Two caches keep a switch's stack walk cheap: each code object's role, kept in
+ * the code object, and the await site of each (code, instruction) stack, kept by a hash of
+ * it (the probe's own cache of sites needs an int object per frame to be looked up).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -77,6 +79,10 @@ typedef struct {
     Py_ssize_t offsets[N_FIELDS];
     PyObject *site_keys[SITE_HASHES]; /* held, so that no other object takes their address */
     Py_hash_t site_hashes[SITE_HASHES];
+    PyObject *running;    /* the sampler's running table, NULL when there is no sampler */
+    PyObject *live;       /* the ledger's live records: both tables are the probe's for its life */
+    PyObject *site_index; /* hash of the program frames' (code, instruction) -> (sites' key, frames) */
+    uintptr_t epoch;      /* this hook's mark on the roles it caches in code objects */
     unsigned long long switches;
 } Hook;
 
@@ -87,6 +93,24 @@ static PyObject *s_active, *s_sampler, *s_running, *s_kind, *s_greenlet, *s_pare
     *s_finished, *s_first_step_ended, *s_classify_switch, *s_sleep_due, *s_site_frames, *s_start_new,
     *s_disable, *s_switch_py, *s_seconds;
 static PyObject *one; /* the int 1 */
+
+/* Each code object's role, once classified, is kept in the code object itself (its co_extra
+ * slot, PEP 523): a frame's role is then one read, where a dict lookup needs an int made of
+ * the code's address first. The value marks the hook that stored it, (epoch << 8) | (role + 1),
+ * as two probes may classify the same code differently; 0 is "not cached". */
+static Py_ssize_t code_extra = -1; /* the slot's index, -1 when none could be had */
+static uintptr_t next_epoch = 1;
+#if PY_VERSION_HEX >= 0x030C0000
+#define GET_CODE_EXTRA PyUnstable_Code_GetExtra
+#define SET_CODE_EXTRA PyUnstable_Code_SetExtra
+#define REQUEST_CODE_EXTRA PyUnstable_Eval_RequestCodeExtraIndex
+#else
+#define GET_CODE_EXTRA _PyCode_GetExtra
+#define SET_CODE_EXTRA _PyCode_SetExtra
+#define REQUEST_CODE_EXTRA _PyEval_RequestCodeExtraIndex
+#endif
+/* the site index is emptied when it holds this many sites (the probe's own cache has a cap too) */
+#define SITE_INDEX_MAX 4096
 
 static int
 Hook_traverse(Hook *self, visitproc visit, void *arg)
@@ -103,6 +127,9 @@ Hook_traverse(Hook *self, visitproc visit, void *arg)
     Py_VISIT(self->io);
     Py_VISIT(self->waiting);
     Py_VISIT(self->unit_type);
+    Py_VISIT(self->site_index);
+    Py_VISIT(self->running);
+    Py_VISIT(self->live);
     for (int index = 0; index < SITE_HASHES; index++) {
         Py_VISIT(self->site_keys[index]);
     }
@@ -124,6 +151,9 @@ Hook_clear(Hook *self)
     Py_CLEAR(self->io);
     Py_CLEAR(self->waiting);
     Py_CLEAR(self->unit_type);
+    Py_CLEAR(self->site_index);
+    Py_CLEAR(self->running);
+    Py_CLEAR(self->live);
     for (int index = 0; index < SITE_HASHES; index++) {
         Py_CLEAR(self->site_keys[index]);
     }
@@ -219,6 +249,33 @@ Hook_init(Hook *self, PyObject *args, PyObject *kwds)
     self->io = Py_NewRef(io);
     self->waiting = Py_NewRef(waiting);
     self->unit_type = (PyTypeObject *)Py_NewRef(unit_type);
+    self->site_index = PyDict_New();
+    if (self->site_index == NULL) {
+        return -1;
+    }
+    /* read once: a switch then looks nothing up on the probe but its _active flag */
+    PyObject *sampler = PyObject_GetAttr(probe, s_sampler);
+    if (sampler == NULL) {
+        return -1;
+    }
+    if (sampler != Py_None) {
+        self->running = PyObject_GetAttr(sampler, s_running);
+    }
+    Py_DECREF(sampler);
+    PyObject *ledger = PyObject_GetAttr(probe, s_ledger);
+    if (ledger == NULL) {
+        return -1;
+    }
+    self->live = PyObject_GetAttr(ledger, s_live);
+    Py_DECREF(ledger);
+    if (self->live == NULL || (self->running == NULL && PyErr_Occurred())) {
+        return -1;
+    }
+    if (!PyDict_CheckExact(self->live) || (self->running != NULL && !PyDict_CheckExact(self->running))) {
+        PyErr_SetString(PyExc_TypeError, "the sampler's running table and the ledger's live records must be dicts");
+        return -1;
+    }
+    self->epoch = next_epoch++;
     self->switches = 0;
     int found = find_slots(self);
     if (found < 0) {
@@ -642,17 +699,6 @@ step_ended(Hook *self, PyObject *record, PyObject *t0_obj, PyObject *t1_obj, PyO
     return call_drop(PyObject_Vectorcall(self->step_ended, call, 6, NULL));
 }
 
-static int
-frame_lasti(PyFrameObject *frame, PyObject **out)
-{
-#if PY_VERSION_HEX >= 0x030B0000
-    *out = PyLong_FromLong(PyFrame_GetLasti(frame));
-#else
-    *out = PyObject_GetAttr((PyObject *)frame, s_f_lasti);
-#endif
-    return *out == NULL ? -1 : 0;
-}
-
 /* GreenletProbe._sleep_due(frame, now): now + max(0.0, float(seconds or 0)), seconds
  * the frame's local (0 when it has none); the Python method where the locals are no dict */
 static PyObject *
@@ -699,15 +745,175 @@ sleep_due(Hook *self, PyObject *frame, PyObject *now_obj, double now)
 #endif
 }
 
+/* the role this hook cached in `code`: 1 with *role set, 0 when none is cached */
+static int
+cached_role(Hook *self, PyCodeObject *code, long *role)
+{
+    void *extra = NULL;
+    if (code_extra < 0 || GET_CODE_EXTRA((PyObject *)code, code_extra, &extra) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    uintptr_t value = (uintptr_t)extra;
+    if (value == 0 || (value >> 8) != self->epoch) {
+        return 0;
+    }
+    *role = (long)(value & 0xFF) - 1;
+    return 1;
+}
+
+static void
+cache_role(Hook *self, PyCodeObject *code, long role)
+{
+    if (code_extra < 0 || role < 0 || role > 254) {
+        return;
+    }
+    if (SET_CODE_EXTRA((PyObject *)code, code_extra, (void *)((self->epoch << 8) | (uintptr_t)(role + 1))) < 0) {
+        PyErr_Clear();
+    }
+}
+
+/* a hash of the program frames' (code, instruction) pairs, for the site index */
+static unsigned long long
+positions_hash(void *const *codes, const int *instructions, Py_ssize_t count)
+{
+    unsigned long long hash = 0xcbf29ce484222325ULL ^ (unsigned long long)count;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        hash = (hash ^ (unsigned long long)(uintptr_t)codes[i]) * 0x100000001b3ULL;
+        hash = (hash ^ (unsigned long long)(unsigned int)instructions[i]) * 0x100000001b3ULL;
+        hash ^= hash >> 29;
+    }
+    return hash;
+}
+
+/* whether a sites' key, (id(code), instruction, ...) innermost first, is these positions */
+static int
+key_matches(PyObject *key, void *const *codes, const int *instructions, Py_ssize_t count)
+{
+    if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2 * count) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *code_id = PyTuple_GET_ITEM(key, 2 * i), *instruction = PyTuple_GET_ITEM(key, 2 * i + 1);
+        if (!PyLong_CheckExact(code_id) || !PyLong_CheckExact(instruction)) {
+            return 0;
+        }
+        void *address = PyLong_AsVoidPtr(code_id);
+        long at = PyLong_AsLong(instruction);
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (address != codes[i] || at != instructions[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* the instruction a frame is at (what frame.f_lasti says): 0, or -1 with an exception set */
+static int
+frame_instruction(PyFrameObject *frame, int *out)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    *out = PyFrame_GetLasti(frame);
+    return 0;
+#else
+    PyObject *lasti = PyObject_GetAttr((PyObject *)frame, s_f_lasti);
+    if (lasti == NULL) {
+        return -1;
+    }
+    long value = PyLong_AsLong(lasti);
+    Py_DECREF(lasti);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = (int)value;
+    return 0;
+#endif
+}
+
+/* the frames of an await site, from the site index, the probe's cache of sites, or (new)
+ * its _site_frames: a new reference, or NULL with an exception set */
+static PyObject *
+site_frames(Hook *self, void *const *codes, const int *instructions, PyObject *const *code_objects, Py_ssize_t count)
+{
+    PyObject *hash = PyLong_FromUnsignedLongLong(positions_hash(codes, instructions, count));
+    if (hash == NULL) {
+        return NULL;
+    }
+    PyObject *entry = PyDict_GetItemWithError(self->site_index, hash);
+    if (entry != NULL && PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) == 2 &&
+        key_matches(PyTuple_GET_ITEM(entry, 0), codes, instructions, count)) {
+        Py_DECREF(hash);
+        return Py_NewRef(PyTuple_GET_ITEM(entry, 1));
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(hash);
+        return NULL;
+    }
+    /* the probe's key, (id(code), instruction, ...), as GreenletProbe.classify_switch makes it */
+    PyObject *key = PyTuple_New(2 * count);
+    if (key == NULL) {
+        Py_DECREF(hash);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *code_id = PyLong_FromVoidPtr(codes[i]), *instruction = PyLong_FromLong(instructions[i]);
+        if (code_id == NULL || instruction == NULL) {
+            Py_XDECREF(code_id);
+            Py_XDECREF(instruction);
+            Py_DECREF(key);
+            Py_DECREF(hash);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(key, 2 * i, code_id);
+        PyTuple_SET_ITEM(key, 2 * i + 1, instruction);
+    }
+    PyObject *frames = PyDict_GetItemWithError(self->sites, key);
+    if (frames != NULL) {
+        Py_INCREF(frames);
+    }
+    else if (!PyErr_Occurred()) {
+        PyObject *code_list = PyList_New(count);
+        if (code_list != NULL) {
+            for (Py_ssize_t i = 0; i < count; i++) {
+                PyList_SET_ITEM(code_list, i, Py_NewRef(code_objects[i]));
+            }
+            frames = PyObject_CallMethodObjArgs(self->probe, s_site_frames, key, code_list, NULL);
+            Py_DECREF(code_list);
+        }
+    }
+    if (frames != NULL) {
+        /* the entry holds the frames, and so their code objects: the ids in its key stay theirs */
+        PyObject *value = PyTuple_Pack(2, key, frames);
+        int stored = value == NULL ? -1 : 0;
+        if (stored == 0 && PyDict_GET_SIZE(self->site_index) >= SITE_INDEX_MAX) {
+            PyDict_Clear(self->site_index);
+        }
+        if (stored == 0) {
+            stored = PyDict_SetItem(self->site_index, hash, value);
+        }
+        Py_XDECREF(value);
+        if (stored < 0) {
+            Py_CLEAR(frames);
+        }
+    }
+    Py_DECREF(key);
+    Py_DECREF(hash);
+    return frames;
+}
+
 /* GreenletProbe.classify_switch(frame, now) for a stack whose code objects are all
  * classified already: 1 with (kind, due, site) set, 0 when Python must do it, -1 on error. */
 static int
 classify(Hook *self, PyObject *frame, PyObject *now_obj, double now, PyObject **kind_out, PyObject **due_out,
          PyObject **site_out)
 {
-    PyObject *positions[2 * MAX_DEPTH]; /* id(code), instruction, ... innermost first */
-    PyObject *codes[MAX_DEPTH];         /* the program frames' code objects, innermost first */
-    Py_ssize_t count = 0, programs = 0;
+    void *addresses[MAX_DEPTH]; /* the program frames' code objects' addresses, innermost first */
+    int instructions[MAX_DEPTH];
+    PyObject *codes[MAX_DEPTH]; /* and the code objects themselves (held) */
+    Py_ssize_t programs = 0;
     PyObject *kind = NULL, *sleep_frame = NULL;
     void *first_program = NULL, *outer_program = NULL, *second_program = NULL;
     int result = -1;
@@ -720,35 +926,35 @@ classify(Hook *self, PyObject *frame, PyObject *now_obj, double now, PyObject **
     }
     for (int depth = 0; current != NULL && depth < MAX_DEPTH; depth++) {
         PyCodeObject *code = PyFrame_GetCode(current);
-        PyObject *code_id = PyLong_FromVoidPtr(code);
-        if (code_id == NULL) {
-            Py_DECREF(code);
-            goto done;
-        }
-        PyObject *entry = PyDict_GetItemWithError(self->roles, code_id);
-        if (entry == NULL || !PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2 ||
-            PyTuple_GET_ITEM(entry, 1) != (PyObject *)code) {
-            Py_DECREF(code_id);
-            Py_DECREF(code);
-            result = PyErr_Occurred() ? -1 : 0; /* a code object seen for the first time: Python */
-            goto done;
-        }
-        long role = PyLong_AsLong(PyTuple_GET_ITEM(entry, 0));
-        if (role == -1 && PyErr_Occurred()) {
-            Py_DECREF(code_id);
-            Py_DECREF(code);
-            goto done;
-        }
-        if (role == self->role_program) {
-            PyObject *lasti;
-            if (frame_lasti(current, &lasti) < 0) {
-                Py_DECREF(code_id);
+        long role;
+        if (!cached_role(self, code, &role)) {
+            PyObject *code_id = PyLong_FromVoidPtr(code);
+            if (code_id == NULL) {
                 Py_DECREF(code);
                 goto done;
             }
-            positions[count++] = code_id; /* the references move to the arrays */
-            positions[count++] = lasti;
-            codes[programs++] = (PyObject *)code;
+            PyObject *entry = PyDict_GetItemWithError(self->roles, code_id);
+            Py_DECREF(code_id);
+            if (entry == NULL || !PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2 ||
+                PyTuple_GET_ITEM(entry, 1) != (PyObject *)code) {
+                Py_DECREF(code);
+                result = PyErr_Occurred() ? -1 : 0; /* a code object seen for the first time: Python */
+                goto done;
+            }
+            role = PyLong_AsLong(PyTuple_GET_ITEM(entry, 0));
+            if (role == -1 && PyErr_Occurred()) {
+                Py_DECREF(code);
+                goto done;
+            }
+            cache_role(self, code, role);
+        }
+        if (role == self->role_program) {
+            if (frame_instruction(current, &instructions[programs]) < 0) {
+                Py_DECREF(code);
+                goto done;
+            }
+            addresses[programs] = code;
+            codes[programs++] = (PyObject *)code; /* the reference moves to the array */
             if (first_program == NULL) {
                 first_program = current;
             }
@@ -756,7 +962,6 @@ classify(Hook *self, PyObject *frame, PyObject *now_obj, double now, PyObject **
             outer_program = current;
         }
         else {
-            Py_DECREF(code_id);
             Py_DECREF(code);
             if (kind == NULL && role != self->role_other) {
                 if (role == self->role_sleep) {
@@ -787,32 +992,8 @@ classify(Hook *self, PyObject *frame, PyObject *now_obj, double now, PyObject **
     }
     PyObject *site = Py_None;
     Py_INCREF(site);
-    if (count > 0) {
-        PyObject *key = PyTuple_New(count);
-        if (key == NULL) {
-            Py_DECREF(due);
-            Py_DECREF(site);
-            goto done;
-        }
-        for (Py_ssize_t i = 0; i < count; i++) {
-            PyTuple_SET_ITEM(key, i, positions[i]);
-        }
-        count = 0; /* the tuple holds them now */
-        PyObject *frames = PyDict_GetItemWithError(self->sites, key);
-        if (frames != NULL) {
-            Py_INCREF(frames);
-        }
-        else if (!PyErr_Occurred()) {
-            PyObject *code_list = PyList_New(programs);
-            if (code_list != NULL) {
-                for (Py_ssize_t i = 0; i < programs; i++) {
-                    PyList_SET_ITEM(code_list, i, Py_NewRef(codes[i]));
-                }
-                frames = PyObject_CallMethodObjArgs(self->probe, s_site_frames, key, code_list, NULL);
-                Py_DECREF(code_list);
-            }
-        }
-        Py_DECREF(key);
+    if (programs > 0) {
+        PyObject *frames = site_frames(self, addresses, instructions, codes, programs);
         if (frames == NULL) {
             Py_DECREF(due);
             Py_DECREF(site);
@@ -840,9 +1021,6 @@ classify(Hook *self, PyObject *frame, PyObject *now_obj, double now, PyObject **
     *site_out = site;
     result = 1;
 done:
-    for (Py_ssize_t i = 0; i < count; i++) {
-        Py_DECREF(positions[i]);
-    }
     for (Py_ssize_t i = 0; i < programs; i++) {
         Py_DECREF(codes[i]);
     }
@@ -890,26 +1068,14 @@ static int
 do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, double now)
 {
     int status = -1;
-    PyObject *sampler = NULL, *running = NULL, *ident = NULL, *key = NULL, *ledger = NULL, *live = NULL,
-             *step_start = NULL;
+    PyObject *running = NULL, *ident = NULL, *key = NULL, *live = NULL, *step_start = NULL;
 
-    sampler = PyObject_GetAttr(self->probe, s_sampler);
-    if (sampler == NULL) {
-        return -1;
-    }
-    if (sampler == Py_None) { /* no sampler to publish steps in: the Python hook */
-        Py_DECREF(sampler);
+    if (self->running == NULL) { /* no sampler to publish steps in: the Python hook */
         return call_drop(PyObject_CallMethodObjArgs(self->probe, s_switch_py, origin, target, now_obj, NULL));
     }
     self->switches++;
-    running = PyObject_GetAttr(sampler, s_running);
-    if (running == NULL) {
-        goto done;
-    }
-    if (!PyDict_CheckExact(running)) {
-        PyErr_SetString(PyExc_TypeError, "the sampler's running table is not a dict");
-        goto done;
-    }
+    running = Py_NewRef(self->running);
+    live = Py_NewRef(self->live);
     ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
     if (ident == NULL) {
         goto done;
@@ -954,14 +1120,6 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
             }
             Py_DECREF(slot);
         }
-    }
-    ledger = PyObject_GetAttr(self->probe, s_ledger);
-    if (ledger == NULL) {
-        goto done;
-    }
-    live = PyObject_GetAttr(ledger, s_live);
-    if (live == NULL) {
-        goto done;
     }
     key = PyLong_FromVoidPtr(origin);
     if (key == NULL) {
@@ -1129,11 +1287,9 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
     Py_DECREF(unit);
     status = failed ? -1 : 0;
 done:
-    Py_XDECREF(sampler);
     Py_XDECREF(running);
     Py_XDECREF(ident);
     Py_XDECREF(key);
-    Py_XDECREF(ledger);
     Py_XDECREF(live);
     Py_XDECREF(step_start);
     return status;
@@ -1331,6 +1487,10 @@ PyInit__switch_hook(void)
     INTERN(s_seconds, "seconds");
     if ((one = PyLong_FromLong(1)) == NULL) {
         return NULL;
+    }
+    code_extra = REQUEST_CODE_EXTRA(NULL); /* -1 (no slot left): roles are looked up by dict */
+    if (code_extra < 0) {
+        PyErr_Clear();
     }
     if (PyType_Ready(&HookType) < 0) {
         return NULL;

@@ -479,3 +479,46 @@ def test_an_error_in_the_c_hook_disables_the_probe_and_the_program_goes_on(monke
     finally:
         probe.stop()
     assert probe.failed == "RuntimeError: injected"
+
+
+def _napper() -> None:
+    for _ in range(3):
+        gevent.sleep(0.001)
+
+
+def _nap_under(counts_as_program: bool) -> tuple[GreenletProbe, UnitRecord]:
+    """Run `_napper` under a C-hook probe for which every code object is (or none is) the
+    program's: its record, and the probe."""
+    threads = ThreadRegistry()
+    probe = GreenletProbe(Sampler(threads), threads)
+    probe._program = lambda code: counts_as_program  # type: ignore[method-assign]
+    probe.start()
+    assert probe._hook is not None
+    try:
+        gevent.spawn(_napper).join(timeout=TIMEOUT_S)
+    finally:
+        probe.stop()
+    assert probe.failed is None
+    (record,) = [record for record in probe.drain() if record.target.endswith("_napper")]
+    return probe, record
+
+
+def _site_codes(record: UnitRecord) -> set[Any]:
+    # a record's waits are keyed by the site's frames: ((code, line), ...)
+    return {code for frames in record.waits or {} if frames is not None for code, _line in frames}
+
+
+@needs_c_hook
+def test_each_probe_classifies_code_by_its_own_rules() -> None:
+    """The C hook keeps a code object's role in the code object itself, marked as its own:
+    a later probe with other rules for what is the program's classifies the code again,
+    twice in a row, and the await sites follow each probe's rules."""
+    napper_code = _napper.__code__
+    for _ in range(2):
+        program_probe, as_program = _nap_under(True)
+        library_probe, as_library = _nap_under(False)
+        assert napper_code in _site_codes(as_program)
+        assert napper_code not in _site_codes(as_library)
+        assert library_probe._code_roles[id(napper_code)][0] == greenlet_probe._OTHER
+        assert program_probe._code_roles[id(napper_code)][0] == greenlet_probe._PROGRAM
+        assert as_program.steps == as_library.steps == 4
