@@ -156,10 +156,11 @@ class Profiler:
         self.stop()
 
     # -- threads ---------------------------------------------------------------------
-    def attach_current_thread(self) -> None:
+    def attach_current_thread(self) -> Capture | None:
         """Called by the middlewares on each request: greenlet switches are traced per thread,
         so a profiler started (or stopped) from another thread than the server's completes
-        its start (or stop) in the server's thread here. Cheap when there is nothing to do."""
+        its start (or stop) in the server's thread here. Cheap when there is nothing to do.
+        Returns the running capture (None when stopped), which the request meter reads."""
         ident = get_ident()
         if self._detach:
             self._detach_here(ident)
@@ -167,6 +168,7 @@ class Profiler:
         if capture is not None and ident not in self._attached:
             capture.attach_current_thread()
             self._attached.add(ident)
+        return capture
 
     def _detach_here(self, ident: int) -> None:
         for capture, idents in list(self._detach):

@@ -15,6 +15,8 @@
  * hook does. Two caches keep a switch's stack walk cheap: each code object's role, kept in
  * the code object, and the await site of each (code, instruction) stack, kept by a hash of
  * it (the probe's own cache of sites needs an int object per frame to be looked up).
+ * The request meter of advisor.embed reads the same books at a request's start and end:
+ * its common case, a request in a traced greenlet, is here too (request_begin / request_end).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -36,6 +38,7 @@ enum {
     F_DUE,
     F_FIRST_RUN,
     F_IO_S,
+    F_KEY,
     F_KIND,
     F_LOCK_S,
     F_LONGEST_STEP_S,
@@ -43,6 +46,7 @@ enum {
     F_SCHEDULING_S,
     F_STEPS,
     F_SUSP_AT,
+    F_TAG_SAMPLES,
     F_WAIT_KIND,
     F_WAIT_SITE,
     F_WAITING_S,
@@ -50,8 +54,9 @@ enum {
     N_FIELDS
 };
 static const char *field_names[N_FIELDS] = {
-    "created", "due",   "first_run", "io_s",      "kind",      "lock_s",      "longest_step_s", "running_s",
-    "scheduling_s", "steps", "susp_at", "wait_kind", "wait_site", "waiting_s", "waits",
+    "created",   "due",     "first_run", "io_s",        "key",       "kind",      "lock_s",    "longest_step_s",
+    "running_s", "scheduling_s", "steps", "susp_at", "tag_samples", "wait_kind", "wait_site", "waiting_s",
+    "waits",
 };
 /* one await site's numbers (task_ledger.note_wait): [suspensions, io_s, waiting_s, episodes,
  * longest episode, current episode, last callee token, lock_s] */
@@ -1420,12 +1425,188 @@ Hook_step_ended(Hook *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+
+/* -- the request meter's common case (advisor.embed.meter.RequestMeter.begin / end) ------------ */
+
+/* the running greenlet's record and its step's start, when it is a traced greenlet (not a hub)
+ * with a plain record: 1 with both set (borrowed), 0 otherwise, -1 on error */
+static int
+request_unit(Hook *self, PyObject **record_out, double *t0_out)
+{
+    if (self->running == NULL) {
+        return 0;
+    }
+    int active = attr_true(self->probe, s_active);
+    if (active <= 0) {
+        return active;
+    }
+    PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    if (ident == NULL) {
+        return -1;
+    }
+    PyObject *slot = PyDict_GetItemWithError(self->running, ident);
+    Py_DECREF(ident);
+    if (slot == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    if (!PyList_CheckExact(slot) || PyList_GET_SIZE(slot) < 2) {
+        return 0;
+    }
+    PyObject *record = PyList_GET_ITEM(slot, 0);
+    if (!plain_record(self, record) || !plain_double(PyList_GET_ITEM(slot, 1), t0_out)) {
+        return 0;
+    }
+    /* GreenletProbe.current_step: a greenlet's record, not a hub's (whose key is ("hub", id)) */
+    PyObject *kind = SLOT(record, F_KIND), *key = SLOT(record, F_KEY);
+    if (!PyUnicode_CheckExact(kind) || PyUnicode_Compare(kind, s_greenlet) != 0 || !PyTuple_CheckExact(key)) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    if (PyTuple_GET_SIZE(key) > 0 && PyUnicode_CheckExact(PyTuple_GET_ITEM(key, 0)) &&
+        PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(key, 0), "hub") == 0) {
+        return 0;
+    }
+    *record_out = record;
+    return 1;
+}
+
+/* request_begin(aggregate, samples): what RequestMeter.begin builds for a request in a traced
+ * greenlet, [aggregate, record, start, running, io, waiting, scheduling, the record's tag
+ * table, True], the record's samples now going to `samples`; None where the meter's Python
+ * path must do it (another kind of unit, a record that is not plain) */
+static PyObject *
+Hook_request_begin(Hook *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "request_begin takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (self->probe == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *record = NULL;
+    double t0, running_s, io_s, waiting_s, scheduling_s;
+    int found = request_unit(self, &record, &t0);
+    if (found <= 0) {
+        if (found < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    if (!plain_double(SLOT(record, F_RUNNING_S), &running_s) || !plain_double(SLOT(record, F_IO_S), &io_s) ||
+        !plain_double(SLOT(record, F_WAITING_S), &waiting_s) ||
+        !plain_double(SLOT(record, F_SCHEDULING_S), &scheduling_s)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *now_obj = PyObject_CallNoArgs(self->clock);
+    if (now_obj == NULL) {
+        return NULL;
+    }
+    double now = PyFloat_AsDouble(now_obj);
+    if (now == -1.0 && PyErr_Occurred()) {
+        Py_DECREF(now_obj);
+        return NULL;
+    }
+    PyObject *pending = PyList_New(9);
+    if (pending == NULL) {
+        Py_DECREF(now_obj);
+        return NULL;
+    }
+    PyList_SET_ITEM(pending, 0, Py_NewRef(args[0]));
+    PyList_SET_ITEM(pending, 1, Py_NewRef(record));
+    PyList_SET_ITEM(pending, 2, now_obj);
+    PyList_SET_ITEM(pending, 7, Py_NewRef(SLOT(record, F_TAG_SAMPLES)));
+    PyList_SET_ITEM(pending, 8, Py_NewRef(Py_True));
+    if (set_number(pending, 3, running_s + (now - t0)) < 0 || set_number(pending, 4, io_s) < 0 ||
+        set_number(pending, 5, waiting_s) < 0 || set_number(pending, 6, scheduling_s) < 0) {
+        Py_DECREF(pending);
+        return NULL;
+    }
+    set_slot(self, record, F_TAG_SAMPLES, Py_NewRef(args[1]));
+    return pending;
+}
+
+/* request_end(pending, error, unfolded): RequestMeter.end's common case, the request still in
+ * the greenlet it began in: its deltas appended to `unfolded` as (aggregate, wall, running,
+ * io, waiting, scheduling, error); the number of requests waiting there then, or None where
+ * the meter's Python path must do it */
+static PyObject *
+Hook_request_end(Hook *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "request_end takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *pending = args[0], *unfolded = args[2];
+    if (self->probe == NULL || !PyList_CheckExact(pending) || PyList_GET_SIZE(pending) < 9 ||
+        PyList_GET_ITEM(pending, 8) != Py_True || !PyList_CheckExact(unfolded)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *record = NULL;
+    double t0, start, running0, io0, waiting0, scheduling0, running_s, io_s, waiting_s, scheduling_s;
+    int found = request_unit(self, &record, &t0);
+    if (found <= 0) {
+        if (found < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    if (record != PyList_GET_ITEM(pending, 1) || !plain_double(PyList_GET_ITEM(pending, 2), &start) ||
+        !plain_double(PyList_GET_ITEM(pending, 3), &running0) || !plain_double(PyList_GET_ITEM(pending, 4), &io0) ||
+        !plain_double(PyList_GET_ITEM(pending, 5), &waiting0) ||
+        !plain_double(PyList_GET_ITEM(pending, 6), &scheduling0) ||
+        !plain_double(SLOT(record, F_RUNNING_S), &running_s) || !plain_double(SLOT(record, F_IO_S), &io_s) ||
+        !plain_double(SLOT(record, F_WAITING_S), &waiting_s) ||
+        !plain_double(SLOT(record, F_SCHEDULING_S), &scheduling_s)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *now_obj = PyObject_CallNoArgs(self->clock);
+    if (now_obj == NULL) {
+        return NULL;
+    }
+    double now = PyFloat_AsDouble(now_obj);
+    Py_DECREF(now_obj);
+    if (now == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    int error = PyObject_IsTrue(args[1]);
+    if (error < 0) {
+        return NULL;
+    }
+    double parts[5] = {now - start, running_s + (now - t0) - running0, io_s - io0, waiting_s - waiting0,
+                       scheduling_s - scheduling0};
+    PyObject *done = PyTuple_New(7);
+    if (done == NULL) {
+        return NULL;
+    }
+    PyTuple_SET_ITEM(done, 0, Py_NewRef(PyList_GET_ITEM(pending, 0)));
+    for (int i = 0; i < 5; i++) {
+        PyObject *number = PyFloat_FromDouble(parts[i]);
+        if (number == NULL) {
+            Py_DECREF(done);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(done, i + 1, number);
+    }
+    PyTuple_SET_ITEM(done, 6, Py_NewRef(error ? Py_True : Py_False));
+    set_slot(self, record, F_TAG_SAMPLES, Py_NewRef(PyList_GET_ITEM(pending, 7)));
+    int appended = PyList_Append(unfolded, done);
+    Py_DECREF(done);
+    if (appended < 0) {
+        return NULL;
+    }
+    return PyLong_FromSsize_t(PyList_GET_SIZE(unfolded));
+}
+
 static PyMethodDef Hook_methods[] = {
     {"release", (PyCFunction)Hook_release, METH_NOARGS, "drop every reference (the probe is done with it)"},
     {"step_started", (PyCFunction)(void (*)(void))Hook_step_started, METH_FASTCALL,
      "TaskLedger.step_started(record, t0) as the hook does it: True when done in C, False when by TaskLedger's"},
     {"step_ended", (PyCFunction)(void (*)(void))Hook_step_ended, METH_FASTCALL,
      "TaskLedger.step_ended(record, t0, t1, wait_kind, due, site) as the hook does it"},
+    {"request_begin", (PyCFunction)(void (*)(void))Hook_request_begin, METH_FASTCALL,
+     "RequestMeter.begin's common case: the pending list of a request in a traced greenlet, or None"},
+    {"request_end", (PyCFunction)(void (*)(void))Hook_request_end, METH_FASTCALL,
+     "RequestMeter.end's common case: append the request's deltas, return how many wait, or None"},
     {NULL},
 };
 

@@ -113,13 +113,13 @@ class Agent:
             self._requests += 1
             if self._forks != _forks[0] or (not self._requests % PID_CHECK_EVERY and self._pid != os.getpid()):
                 self.ensure_started()
-            self.profiler.attach_current_thread()
+            capture = self.profiler.attach_current_thread()
             trigger = self.trigger
             if trigger.active is not None or trigger.finished:  # a deep capture runs, or ran
                 for deep in trigger.profilers():
                     deep.attach_current_thread()
                 trigger.forget_detached()
-            self.meter.capture = self.profiler.capture
+            self.meter.capture = capture
         except Exception as error:
             self.meter.disable(error)
             return None

@@ -19,7 +19,7 @@ from typing import Any
 from advisor.probes.native import get_ident
 from advisor.probes.records import UnitRecord
 
-from ..span_stats import request_ended, request_started
+from ..span_stats import LISTENERS, request_ended, request_started
 from .routes import FOLD_EVERY, RouteAggregate, RouteTable
 
 LOG = logging.getLogger("advisor")
@@ -39,17 +39,39 @@ class RequestMeter:
         self.asyncio_first = asyncio_first
         self.capture: Any = None  # the running Capture (set by the middleware)
         self.failed: str | None = None
+        # the C switch hook's request_begin / request_end for the capture last seen (None where
+        # the hook was not built, or for an ASGI server, whose requests run in tasks)
+        self._bound: Any = None
+        self._fast_begin: Any = None
+        self._fast_end: Any = None
 
-    # begin() and end() run twice per request of a server: the common case (a request in a
-    # traced greenlet, or in an asyncio task for an ASGI server) is inline, in few calls;
-    # _begin() and _end() are the general case.
+    def _bind(self, capture: Any) -> None:
+        on_greenlets = capture is not None and not self.asyncio_first
+        hook = getattr(capture.greenlet_probe, "_hook", None) if on_greenlets else None
+        self._fast_begin = getattr(hook, "request_begin", None)
+        self._fast_end = getattr(hook, "request_end", None)
+        self._bound = capture
+
+    # begin() and end() run once per request of a server: the common case, a request in a
+    # traced greenlet, is the C switch hook's (request_begin / request_end, where it was
+    # built); then an inline Python path (a greenlet, or an asyncio task for an ASGI server)
+    # in few calls; _begin() and _end() are the general case.
     def begin(self, route: str) -> Pending | None:
         if self.failed is not None:
             return None
         try:
             aggregate = self.table.named.get(route) or self.table.route(route)
-            now = perf_counter()
             capture = self.capture
+            if capture is not self._bound:
+                self._bind(capture)
+            fast = self._fast_begin
+            if fast is not None:
+                pending = fast(aggregate, aggregate.samples)
+                if pending is not None:
+                    # the request as a span for span listeners (OpenTelemetry), None when there are none
+                    pending.append(request_started(route) if LISTENERS else None)
+                    return pending
+            now = perf_counter()
             step = None
             if capture is not None:
                 first, second = ((capture.asyncio_probe, capture.greenlet_probe) if self.asyncio_first
@@ -62,8 +84,7 @@ class RequestMeter:
                 record.tag_samples = aggregate.samples
             else:
                 pending = self._begin(aggregate, now)
-            # the request as a span for span listeners (OpenTelemetry), None when there are none
-            pending.append(request_started(route))
+            pending.append(request_started(route) if LISTENERS else None)
             return pending
         except Exception as error:
             self.disable(error)
@@ -76,6 +97,13 @@ class RequestMeter:
             opened = pending[9] if len(pending) > 9 else None
             if opened is not None:
                 request_ended(opened, error)  # first: it puts back the route's sample table
+            fast = self._fast_end
+            if fast is not None:
+                waiting = fast(pending, error, self.table.unfolded)
+                if waiting is not None:
+                    if waiting >= FOLD_EVERY:
+                        self.table.fold()
+                    return
             record = pending[1]
             capture = self.capture
             if record is None or not pending[8] or capture is None:

@@ -10,11 +10,11 @@ control endpoint (off unless a token is given) are answered here and never reach
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .agent import Agent
-from .meter import Pending
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -61,16 +61,21 @@ class AdvisorWSGIMiddleware:
         self.app = app
         self.route_of = route or default_route
         self.agent = agent if agent is not None else Agent(**options)
+        self._keepers: tuple[type, ...] | None = None
+        # the control endpoint is on when a token was given (fixed for the agent's life)
+        self._control_on = self.agent.control.enabled
 
     @property
     def profiler(self) -> Any:
         return self.agent.profiler
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        # every request of the server runs this: the common case is kept to few Python calls
         agent = self.agent
-        path = environ.get("PATH_INFO", "") or "/"
-        if agent.control.wants(path):
-            return self._control(environ, start_response, path)
+        if self._control_on:
+            path = environ.get("PATH_INFO", "") or "/"
+            if agent.control.wants(path):
+                return self._control(environ, start_response, path)
         try:
             route = self.route_of(environ)
         except Exception:
@@ -78,6 +83,28 @@ class AdvisorWSGIMiddleware:
         pending = agent.begin(route)
         if pending is None:
             return self.app(environ, start_response)
+        handler = getattr(start_response, "__self__", None)
+        keepers = self._keepers
+        if keepers is None:
+            keepers = self._code_keepers()
+        if handler is None or not isinstance(handler, keepers):
+            return self._wrapped(environ, start_response, pending)
+        # gevent.pywsgi's handler keeps the status code it was given (its `status` is reset
+        # before each request): no wrapper around start_response is needed to read it
+        meter = agent.meter
+        try:
+            body = self.app(environ, start_response)
+        except BaseException:
+            meter.end(pending, True)
+            raise
+        if isinstance(body, (list, tuple)):
+            meter.end(pending, handler.status is not None and handler.code >= 500)
+            return body
+        return _MeasuredBody(body, lambda: meter.end(pending, handler.status is not None and handler.code >= 500))
+
+    def _wrapped(self, environ: dict[str, Any], start_response: StartResponse, pending: Any) -> Iterable[bytes]:
+        """The app's call for any WSGI server: start_response wrapped to read the status."""
+        meter = self.agent.meter
         status: list[int] = [0]
 
         def start(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -90,15 +117,20 @@ class AdvisorWSGIMiddleware:
         try:
             body = self.app(environ, start)
         except BaseException:
-            agent.end(pending, True)
+            meter.end(pending, True)
             raise
         if isinstance(body, (list, tuple)):
-            agent.meter.end(pending, status[0] >= 500)
+            meter.end(pending, status[0] >= 500)
             return body
-        return _MeasuredBody(body, lambda: self._finish(pending, status))
+        return _MeasuredBody(body, lambda: meter.end(pending, status[0] >= 500))
 
-    def _finish(self, pending: Pending, status: list[int]) -> None:
-        self.agent.end(pending, status[0] >= 500)
+    def _code_keepers(self) -> tuple[type, ...]:
+        """The handler types known to keep the response's status code (gevent.pywsgi's),
+        looked up at the first request: a server does not change."""
+        pywsgi = sys.modules.get("gevent.pywsgi")
+        handler_type = getattr(pywsgi, "WSGIHandler", None)
+        keepers = self._keepers = (handler_type,) if isinstance(handler_type, type) else ()
+        return keepers
 
     def _control(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> list[bytes]:
         from .control import REASONS, presented_token
