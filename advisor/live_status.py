@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from .capture import CaptureStatus
-from .probes.native import allocate_lock, get_ident, start_new_thread
+from .probes.native import allocate_lock, get_ident, not_profiled, start_new_thread
 
 INTERVAL_S = 0.5
 ERASE_LINE = "\r\x1b[K"
@@ -95,6 +95,7 @@ class LiveStatus:
             started.release()
         try:
             while not self._stopping.acquire(timeout=self._interval):
+                not_profiled()
                 self._draw()
         except Exception:  # a display that fails (stderr closed, replaced) just stops
             pass

@@ -30,3 +30,13 @@ get_ident = _original(_thread, "get_ident")
 start_new_thread = _original(_thread, "start_new_thread")
 allocate_lock = _original(_thread, "allocate_lock")
 sleep = _original(time, "sleep")
+
+
+def not_profiled() -> None:
+    """Called by advisor's own threads before each round of work: a deterministic profiler
+    started for every thread (yappi with ``profile_threads``, as deep mode starts it) traces
+    them too, which slows them several times over and puts advisor's functions in the
+    program's profile. This thread's profile function is cleared; the program's threads
+    keep theirs."""
+    if sys.getprofile() is not None or "yappi" in sys.modules:
+        sys.setprofile(None)

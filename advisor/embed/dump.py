@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from advisor.probes.native import allocate_lock, sleep, start_new_thread
+from advisor.probes.native import allocate_lock, not_profiled, sleep, start_new_thread
 
 from ..profile import Report, report_json, write_atomically
 
@@ -97,6 +97,7 @@ class ReportDumper:
                 if waited + 1e-9 < self.interval_s or self._stopping:
                     continue
                 waited = 0.0
+                not_profiled()
                 try:
                     self.write(take())
                 except Exception as error:  # a failed dump must not end the server: log once, go on

@@ -302,6 +302,33 @@ def test_pstats_export_loads_and_holds_the_programs_functions(async_tasks: Profi
     stats.sort_stats("cumulative").print_stats(5)  # usable by the usual tools
 
 
+BUSY_HALF_SECOND = """
+    import time
+
+
+    def step(i):
+        return i * 3 % 7
+
+
+    end = time.perf_counter() + 0.5
+    while time.perf_counter() < end:
+        for i in range(200):
+            step(i)
+"""
+
+
+def test_advisors_own_threads_are_not_in_the_profile(deep_once: DeepOnce) -> None:
+    """yappi is started for every thread, advisor's sampler included: that thread takes its
+    profile function off before each tick, so half a second of sampling (~50 ticks) leaves
+    no sampler function in the profile, and costs the program no profiled ticks."""
+    run = deep_once("busy", BUSY_HALF_SECOND, "--pstats", "@profile.pstats")
+    assert run.returncode == 0, run.stderr[-3000:]
+    stats = pstats.Stats(str(run.directory / "profile.pstats"), stream=StringIO())
+    files = {key[0] for key in stats.stats}  # type: ignore[attr-defined]
+    assert any(file.endswith("prog.py") for file in files)
+    assert not [file for file in files if file.endswith(("sampler.py", "live_status.py", "dump.py"))], files
+
+
 def test_callgrind_export_is_a_callgrind_file(async_tasks: Profiled) -> None:
     text = (async_tasks.directory / "callgrind.out").read_text(encoding="utf-8")
     lines = text.splitlines()
