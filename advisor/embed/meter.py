@@ -66,7 +66,7 @@ class RequestMeter:
                 self._bind(capture)
             fast = self._fast_begin
             if fast is not None:
-                pending = fast(aggregate, aggregate.samples)
+                pending: Pending | None = fast(aggregate, aggregate.samples)
                 if pending is not None:
                     # the request as a span for span listeners (OpenTelemetry), None when there are none
                     pending.append(request_started(route) if LISTENERS else None)

@@ -92,15 +92,16 @@ class AdvisorWSGIMiddleware:
         # gevent.pywsgi's handler keeps the status code it was given (its `status` is reset
         # before each request): no wrapper around start_response is needed to read it
         meter = agent.meter
+        keeper: Any = handler
         try:
             body = self.app(environ, start_response)
         except BaseException:
             meter.end(pending, True)
             raise
         if isinstance(body, (list, tuple)):
-            meter.end(pending, handler.status is not None and handler.code >= 500)
+            meter.end(pending, keeper.status is not None and keeper.code >= 500)
             return body
-        return _MeasuredBody(body, lambda: meter.end(pending, handler.status is not None and handler.code >= 500))
+        return _MeasuredBody(body, lambda: meter.end(pending, keeper.status is not None and keeper.code >= 500))
 
     def _wrapped(self, environ: dict[str, Any], start_response: StartResponse, pending: Any) -> Iterable[bytes]:
         """The app's call for any WSGI server: start_response wrapped to read the status."""
