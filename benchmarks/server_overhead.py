@@ -17,7 +17,11 @@ costs show most there. The goal: light >= 95% of the bare throughput.
 
 Besides requests/s, each round reads the server process's CPU time (user + system, from
 ``/proc``) over the measured requests: the server's CPU per request, a steadier figure
-than requests/s on a noisy machine (the client shares the cores).
+than requests/s on a noisy machine. Where the machine has two cores or more, the server
+runs on the last one and this client on the others (``--no-pin`` to let them share): the
+two then do not take each other's core, and rounds vary less. Each variant's ratio is given
+two ways: the ratio of the medians, and the median of each round's ratio to the bare run
+just before it (neighbouring runs share the machine's state of the moment).
 """
 
 from gevent import monkey
@@ -45,13 +49,28 @@ ROUND_DEADLINE_S = 120.0
 PATHS = ["/health", "/products/3", "/health", "/products/42"]
 
 
+def server_cpus() -> tuple[set[int], set[int]] | None:
+    """(the server's core, the client's cores) when there are two or more to split, else None."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    return {cpus[-1]}, set(cpus[:-1])
+
+
+PINNED: set[int] | None = None  # the server's core, when pinned (set in main)
+
+
 def start(variant: str, directory: Path) -> tuple[subprocess.Popen[bytes], int]:
     port_file = directory / f"port-{variant}-{time.monotonic_ns()}"
     args = [sys.executable, str(APP), "--port", "0", "--port-file", str(port_file)]
     if variant == "bare":
         args.append("--bare")
     env = dict(os.environ, ADVISOR_TOKEN=TOKEN, PYTHONPATH=str(REPO), STORE_LATENCY_S="0.002")
-    process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    pinned = PINNED
+    process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               preexec_fn=(lambda: os.sched_setaffinity(0, pinned)) if pinned else None)
     deadline = time.monotonic() + 30.0
     while not port_file.exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -170,7 +189,13 @@ def main() -> int:
     parser.add_argument("--variants", default="bare,light,deep",
                         help="comma-separated, of bare, light, deep (bare is always run)")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--no-pin", action="store_true", help="let the server and the client share the cores")
     options = parser.parse_args()
+    global PINNED
+    split = None if options.no_pin else server_cpus()
+    if split is not None:
+        PINNED = split[0]
+        os.sched_setaffinity(0, split[1])
     wanted = {name.strip() for name in options.variants.split(",") if name.strip()}
     variants = tuple(variant for variant in ("bare", "light", "deep") if variant in wanted or variant == "bare")
     results: dict[str, list[float]] = {variant: [] for variant in variants}
@@ -184,16 +209,20 @@ def main() -> int:
                 print(f"round {index + 1} {variant:5s} {rate:8.0f} req/s {cpu_us:6.1f} µs CPU/request", flush=True)
     bare = statistics.median(results["bare"])
     bare_cpu = statistics.median(cpu["bare"])
-    print(f"\n{'variant':8s} {'median req/s':>12s} {'of bare':>8s} {'CPU µs/req':>11s} {'+µs':>6s}"
-          f"   (load average {os.getloadavg()[0]:.1f})")
+    pinning = f"server pinned to CPU {min(PINNED)}" if PINNED else "not pinned"
+    print(f"\n{'variant':8s} {'median req/s':>12s} {'of bare':>8s} {'paired':>7s} {'CPU µs/req':>11s} {'+µs':>6s}"
+          f"   (load average {os.getloadavg()[0]:.1f}, {pinning})")
     summary = {}
     for variant in variants:
         median = statistics.median(results[variant])
         median_cpu = statistics.median(cpu[variant])
+        # each round against the bare run of the same round
+        paired = statistics.median(rate / base for rate, base in zip(results[variant], results["bare"], strict=True))
         summary[variant] = {"median_rps": round(median, 1), "of_bare": round(median / bare, 4),
+                            "paired_of_bare": round(paired, 4),
                             "rounds": [round(rate, 1) for rate in results[variant]],
                             "median_cpu_us": round(median_cpu, 1), "cpu_us": [round(us, 1) for us in cpu[variant]]}
-        print(f"{variant:8s} {median:12.0f} {100 * median / bare:7.1f}% {median_cpu:11.1f}"
+        print(f"{variant:8s} {median:12.0f} {100 * median / bare:7.1f}% {100 * paired:6.1f}% {median_cpu:11.1f}"
               f" {median_cpu - bare_cpu:+6.1f}")
     if "light" in summary:
         print(f"\ngoal: light >= 95% of bare: {'met' if summary['light']['of_bare'] >= 0.95 else 'missed'}")
