@@ -1428,10 +1428,19 @@ Hook_step_ended(Hook *self, PyObject *const *args, Py_ssize_t nargs)
 
 /* -- the request meter's common case (advisor.embed.meter.RequestMeter.begin / end) ------------ */
 
-/* the running greenlet's record and its step's start, when it is a traced greenlet (not a hub)
- * with a plain record: 1 with both set (borrowed), 0 otherwise, -1 on error */
+/* what the meter reads of the running greenlet at a request's start and end */
+typedef struct {
+    PyObject *record;  /* borrowed */
+    double t0;         /* its current step's start */
+    double now;        /* the probe's clock now */
+    double counters[4]; /* running (the current step counted up to now), io, waiting, scheduling */
+} RequestUnit;
+
+/* The running greenlet, when it is a traced greenlet (not a hub) with a plain record and plain
+ * counters: 1 with `unit` filled, 0 otherwise (the meter's Python path), -1 on error. What
+ * GreenletProbe.current_step and RequestMeter read, in one go. */
 static int
-request_unit(Hook *self, PyObject **record_out, double *t0_out)
+request_unit(Hook *self, RequestUnit *unit)
 {
     if (self->running == NULL) {
         return 0;
@@ -1453,10 +1462,15 @@ request_unit(Hook *self, PyObject **record_out, double *t0_out)
         return 0;
     }
     PyObject *record = PyList_GET_ITEM(slot, 0);
-    if (!plain_record(self, record) || !plain_double(PyList_GET_ITEM(slot, 1), t0_out)) {
+    double running_s;
+    if (!plain_record(self, record) || !plain_double(PyList_GET_ITEM(slot, 1), &unit->t0) ||
+        !plain_double(SLOT(record, F_RUNNING_S), &running_s) ||
+        !plain_double(SLOT(record, F_IO_S), &unit->counters[1]) ||
+        !plain_double(SLOT(record, F_WAITING_S), &unit->counters[2]) ||
+        !plain_double(SLOT(record, F_SCHEDULING_S), &unit->counters[3])) {
         return 0;
     }
-    /* GreenletProbe.current_step: a greenlet's record, not a hub's (whose key is ("hub", id)) */
+    /* a greenlet's record, not a hub's (whose key is ("hub", id)) */
     PyObject *kind = SLOT(record, F_KIND), *key = SLOT(record, F_KEY);
     if (!PyUnicode_CheckExact(kind) || PyUnicode_Compare(kind, s_greenlet) != 0 || !PyTuple_CheckExact(key)) {
         return PyErr_Occurred() ? -1 : 0;
@@ -1465,7 +1479,17 @@ request_unit(Hook *self, PyObject **record_out, double *t0_out)
         PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(key, 0), "hub") == 0) {
         return 0;
     }
-    *record_out = record;
+    PyObject *now_obj = PyObject_CallNoArgs(self->clock);
+    if (now_obj == NULL) {
+        return -1;
+    }
+    unit->now = PyFloat_AsDouble(now_obj);
+    Py_DECREF(now_obj);
+    if (unit->now == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    unit->record = record;
+    unit->counters[0] = running_s + (unit->now - unit->t0);
     return 1;
 }
 
@@ -1480,48 +1504,33 @@ Hook_request_begin(Hook *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "request_begin takes 2 arguments (%zd given)", nargs);
         return NULL;
     }
-    if (self->probe == NULL) {
-        Py_RETURN_NONE;
-    }
-    PyObject *record = NULL;
-    double t0, running_s, io_s, waiting_s, scheduling_s;
-    int found = request_unit(self, &record, &t0);
+    RequestUnit unit;
+    int found = self->probe != NULL ? request_unit(self, &unit) : 0;
     if (found <= 0) {
         if (found < 0) {
             return NULL;
         }
         Py_RETURN_NONE;
     }
-    if (!plain_double(SLOT(record, F_RUNNING_S), &running_s) || !plain_double(SLOT(record, F_IO_S), &io_s) ||
-        !plain_double(SLOT(record, F_WAITING_S), &waiting_s) ||
-        !plain_double(SLOT(record, F_SCHEDULING_S), &scheduling_s)) {
-        Py_RETURN_NONE;
-    }
-    PyObject *now_obj = PyObject_CallNoArgs(self->clock);
-    if (now_obj == NULL) {
-        return NULL;
-    }
-    double now = PyFloat_AsDouble(now_obj);
-    if (now == -1.0 && PyErr_Occurred()) {
-        Py_DECREF(now_obj);
-        return NULL;
-    }
     PyObject *pending = PyList_New(9);
     if (pending == NULL) {
-        Py_DECREF(now_obj);
         return NULL;
     }
     PyList_SET_ITEM(pending, 0, Py_NewRef(args[0]));
-    PyList_SET_ITEM(pending, 1, Py_NewRef(record));
-    PyList_SET_ITEM(pending, 2, now_obj);
-    PyList_SET_ITEM(pending, 7, Py_NewRef(SLOT(record, F_TAG_SAMPLES)));
+    PyList_SET_ITEM(pending, 1, Py_NewRef(unit.record));
+    PyList_SET_ITEM(pending, 7, Py_NewRef(SLOT(unit.record, F_TAG_SAMPLES)));
     PyList_SET_ITEM(pending, 8, Py_NewRef(Py_True));
-    if (set_number(pending, 3, running_s + (now - t0)) < 0 || set_number(pending, 4, io_s) < 0 ||
-        set_number(pending, 5, waiting_s) < 0 || set_number(pending, 6, scheduling_s) < 0) {
+    if (set_number(pending, 2, unit.now) < 0) {
         Py_DECREF(pending);
         return NULL;
     }
-    set_slot(self, record, F_TAG_SAMPLES, Py_NewRef(args[1]));
+    for (int i = 0; i < 4; i++) {
+        if (set_number(pending, 3 + i, unit.counters[i]) < 0) {
+            Py_DECREF(pending);
+            return NULL;
+        }
+    }
+    set_slot(self, unit.record, F_TAG_SAMPLES, Py_NewRef(args[1]));
     return pending;
 }
 
@@ -1541,46 +1550,34 @@ Hook_request_end(Hook *self, PyObject *const *args, Py_ssize_t nargs)
         PyList_GET_ITEM(pending, 8) != Py_True || !PyList_CheckExact(unfolded)) {
         Py_RETURN_NONE;
     }
-    PyObject *record = NULL;
-    double t0, start, running0, io0, waiting0, scheduling0, running_s, io_s, waiting_s, scheduling_s;
-    int found = request_unit(self, &record, &t0);
+    RequestUnit unit;
+    int found = request_unit(self, &unit);
     if (found <= 0) {
         if (found < 0) {
             return NULL;
         }
         Py_RETURN_NONE;
     }
-    if (record != PyList_GET_ITEM(pending, 1) || !plain_double(PyList_GET_ITEM(pending, 2), &start) ||
-        !plain_double(PyList_GET_ITEM(pending, 3), &running0) || !plain_double(PyList_GET_ITEM(pending, 4), &io0) ||
-        !plain_double(PyList_GET_ITEM(pending, 5), &waiting0) ||
-        !plain_double(PyList_GET_ITEM(pending, 6), &scheduling0) ||
-        !plain_double(SLOT(record, F_RUNNING_S), &running_s) || !plain_double(SLOT(record, F_IO_S), &io_s) ||
-        !plain_double(SLOT(record, F_WAITING_S), &waiting_s) ||
-        !plain_double(SLOT(record, F_SCHEDULING_S), &scheduling_s)) {
+    double begun[5]; /* start, then the four counters */
+    if (unit.record != PyList_GET_ITEM(pending, 1)) {
         Py_RETURN_NONE;
     }
-    PyObject *now_obj = PyObject_CallNoArgs(self->clock);
-    if (now_obj == NULL) {
-        return NULL;
-    }
-    double now = PyFloat_AsDouble(now_obj);
-    Py_DECREF(now_obj);
-    if (now == -1.0 && PyErr_Occurred()) {
-        return NULL;
+    for (int i = 0; i < 5; i++) {
+        if (!plain_double(PyList_GET_ITEM(pending, 2 + i), &begun[i])) {
+            Py_RETURN_NONE;
+        }
     }
     int error = PyObject_IsTrue(args[1]);
     if (error < 0) {
         return NULL;
     }
-    double parts[5] = {now - start, running_s + (now - t0) - running0, io_s - io0, waiting_s - waiting0,
-                       scheduling_s - scheduling0};
     PyObject *done = PyTuple_New(7);
     if (done == NULL) {
         return NULL;
     }
     PyTuple_SET_ITEM(done, 0, Py_NewRef(PyList_GET_ITEM(pending, 0)));
     for (int i = 0; i < 5; i++) {
-        PyObject *number = PyFloat_FromDouble(parts[i]);
+        PyObject *number = PyFloat_FromDouble(i == 0 ? unit.now - begun[0] : unit.counters[i - 1] - begun[i]);
         if (number == NULL) {
             Py_DECREF(done);
             return NULL;
@@ -1588,7 +1585,7 @@ Hook_request_end(Hook *self, PyObject *const *args, Py_ssize_t nargs)
         PyTuple_SET_ITEM(done, i + 1, number);
     }
     PyTuple_SET_ITEM(done, 6, Py_NewRef(error ? Py_True : Py_False));
-    set_slot(self, record, F_TAG_SAMPLES, Py_NewRef(PyList_GET_ITEM(pending, 7)));
+    set_slot(self, unit.record, F_TAG_SAMPLES, Py_NewRef(PyList_GET_ITEM(pending, 7)));
     int appended = PyList_Append(unfolded, done);
     Py_DECREF(done);
     if (appended < 0) {

@@ -176,32 +176,10 @@ class RouteTable:
                 return
             batch = unfolded[:count]
             del unfolded[:count]  # what other threads appended meanwhile stays, for the next fold
-            # _count(aggregate, wall_s, parts, error, True) for each, inline: a server's every
-            # request passes here
             for aggregate, wall_s, running, io, waiting, scheduling, error in batch:
-                index = (0 if wall_s <= SMALLEST_S else
-                         min(BUCKETS - 1, int(_log2(wall_s / SMALLEST_S) * BUCKETS_PER_DOUBLING) + 1))
-                aggregate.count += 1
-                if error:
-                    aggregate.errors += 1
-                histogram = aggregate.histogram
-                histogram.counts[index] += 1
-                histogram.count += 1
-                if wall_s > histogram.largest:
-                    histogram.largest = wall_s
-                if wall_s < histogram.smallest:
-                    histogram.smallest = wall_s
-                running = running if running > 0.0 else 0.0
-                io = io if io > 0.0 else 0.0
-                waiting = waiting if waiting > 0.0 else 0.0
-                scheduling = scheduling if scheduling > 0.0 else 0.0
-                aggregate.measured += 1
-                aggregate.loop_requests += 1
-                aggregate.wall_s += running + io + waiting + scheduling
-                aggregate.running_s += running
-                aggregate.io_s += io
-                aggregate.waiting_s += waiting
-                aggregate.scheduling_s += scheduling
+                _count(aggregate, wall_s, (running if running > 0.0 else 0.0, io if io > 0.0 else 0.0,
+                                           waiting if waiting > 0.0 else 0.0,
+                                           scheduling if scheduling > 0.0 else 0.0), error, True)
 
     def aggregates(self) -> list[RouteAggregate]:
         self.fold()

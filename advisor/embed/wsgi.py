@@ -47,6 +47,21 @@ class _MeasuredBody:
                 finish()
 
 
+def _status_reader(start_response: StartResponse) -> tuple[StartResponse, Callable[[], bool]]:
+    """For any WSGI server: start_response wrapped to note the status code, and a function
+    that says whether it was a server error (5xx)."""
+    status: list[int] = [0]
+
+    def start(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        try:
+            status[0] = int(code.split(" ", 1)[0])
+        except ValueError:
+            pass
+        return start_response(code, headers, exc_info) if exc_info is not None else start_response(code, headers)
+
+    return start, lambda: status[0] >= 500
+
+
 class AdvisorWSGIMiddleware:
     """Wrap a WSGI app: ``app = AdvisorWSGIMiddleware(app, dump_dir="/var/tmp/advisor")``.
 
@@ -87,43 +102,26 @@ class AdvisorWSGIMiddleware:
         keepers = self._keepers
         if keepers is None:
             keepers = self._code_keepers()
-        if handler is None or not isinstance(handler, keepers):
-            return self._wrapped(environ, start_response, pending)
-        # gevent.pywsgi's handler keeps the status code it was given (its `status` is reset
-        # before each request): no wrapper around start_response is needed to read it
+        if handler is not None and isinstance(handler, keepers):
+            # gevent.pywsgi's handler keeps the status code it was given (its `status` is
+            # reset before each request): no wrapper around start_response to read it
+            keeper: Any = handler
+            respond = start_response
+
+            def failed() -> bool:
+                return keeper.status is not None and keeper.code >= 500
+        else:
+            respond, failed = _status_reader(start_response)
         meter = agent.meter
-        keeper: Any = handler
         try:
-            body = self.app(environ, start_response)
+            body = self.app(environ, respond)
         except BaseException:
             meter.end(pending, True)
             raise
         if isinstance(body, (list, tuple)):
-            meter.end(pending, keeper.status is not None and keeper.code >= 500)
+            meter.end(pending, failed())
             return body
-        return _MeasuredBody(body, lambda: meter.end(pending, keeper.status is not None and keeper.code >= 500))
-
-    def _wrapped(self, environ: dict[str, Any], start_response: StartResponse, pending: Any) -> Iterable[bytes]:
-        """The app's call for any WSGI server: start_response wrapped to read the status."""
-        meter = self.agent.meter
-        status: list[int] = [0]
-
-        def start(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            try:
-                status[0] = int(code.split(" ", 1)[0])
-            except ValueError:
-                pass
-            return start_response(code, headers, exc_info) if exc_info is not None else start_response(code, headers)
-
-        try:
-            body = self.app(environ, start)
-        except BaseException:
-            meter.end(pending, True)
-            raise
-        if isinstance(body, (list, tuple)):
-            meter.end(pending, status[0] >= 500)
-            return body
-        return _MeasuredBody(body, lambda: meter.end(pending, status[0] >= 500))
+        return _MeasuredBody(body, lambda: meter.end(pending, failed()))
 
     def _code_keepers(self) -> tuple[type, ...]:
         """The handler types known to keep the response's status code (gevent.pywsgi's),
