@@ -27,6 +27,7 @@
 #ifndef Py_T_OBJECT_EX /* before 3.12 */
 #include <structmember.h>
 #define Py_T_OBJECT_EX T_OBJECT_EX
+#define Py_T_DOUBLE T_DOUBLE
 #define Py_READONLY READONLY
 #endif
 
@@ -88,6 +89,8 @@ typedef struct {
     PyObject *live;       /* the ledger's live records: both tables are the probe's for its life */
     PyObject *site_index; /* hash of the program frames' (code, instruction) -> (sites' key, frames) */
     uintptr_t epoch;      /* this hook's mark on the roles it caches in code objects */
+    double suspect_step_s; /* task_ledger.SUSPECT_STEP_S: a unit whose longest step is longer
+                              has the CPU clock read at its steps' start */
     unsigned long long switches;
 } Hook;
 
@@ -281,6 +284,7 @@ Hook_init(Hook *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     self->epoch = next_epoch++;
+    self->suspect_step_s = 0.002;
     self->switches = 0;
     int found = find_slots(self);
     if (found < 0) {
@@ -1274,7 +1278,7 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
     if (!(plain_record(self, unit) && plain_double(SLOT(unit, F_LONGEST_STEP_S), &longest))) {
         failed = attr_double(unit, s_longest_step_s, &longest) < 0;
     }
-    if (!failed && longest > 0.002) {
+    if (!failed && longest > self->suspect_step_s) {
         PyObject *cpu = PyObject_CallNoArgs(self->thread_time);
         failed = cpu == NULL;
         if (!failed) {
@@ -1378,6 +1382,12 @@ Hook_get_fast(Hook *self, void *Py_UNUSED(closure))
 {
     return PyBool_FromLong(self->fast);
 }
+
+static PyMemberDef Hook_members[] = {
+    {"suspect_step_s", Py_T_DOUBLE, offsetof(Hook, suspect_step_s), 0,
+     "a unit whose longest step is longer has the CPU clock read at its steps' start (the probe sets it)"},
+    {NULL},
+};
 
 static PyGetSetDef Hook_getset[] = {
     {"switches", (getter)Hook_get_switches, NULL, "switches handled here", NULL},
@@ -1619,6 +1629,7 @@ static PyTypeObject HookType = {
     .tp_clear = (inquiry)Hook_clear,
     .tp_call = (ternaryfunc)Hook_call,
     .tp_getset = Hook_getset,
+    .tp_members = Hook_members,
     .tp_methods = Hook_methods,
 };
 

@@ -30,7 +30,7 @@ from .deep import UNIT_TAG
 from .native import get_ident
 from .records import UnitRecord
 from .sampler import Sampler
-from .task_ledger import IO, LOCK, READY, TIMER, WAITING, TaskLedger
+from .task_ledger import IO, LOCK, READY, SUSPECT_STEP_S, TIMER, WAITING, TaskLedger
 from .timeline import NEW, StepTimeline
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
@@ -43,9 +43,6 @@ _NOT_DUE = float("inf")
 
 # A step longer than this may have been seen by the sampler: it is closed with it.
 SEEN_STEP_S = 0.001
-
-# A step longer than this makes its task a suspect: its later steps read the CPU clock.
-SUSPECT_STEP_S = 0.002
 
 # Modules of the standard library's asyncio whose coroutines wait for I/O.
 _ASYNCIO_IO_MODULES = {"streams.py", "selector_events.py", "proactor_events.py", "subprocess.py",

@@ -28,7 +28,7 @@ from .native import get_ident
 from .post_import import PostImportHooks
 from .records import UnitRecord
 from .sampler import Sampler
-from .task_ledger import ANONYMOUS_TASK, IO, LOCK, READY, TIMER, WAITING, TaskLedger
+from .task_ledger import ANONYMOUS_TASK, IO, LOCK, READY, SUSPECT_STEP_S, TIMER, WAITING, TaskLedger
 from .threads import ThreadRegistry
 from .timeline import NEW, StepTimeline
 
@@ -255,9 +255,11 @@ class GreenletProbe:
         try:
             # the ledger's step bookkeeping is done in C on plain UnitRecords (TaskLedger's
             # functions for any other record): a common switch calls no Python code
-            return SwitchHook(self, self._hubs, self._code_roles, self._sites, self._clock, time.thread_time,
+            hook = SwitchHook(self, self._hubs, self._code_roles, self._sites, self._clock, time.thread_time,
                               TaskLedger.step_started, TaskLedger.step_ended, _OTHER, _PROGRAM, _GEVENT_SLEEP,
                               _GEVENT_IO, TIMER, IO, WAITING, READY, LOCK, UnitRecord)
+            hook.suspect_step_s = SUSPECT_STEP_S
+            return hook
         except Exception:  # a module built from another version of this file: the Python hook
             return None
 
@@ -376,7 +378,7 @@ class GreenletProbe:
         if unit is None:
             self._start_new(target, now, running, ident)
             return
-        cpu0 = time.thread_time() if unit.longest_step_s > 0.002 else -1.0
+        cpu0 = time.thread_time() if unit.longest_step_s > SUSPECT_STEP_S else -1.0
         if self.timeline is not None:
             self.timeline.begin(unit.uid, unit.wait_kind if unit.first_run is not None else NEW, unit.due)
         TaskLedger.step_started(unit, now)
@@ -396,7 +398,7 @@ class GreenletProbe:
             running[ident] = [record, now, None, -1.0]
             return
         unit = self._track(target, now)
-        cpu0 = time.thread_time() if unit.longest_step_s > 0.002 else -1.0
+        cpu0 = time.thread_time() if unit.longest_step_s > SUSPECT_STEP_S else -1.0
         if self.timeline is not None:
             self.timeline.begin(unit.uid, unit.wait_kind if unit.first_run is not None else NEW, unit.due)
         TaskLedger.step_started(unit, now)
