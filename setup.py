@@ -1,7 +1,9 @@
-"""The optional C part of advisor: the greenlet probe's switch hook (everything else is
-configured in pyproject.toml). ``optional=True``: where it cannot be compiled (no
-compiler, no Python headers), the install goes on and the probe runs its Python hook."""
+"""The optional C parts of advisor: the greenlet probe's switch hook and the sampler's
+stack capture (everything else is configured in pyproject.toml). ``optional=True``:
+where they cannot be compiled (no compiler, no Python headers), the install goes on and
+the probes run their Python versions."""
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("advisor.probes._switch_hook", ["probes/_switch_hook.c"], optional=True)])
+setup(ext_modules=[Extension("advisor.probes._switch_hook", ["probes/_switch_hook.c"], optional=True),
+                   Extension("advisor.probes._stacks", ["probes/_stacks.c"], optional=True)])

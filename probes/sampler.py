@@ -63,6 +63,33 @@ def capture_stack(frame: FrameType | None) -> Stack:
     return tuple(out)
 
 
+def _first_hook_frame(frame: FrameType | None, hooks: set[CodeType]) -> FrameType | None:
+    depth = 0
+    while frame is not None and depth < MAX_DEPTH:
+        if frame.f_code in hooks:
+            return frame
+        frame = frame.f_back
+        depth += 1
+    return None
+
+
+def capture_stacks_in_python(skip: set[int], hooks: set[CodeType] | None,
+                             max_depth: int = MAX_DEPTH) -> dict[int, tuple[Stack, FrameType | None]]:
+    """What _stacks.c's capture_stacks does, where it was not built: each thread's current
+    stack (but the skipped threads') and its first frame whose code is in `hooks`. The
+    sampling thread can lose the GIL in the middle of this, so a generator's frame that
+    yields meanwhile loses its callers: the C version holds the GIL from start to end."""
+    del max_depth  # capture_stack's own
+    return {ident: (capture_stack(frame), _first_hook_frame(frame, hooks) if hooks is not None else None)
+            for ident, frame in sys._current_frames().items() if ident not in skip}
+
+
+try:  # read with the GIL held from start to end (optional: built where a compiler was found)
+    from ._stacks import capture_stacks  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - depends on the build
+    capture_stacks = capture_stacks_in_python
+
+
 class Sampler:
     """Samples stacks and CPU of all threads, charging them to threads and running units."""
 
@@ -150,12 +177,14 @@ class Sampler:
         """Take one sample of every thread but `own`."""
         now = self._clock()
         own_cpu = time.thread_time()
-        frames = sys._current_frames()
-        seen: list[tuple[ThreadInfo, float, float, float, float, FrameType]] = []
+        # every stack at once, before anything here can let the GIL go: the frames move on
+        # as soon as the program runs again (see _stacks.c)
+        ignored = self.threads.ignored
+        captured = capture_stacks(ignored if own in ignored else {*ignored, own}, self.step_frames or None,
+                                  MAX_DEPTH)
+        seen: list[tuple[ThreadInfo, float, float, float, float, Stack, FrameType | None]] = []
         alive = self.threads.alive
-        for ident, frame in frames.items():
-            if ident == own or ident in self.threads.ignored:
-                continue
+        for ident, (stack, hook_frame) in captured.items():
             info = alive.get(ident)
             if info is None:
                 info = self._adopt(ident, now)
@@ -175,13 +204,12 @@ class Sampler:
                 run_queue = max(0.0, delay - info.last_delay)
                 info.last_delay = delay
             info.last_t, info.last_cpu = now, cpu
-            seen.append((info, dt, dcpu, cpu, run_queue, frame))
+            seen.append((info, dt, dcpu, cpu, run_queue, stack, hook_frame))
         total_cpu = sum(item[2] for item in seen)
         hot = self.hot_codes
         held_before = self._held
         with self.lock:
-            for info, dt, dcpu, cpu, run_queue, frame in seen:
-                stack = capture_stack(frame)
+            for info, dt, dcpu, cpu, run_queue, stack, hook_frame in seen:
                 # ready but not running is not what the stack shows: the kernel's run queue
                 # (the machine's CPUs were busy), and the previous tick holding the GIL for
                 # `held_before` (a thread that wanted to run then was kept off by advisor)
@@ -199,7 +227,7 @@ class Sampler:
                 if hot is not None and dcpu > 0.5 * dt:
                     for code in {frame[0] for frame in stack}:
                         hot[code] = hot.get(code, 0.0) + dcpu
-                slot = self.running.get(info.ident) or self._step_in(info.ident, frame)
+                slot = self.running.get(info.ident) or self._step_in(info.ident, hook_frame)
                 if slot is not None:
                     self._charge_step(slot, now, cpu, stack, contended > 0.0, now - dt, dcpu, held,
                                       info.last_delay)
@@ -235,26 +263,22 @@ class Sampler:
         if current != wanted:
             sys.setswitchinterval(wanted)
 
-    def _step_in(self, ident: int, frame: FrameType | None) -> RunningSlot | None:
+    def _step_in(self, ident: int, hook_frame: FrameType | None) -> RunningSlot | None:
         """The task step running on a thread, found from its stack: the asyncio probe's hook
-        frame holds the step's record, start time and start CPU in its locals. (Reading them
-        here, once a tick, is what lets the hook skip publishing every step.)"""
-        hooks = self.step_frames
-        depth = 0
-        while frame is not None and depth < MAX_DEPTH:
-            if frame.f_code in hooks:
-                values = frame.f_locals
-                record, t0 = values.get("record"), values.get("t0")
-                if record is None or not isinstance(t0, float):
-                    return None
-                slot = self._seen_steps.get(ident)
-                if slot is None or slot[0] is not record or slot[1] != t0:
-                    slot = [record, t0, None, values.get("cpu0", -1.0)]
-                    self._seen_steps[ident] = slot
-                return slot
-            frame = frame.f_back
-            depth += 1
-        return None
+        frame (the first frame of a `step_frames` code) holds the step's record, start time
+        and start CPU in its locals. (Reading them here, once a tick, is what lets the hook
+        skip publishing every step.)"""
+        if hook_frame is None:
+            return None
+        values = hook_frame.f_locals
+        record, t0 = values.get("record"), values.get("t0")
+        if record is None or not isinstance(t0, float):
+            return None
+        slot = self._seen_steps.get(ident)
+        if slot is None or slot[0] is not record or slot[1] != t0:
+            slot = [record, t0, None, values.get("cpu0", -1.0)]
+            self._seen_steps[ident] = slot
+        return slot
 
     def flush_step(self, ident: int, record: UnitRecord, t0: float, now: float) -> None:
         """Charge the step running on thread `ident` (of `record`, started at `t0`) up to

@@ -537,13 +537,13 @@ if os.environ.get("ADVISOR_TEST_SLOW_SAMPLER"):
 
     import advisor.probes.sampler as sampler
 
-    _capture_stack = sampler.capture_stack
+    _add_weights = sampler.add_weights
 
-    def _slow_capture_stack(frame):
-        time.sleep(0.005)  # read under the sampler's lock: now it holds it a third of the time
-        return _capture_stack(frame)
+    def _slow_add_weights(*args):
+        time.sleep(0.005)  # called under the sampler's lock: now it holds it a third of the time
+        return _add_weights(*args)
 
-    sampler.capture_stack = _slow_capture_stack
+    sampler.add_weights = _slow_add_weights
 """
 
 FORKS_IN_A_STEP = """

@@ -1,0 +1,153 @@
+/* The sampler's stack capture in C: every thread's stack read while the GIL stays held.
+ *
+ * Optional: advisor.probes.sampler uses it when it was built, and its own Python loop
+ * otherwise. Why it exists: the frames sys._current_frames() returns keep moving once the
+ * sampling thread gives up the GIL, and a Python loop gives it up every switch interval
+ * (10 us while sampling a single thread) or at any call that blocks. A generator's or a
+ * coroutine's frame that has yielded meanwhile has no f_back any more, so its stack came
+ * out as that one frame: a generator expression under sum() lost all its callers in about
+ * half of its samples. C code that calls no Python code is never asked to drop the GIL,
+ * so here every stack is read as it was at the moment the frames were taken.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+
+/* The frame's line, or for an instruction without one (a loop's backward jump in 3.11),
+ * the line of the nearest instruction before it that has one: as sampler.line_at does. */
+static int
+frame_line(PyFrameObject *frame, PyCodeObject *code)
+{
+    int line = PyFrame_GetLineNumber(frame);
+    if (line >= 0) {
+        return line;
+    }
+    /* 3.11's code units are 2 bytes, and offsets are in bytes */
+    for (int offset = PyFrame_GetLasti(frame) - 2; offset >= 0; offset -= 2) {
+        line = PyCode_Addr2Line(code, offset);
+        if (line >= 0) {
+            return line;
+        }
+    }
+    return code->co_firstlineno;
+}
+
+/* One thread's stack, leaf first, as a tuple of (code, line); *hook gets the first frame
+ * (a new reference) whose code is in `hooks`, or stays NULL. */
+static PyObject *
+capture_one(PyFrameObject *leaf, PyObject *hooks, Py_ssize_t max_depth, PyObject **hook)
+{
+    PyObject *pairs = PyList_New(0);
+    if (pairs == NULL) {
+        return NULL;
+    }
+    PyFrameObject *frame = (PyFrameObject *)Py_NewRef(leaf);
+    while (frame != NULL && PyList_GET_SIZE(pairs) < max_depth) {
+        PyCodeObject *code = PyFrame_GetCode(frame);
+        int found = *hook == NULL && hooks != Py_None ? PySequence_Contains(hooks, (PyObject *)code) : 0;
+        if (found > 0) {
+            *hook = Py_NewRef(frame);
+        }
+        PyObject *pair = found < 0 ? NULL : Py_BuildValue("(Oi)", code, frame_line(frame, code));
+        Py_DECREF(code);
+        if (pair == NULL || PyList_Append(pairs, pair) < 0) {
+            Py_XDECREF(pair);
+            Py_DECREF(frame);
+            Py_DECREF(pairs);
+            Py_CLEAR(*hook);
+            return NULL;
+        }
+        Py_DECREF(pair);
+        PyFrameObject *back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+    }
+    Py_XDECREF(frame);
+    PyObject *stack = PyList_AsTuple(pairs);
+    Py_DECREF(pairs);
+    if (stack == NULL) {
+        Py_CLEAR(*hook);
+    }
+    return stack;
+}
+
+static PyObject *
+capture_stacks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "capture_stacks(skip, hooks, max_depth)");
+        return NULL;
+    }
+    PyObject *skip = args[0], *hooks = args[1];
+    Py_ssize_t max_depth = PyLong_AsSsize_t(args[2]);
+    if (max_depth == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    /* what sys._current_frames() returns, taken here: between a call of it from Python and
+     * the next call, the interpreter may hand the GIL to another thread */
+    PyObject *frames = _PyThread_CurrentFrames();
+    if (frames == NULL) {
+        return NULL;
+    }
+    PyObject *out = PyDict_New();
+    if (out == NULL) {
+        Py_DECREF(frames);
+        return NULL;
+    }
+    PyObject *ident, *leaf;
+    Py_ssize_t position = 0;
+    while (PyDict_Next(frames, &position, &ident, &leaf)) {
+        int skipped = PySequence_Contains(skip, ident);
+        if (skipped < 0) {
+            goto error;
+        }
+        if (skipped || !PyFrame_Check(leaf)) {
+            continue;
+        }
+        PyObject *hook = NULL;
+        PyObject *stack = capture_one((PyFrameObject *)leaf, hooks, max_depth, &hook);
+        if (stack == NULL) {
+            goto error;
+        }
+        PyObject *entry = PyTuple_Pack(2, stack, hook != NULL ? hook : Py_None);
+        Py_DECREF(stack);
+        Py_XDECREF(hook);
+        if (entry == NULL) {
+            goto error;
+        }
+        int stored = PyDict_SetItem(out, ident, entry);
+        Py_DECREF(entry);
+        if (stored < 0) {
+            goto error;
+        }
+    }
+    Py_DECREF(frames);
+    return out;
+
+error:
+    Py_DECREF(frames);
+    Py_DECREF(out);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"capture_stacks", (PyCFunction)(void (*)(void))capture_stacks, METH_FASTCALL,
+     "capture_stacks(skip, hooks, max_depth) -> {ident: (stack, hook frame or None)}: each thread's "
+     "current stack (as sys._current_frames() finds them), leaf first, as (code, line) pairs, but for the idents in `skip`; the hook frame is the first "
+     "frame whose code is in `hooks` (None: no search)"},
+    {NULL},
+};
+
+static struct PyModuleDef module = {
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "_stacks",
+    .m_doc = "The sampler's stack capture in C (optional).",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC
+PyInit__stacks(void)
+{
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,173 @@
+"""The sampler reads every thread's stack as it was when the frames were taken.
+
+A generator's (or coroutine's) frame loses its ``f_back`` as soon as it yields, so a stack
+read after the sampling thread let the GIL go (a file read, a switch interval) came out as
+that one frame: a generator expression under ``sum()`` lost all its callers in about half
+of its samples, and the time spent in it was charged to no function of the program. The
+C capture (``_stacks.c``) holds the GIL from taking the frames to the last ``f_back``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import CodeType, FrameType
+
+import pytest
+
+from advisor.probes import sampler
+from advisor.probes.sampler import MAX_DEPTH, capture_stacks_in_python
+
+try:
+    from advisor.probes._stacks import capture_stacks as capture_in_c
+except ImportError:  # pragma: no cover - depends on the build
+    capture_in_c = None
+
+needs_c = pytest.mark.skipif(capture_in_c is None, reason="advisor.probes._stacks was not built (no compiler)")
+
+
+@pytest.fixture
+def fast_switches() -> Iterator[None]:
+    """The switch interval the sampler sets while it samples one thread: 10 us."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(sampler.SAMPLING_SWITCH_INTERVAL)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+def parked_thread() -> tuple[threading.Thread, threading.Event, threading.Event, dict[str, CodeType]]:
+    """A thread waiting inside outer() -> middle() -> inner(); and the three codes."""
+    parked, release = threading.Event(), threading.Event()
+
+    def inner() -> None:
+        parked.set()
+        release.wait(30)
+
+    def middle() -> None:
+        inner()
+
+    def outer() -> None:
+        middle()
+
+    thread = threading.Thread(target=outer, name="parked", daemon=True)
+    thread.start()
+    assert parked.wait(10)
+    time.sleep(0.01)  # into release.wait's lock
+    return thread, parked, release, {"inner": inner.__code__, "middle": middle.__code__, "outer": outer.__code__}
+
+
+def codes_of(stack: tuple[tuple[CodeType, int], ...]) -> list[CodeType]:
+    return [code for code, _line in stack]
+
+
+@pytest.mark.parametrize("capture", [pytest.param(capture_in_c, marks=needs_c, id="c"),
+                                     pytest.param(capture_stacks_in_python, id="python")])
+def test_a_parked_threads_stack_and_hook_frame(capture: Callable[..., dict[int, tuple]]) -> None:
+    thread, _parked, release, codes = parked_thread()
+    try:
+        captured = capture({threading.get_ident()}, {codes["middle"]}, MAX_DEPTH)
+        assert threading.get_ident() not in captured
+        stack, hook = captured[thread.ident]
+        found = codes_of(stack)
+        # leaf first: threading's wait frames, then inner, middle, outer, then Thread.run's
+        position = found.index(codes["inner"])
+        assert found[position:position + 3] == [codes["inner"], codes["middle"], codes["outer"]]
+        assert stack[position + 1][1] == codes["middle"].co_firstlineno + 1  # the line of the call
+        assert isinstance(hook, FrameType) and hook.f_code is codes["middle"]
+        # no hooks: no search
+        assert capture(set(), None, MAX_DEPTH)[thread.ident][1] is None
+    finally:
+        release.set()
+        thread.join(10)
+
+
+@needs_c
+def test_c_and_python_captures_agree(fast_switches: None) -> None:
+    thread, _parked, release, codes = parked_thread()
+    try:
+        hooks = {codes["outer"]}
+        in_c = capture_in_c(set(), hooks, MAX_DEPTH)[thread.ident]
+        in_python = capture_stacks_in_python(set(), hooks, MAX_DEPTH)[thread.ident]
+        assert in_c[0] == in_python[0]
+        assert in_c[1] is in_python[1]
+        assert len(capture_in_c(set(), None, 2)[thread.ident][0]) == 2  # the depth bound
+    finally:
+        release.set()
+        thread.join(10)
+
+
+@needs_c
+def test_a_generator_expression_keeps_its_callers(fast_switches: None) -> None:
+    """A thread summing generator expressions is read 300 times: every stack whose leaf is
+    the generator expression goes down to the function that called sum()."""
+    stop = threading.Event()
+
+    def crunch() -> int:
+        return sum(value * value for value in range(20_000))
+
+    def worker() -> None:
+        while not stop.is_set():
+            crunch()
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    leaves, cut = 0, 0
+    try:
+        for _ in range(300):
+            stack, _hook = capture_in_c({threading.get_ident()}, None, MAX_DEPTH)[thread.ident]
+            if stack and stack[0][0].co_name == "<genexpr>":
+                leaves += 1
+                cut += crunch.__code__ not in codes_of(stack)
+            time.sleep(0.001)  # the worker runs meanwhile: its generator yields and resumes
+    finally:
+        stop.set()
+        thread.join(10)
+    assert leaves >= 30, leaves  # most of the worker's time is in the generator expression
+    assert cut == 0, f"{cut} of {leaves} stacks lost their callers"
+
+
+@needs_c
+def test_a_profiled_generator_expression_is_charged_to_its_callers(
+        tmp_path: Path, program: Callable[[Path, str], Path],
+        run_advisor: Callable[..., object]) -> None:
+    """End to end: the time in a generator expression is under the function that made it,
+    and under the module, in every sample (before: ~40% of it was in a one-frame stack)."""
+    program(tmp_path / "genexpr.py", """
+        import time
+
+
+        def crunch(rows):
+            return sum(row * row for row in rows)
+
+
+        def main():
+            rows = list(range(50_000))
+            started = time.perf_counter()
+            while time.perf_counter() - started < 0.8:
+                crunch(rows)
+
+
+        main()
+    """)
+    done = run_advisor(["run", "--no-status", "--json", "report.json", "genexpr.py"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    samples = report["samples"]
+    frames = samples["frames"]
+    on_cpu = {"all": 0.0, "lone": 0.0}
+    for stack in samples["stacks"]:
+        names = [frames[index]["function"] for index in stack["frames"]]
+        if any(name.endswith("<genexpr>") for name in names):
+            on_cpu["all"] += stack["on_cpu_s"]
+            if not any(name.endswith(".crunch") for name in names):
+                on_cpu["lone"] += stack["on_cpu_s"]
+    assert on_cpu["all"] > 0.3, on_cpu
+    assert on_cpu["lone"] == 0.0, on_cpu
+    functions = {function["function"]: function for function in report["functions"]}
+    assert functions["genexpr.crunch"]["total_s"] >= 0.9 * functions["genexpr.main"]["total_s"] > 0.5
