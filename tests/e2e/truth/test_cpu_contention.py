@@ -59,9 +59,15 @@ def test_gil_holder_waits_in_its_c_call(profile: Profile) -> None:
     assert held.truth["holder"]["waiting_s"] >= 1.0
     assert_matches(held, "holder", "thread", fields=("compute_s", "io_s"))
     holder = held.unit("holder")
-    # its sleeps are waiting (an unknown C call off the CPU); how much of it may be taken for
-    # the sampler's own GIL hold varies from run to run, so only the bulk is checked here
-    assert holder["breakdown"]["waiting_s"] > 0.5 * held.truth["holder"]["waiting_s"]
+    # Its sleeps are waiting (an unknown C call off the CPU), but the sampler cannot look
+    # while the GIL is held: a sleep is charged to the stack it finds when the holder lets
+    # go. At the call's line that is waiting; a few bytecodes later, in burn()'s plain loop,
+    # it reads as the GIL kept from a ready thread: scheduling. Which of the two wins is the
+    # OS's pick of the next GIL owner (measured: 43-95% waiting, per run). Off the CPU it
+    # is, all of it, and never compute.
+    off_cpu = holder["breakdown"]["waiting_s"] + holder["breakdown"]["scheduling_s"]
+    assert abs(off_cpu - held.truth["holder"]["waiting_s"]) <= tolerance(holder["wall_s"])
+    assert holder["breakdown"]["waiting_s"] > 0.35 * held.truth["holder"]["waiting_s"]
     assert_matches(held, "spinner", "thread", fields=("compute_s", "io_s"))
     for name in ("holder", "spinner"):
         assert_adds_up(held.unit(name))
