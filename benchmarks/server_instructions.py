@@ -16,7 +16,10 @@ often per request), and no unit becomes a suspect whose steps read the CPU clock
 valgrind every step lasts longer than ``SUSPECT_STEP_S``). Instructions are not time: the
 probes' code chases pointers and runs slower per instruction than the server's own.
 
-    python benchmarks/server_instructions.py [--requests 400]
+    python benchmarks/server_instructions.py [--requests 400] [--keep DIR]
+
+With ``--keep DIR`` the dumps stay in DIR: ``callgrind_annotate DIR/callgrind-light.out.*``
+shows which functions the instructions are in.
 
 Needs valgrind (``apt install valgrind``); a few minutes.
 """
@@ -136,6 +139,7 @@ def instructions_per_request(variant: str, requests: int, scratch: Path) -> floa
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="measured requests per variant (default 400)")
+    parser.add_argument("--keep", metavar="DIR", help="keep callgrind's dumps in DIR (for callgrind_annotate)")
     parser.add_argument("--serve", choices=("bare", "light"), help=argparse.SUPPRESS)
     parser.add_argument("--port-file", help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -146,7 +150,9 @@ def main() -> int:
         print("server_instructions: valgrind (with callgrind_control) is not installed", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as scratch:
-        counts = {variant: instructions_per_request(variant, options.requests, Path(scratch))
+        kept = Path(options.keep or scratch)
+        kept.mkdir(parents=True, exist_ok=True)
+        counts = {variant: instructions_per_request(variant, options.requests, kept)
                   for variant in ("bare", "light")}
     bare = counts["bare"]
     print(f"{'variant':8s} {'instructions/request':>21s} {'of bare':>8s}")
