@@ -13,12 +13,13 @@ next redraw starts over on whatever line the cursor is then.
 from __future__ import annotations
 
 import os
+import sys
 from _thread import LockType
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from .capture import CaptureStatus
-from .probes.native import allocate_lock, get_ident, start_new_thread
+from .probes.native import allocate_lock, clear_profile, get_ident, start_new_thread
 
 INTERVAL_S = 0.5
 ERASE_LINE = "\r\x1b[K"
@@ -95,6 +96,8 @@ class LiveStatus:
             started.release()
         try:
             while not self._stopping.acquire(timeout=self._interval):
+                if "yappi" in sys.modules:  # deep mode's yappi, started for every thread
+                    clear_profile()
                 self._draw()
         except Exception:  # a display that fails (stderr closed, replaced) just stops
             pass

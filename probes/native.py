@@ -10,6 +10,7 @@ the originals: gevent keeps them, and ``gevent.monkey.get_original`` hands them 
 from __future__ import annotations
 
 import _thread
+import functools
 import sys
 import time
 from typing import Any
@@ -30,3 +31,11 @@ get_ident = _original(_thread, "get_ident")
 start_new_thread = _original(_thread, "start_new_thread")
 allocate_lock = _original(_thread, "allocate_lock")
 sleep = _original(time, "sleep")
+
+
+# Called by advisor's own threads before each round of work, when yappi is loaded: deep mode
+# starts yappi for every thread, which would trace them too (several times slower, and
+# advisor's functions in the program's profile). It clears the calling thread's profile
+# function; the program's threads keep theirs. A partial, not a function: a profiler sees no
+# call of it (nor of the C function it calls), so not even this call lands in the profile.
+clear_profile = functools.partial(sys.setprofile, None)

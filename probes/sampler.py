@@ -20,7 +20,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from .forks import renew_in_child
-from .native import allocate_lock, get_ident, sleep, start_new_thread
+from .native import allocate_lock, clear_profile, get_ident, sleep, start_new_thread
 from .records import Stack, UnitRecord, add_weights
 from .threads import ThreadInfo, ThreadRegistry, read_clock, read_run_delay
 
@@ -166,6 +166,8 @@ class Sampler:
                 sleep(self.interval)
                 if self._stopping:
                     break
+                if "yappi" in sys.modules:  # deep mode's yappi, (re)started for every thread
+                    clear_profile()
                 self.tick(own)
         except Exception as error:  # never take the program down: stop sampling
             self.failed = f"{type(error).__name__}: {error}"

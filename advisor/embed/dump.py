@@ -14,10 +14,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from advisor.probes.native import allocate_lock, sleep, start_new_thread
+from advisor.probes.native import allocate_lock, clear_profile, sleep, start_new_thread
 
 from ..profile import Report, report_json, write_atomically
 
@@ -97,6 +98,8 @@ class ReportDumper:
                 if waited + 1e-9 < self.interval_s or self._stopping:
                     continue
                 waited = 0.0
+                if "yappi" in sys.modules:  # a deep capture's yappi, started for every thread
+                    clear_profile()
                 try:
                     self.write(take())
                 except Exception as error:  # a failed dump must not end the server: log once, go on

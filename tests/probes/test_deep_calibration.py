@@ -59,6 +59,16 @@ def test_mean_of_two_calibrations_is_field_by_field_and_skips_a_missing_one() ->
     assert CallCost().mean(COST) == COST
 
 
+def test_calibrations_that_agree_are_averaged_and_ones_that_do_not_give_the_lower() -> None:
+    near = CallCost(**{name: 1.1 * value for name, value in vars(COST).items()})
+    assert vars(COST.combined(near)) == pytest.approx({name: 1.05 * value for name, value in vars(COST).items()})
+    slow_spell = CallCost(**{name: 1.75 * value for name, value in vars(COST).items()})
+    assert COST.combined(slow_spell) == COST
+    assert slow_spell.combined(COST) == COST
+    assert COST.combined(CallCost()) == COST
+    assert CallCost().combined(COST) == COST
+
+
 def function(name: str, recursive: bool = False, ncall: int = 10) -> DeepFunction:
     children = [("prog.py", name, 1, ncall - 1, 0.0, 0.0)] if recursive else []
     return DeepFunction("prog.py", name, 1, ncall, 0.0, 0.0, 0, 0, children)
