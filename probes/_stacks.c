@@ -7,11 +7,19 @@
  * coroutine's frame that has yielded meanwhile has no f_back any more, so its stack came
  * out as that one frame: a generator expression under sum() lost all its callers in about
  * half of its samples. C code that calls no Python code is never asked to drop the GIL,
- * so here every stack is read as it was at the moment the frames were taken.
+ * so here every stack is read as it was at the moment the frames were taken, and so are
+ * the threads' CPU clocks and run-queue times: read from Python, each /proc read let the
+ * GIL go, and with busy threads each took up to a switch interval to get it back.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static PyObject *s_clock, *s_schedstat;
 
 /* The frame's line, or for an instruction without one (a loop's backward jump in 3.11),
  * the line of the nearest instruction before it that has one: as sampler.line_at does. */
@@ -71,16 +79,98 @@ capture_one(PyFrameObject *leaf, PyObject *hooks, Py_ssize_t max_depth, PyObject
     return stack;
 }
 
+/* The thread's CPU seconds by its clock id (the `clock` of a ThreadInfo), or None: no
+ * clock, or the thread is gone. What threads.read_clock does, without a Python call. */
+static PyObject *
+read_cpu(PyObject *clock)
+{
+    if (clock == Py_None || !PyLong_Check(clock)) {
+        Py_RETURN_NONE;
+    }
+    long id = PyLong_AsLong(clock);
+    struct timespec now;
+    if ((id == -1 && PyErr_Occurred()) || clock_gettime((clockid_t)id, &now) != 0) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return PyFloat_FromDouble((double)now.tv_sec + (double)now.tv_nsec * 1e-9);
+}
+
+/* Seconds the thread waited in the run queue, from its open schedstat descriptor (the
+ * second field, in ns), or None: threads.read_run_delay, without letting the GIL go (a
+ * pread of a /proc file takes microseconds; re-taking a contended GIL up to a switch
+ * interval, once per thread and tick). */
+static PyObject *
+read_delay(PyObject *fd_obj)
+{
+    if (fd_obj == Py_None || !PyLong_Check(fd_obj)) {
+        Py_RETURN_NONE;
+    }
+    long fd = PyLong_AsLong(fd_obj);
+    if ((fd == -1 && PyErr_Occurred()) || fd < 0 || fd > INT_MAX) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    char text[97];
+    ssize_t got = pread((int)fd, text, sizeof(text) - 1, 0);
+    if (got <= 0) {
+        Py_RETURN_NONE;
+    }
+    text[got] = '\0';
+    char *end;
+    strtoull(text, &end, 10); /* time on the CPU */
+    if (end == text) {
+        Py_RETURN_NONE;
+    }
+    char *second = end;
+    unsigned long long waited = strtoull(second, &end, 10);
+    if (end == second) {
+        Py_RETURN_NONE;
+    }
+    return PyFloat_FromDouble((double)waited / 1e9);
+}
+
+/* (cpu, delay) of a known thread (a ThreadInfo in `known`), or (None, None) */
+static int
+read_counters(PyObject *known, PyObject *ident, PyObject **cpu, PyObject **delay)
+{
+    *cpu = *delay = NULL;
+    PyObject *info = known != Py_None ? PyDict_GetItemWithError(known, ident) : NULL;
+    if (info == NULL) {
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        *cpu = Py_NewRef(Py_None);
+        *delay = Py_NewRef(Py_None);
+        return 0;
+    }
+    PyObject *clock = PyObject_GetAttr(info, s_clock);
+    *cpu = clock != NULL ? read_cpu(clock) : NULL;
+    Py_XDECREF(clock);
+    PyObject *fd = *cpu != NULL ? PyObject_GetAttr(info, s_schedstat) : NULL;
+    *delay = fd != NULL ? read_delay(fd) : NULL;
+    Py_XDECREF(fd);
+    if (*delay == NULL) {
+        Py_CLEAR(*cpu);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 capture_stacks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "capture_stacks(skip, hooks, max_depth)");
+    if (nargs != 3 && nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "capture_stacks(skip, hooks, max_depth, known=None)");
         return NULL;
     }
-    PyObject *skip = args[0], *hooks = args[1];
+    PyObject *skip = args[0], *hooks = args[1], *known = nargs == 4 ? args[3] : Py_None;
     Py_ssize_t max_depth = PyLong_AsSsize_t(args[2]);
     if (max_depth == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (known != Py_None && !PyDict_Check(known)) {
+        PyErr_SetString(PyExc_TypeError, "known must be a dict of ThreadInfo by ident, or None");
         return NULL;
     }
     /* what sys._current_frames() returns, taken here: between a call of it from Python and
@@ -109,9 +199,17 @@ capture_stacks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (stack == NULL) {
             goto error;
         }
-        PyObject *entry = PyTuple_Pack(2, stack, hook != NULL ? hook : Py_None);
+        PyObject *cpu, *delay;
+        if (read_counters(known, ident, &cpu, &delay) < 0) {
+            Py_DECREF(stack);
+            Py_XDECREF(hook);
+            goto error;
+        }
+        PyObject *entry = PyTuple_Pack(4, stack, hook != NULL ? hook : Py_None, cpu, delay);
         Py_DECREF(stack);
         Py_XDECREF(hook);
+        Py_DECREF(cpu);
+        Py_DECREF(delay);
         if (entry == NULL) {
             goto error;
         }
@@ -132,9 +230,11 @@ error:
 
 static PyMethodDef methods[] = {
     {"capture_stacks", (PyCFunction)(void (*)(void))capture_stacks, METH_FASTCALL,
-     "capture_stacks(skip, hooks, max_depth) -> {ident: (stack, hook frame or None)}: each thread's "
-     "current stack (as sys._current_frames() finds them), leaf first, as (code, line) pairs, but for the idents in `skip`; the hook frame is the first "
-     "frame whose code is in `hooks` (None: no search)"},
+     "capture_stacks(skip, hooks, max_depth, known=None) -> {ident: (stack, hook frame or None, cpu, delay)}: "
+     "each thread's current stack (as sys._current_frames() finds them), leaf first, as (code, line) pairs, "
+     "but for the idents in `skip`; the hook frame is the first frame whose code is in `hooks` (None: no "
+     "search); cpu and delay are read_clock and read_run_delay of the thread's ThreadInfo in `known` "
+     "(None when it has none)"},
     {NULL},
 };
 
@@ -149,5 +249,9 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__stacks(void)
 {
+    if ((s_clock = PyUnicode_InternFromString("clock")) == NULL ||
+        (s_schedstat = PyUnicode_InternFromString("schedstat")) == NULL) {
+        return NULL;
+    }
     return PyModule_Create(&module);
 }

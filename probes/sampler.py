@@ -73,15 +73,28 @@ def _first_hook_frame(frame: FrameType | None, hooks: set[CodeType]) -> FrameTyp
     return None
 
 
-def capture_stacks_in_python(skip: set[int], hooks: set[CodeType] | None,
-                             max_depth: int = MAX_DEPTH) -> dict[int, tuple[Stack, FrameType | None]]:
+Captured = tuple[Stack, FrameType | None, float | None, float | None]
+
+
+def capture_stacks_in_python(skip: set[int], hooks: set[CodeType] | None, max_depth: int = MAX_DEPTH,
+                             known: dict[int, ThreadInfo] | None = None) -> dict[int, Captured]:
     """What _stacks.c's capture_stacks does, where it was not built: each thread's current
-    stack (but the skipped threads') and its first frame whose code is in `hooks`. The
-    sampling thread can lose the GIL in the middle of this, so a generator's frame that
-    yields meanwhile loses its callers: the C version holds the GIL from start to end."""
+    stack (but the skipped threads'), its first frame whose code is in `hooks`, and for a
+    thread in `known` its CPU clock and run-queue time (else None, None). The sampling
+    thread can lose the GIL in the middle of this (at the very least at each /proc read), so
+    a generator's frame that yields meanwhile loses its callers, and the counters are read
+    later than the stack: the C version holds the GIL from start to end."""
     del max_depth  # capture_stack's own
-    return {ident: (capture_stack(frame), _first_hook_frame(frame, hooks) if hooks is not None else None)
-            for ident, frame in sys._current_frames().items() if ident not in skip}
+    stacks = {ident: (capture_stack(frame), _first_hook_frame(frame, hooks) if hooks is not None else None)
+              for ident, frame in sys._current_frames().items() if ident not in skip}
+    out: dict[int, Captured] = {}
+    for ident, (stack, hook) in stacks.items():
+        info = known.get(ident) if known is not None else None
+        if info is None:
+            out[ident] = (stack, hook, None, None)
+        else:
+            out[ident] = (stack, hook, read_clock(info.clock), read_run_delay(info.schedstat))
+    return out
 
 
 try:  # read with the GIL held from start to end (optional: built where a compiler was found)
@@ -181,26 +194,25 @@ class Sampler:
         own_cpu = time.thread_time()
         # every stack at once, before anything here can let the GIL go: the frames move on
         # as soon as the program runs again (see _stacks.c)
+        # (and each known thread's CPU clock and run-queue time with them)
         ignored = self.threads.ignored
-        captured = capture_stacks(ignored if own in ignored else {*ignored, own}, self.step_frames or None,
-                                  MAX_DEPTH)
-        seen: list[tuple[ThreadInfo, float, float, float, float, Stack, FrameType | None]] = []
         alive = self.threads.alive
-        for ident, (stack, hook_frame) in captured.items():
+        captured = capture_stacks(ignored if own in ignored else {*ignored, own}, self.step_frames or None,
+                                  MAX_DEPTH, alive)
+        seen: list[tuple[ThreadInfo, float, float, float, float, Stack, FrameType | None]] = []
+        for ident, (stack, hook_frame, cpu, delay) in captured.items():
             info = alive.get(ident)
             if info is None:
                 info = self._adopt(ident, now)
                 if info is None:
                     continue
                 continue  # a baseline only; the next tick measures
-            cpu = read_clock(info.clock)
             if cpu is None:
                 continue
             dt = now - info.last_t
             if dt <= 0.0:
                 continue
             dcpu = min(max(0.0, cpu - info.last_cpu), dt)
-            delay = read_run_delay(info.schedstat)
             run_queue = 0.0
             if delay is not None:
                 run_queue = max(0.0, delay - info.last_delay)

@@ -20,7 +20,9 @@ from types import CodeType, FrameType
 import pytest
 
 from advisor.probes import sampler
+from advisor.probes.records import UnitRecord
 from advisor.probes.sampler import MAX_DEPTH, capture_stacks_in_python
+from advisor.probes.threads import ThreadInfo, read_clock, read_run_delay, thread_cpu_clock
 
 try:
     from advisor.probes._stacks import capture_stacks as capture_in_c
@@ -73,7 +75,8 @@ def test_a_parked_threads_stack_and_hook_frame(capture: Callable[..., dict[int, 
     try:
         captured = capture({threading.get_ident()}, {codes["middle"]}, MAX_DEPTH)
         assert threading.get_ident() not in captured
-        stack, hook = captured[thread.ident]
+        stack, hook, cpu, delay = captured[thread.ident]
+        assert cpu is None and delay is None  # not a known thread: no counters
         found = codes_of(stack)
         # leaf first: threading's wait frames, then inner, middle, outer, then Thread.run's
         position = found.index(codes["inner"])
@@ -96,10 +99,53 @@ def test_c_and_python_captures_agree(fast_switches: None) -> None:
         in_python = capture_stacks_in_python(set(), hooks, MAX_DEPTH)[thread.ident]
         assert in_c[0] == in_python[0]
         assert in_c[1] is in_python[1]
+        assert in_c[2:] == in_python[2:] == (None, None)
         assert len(capture_in_c(set(), None, 2)[thread.ident][0]) == 2  # the depth bound
     finally:
         release.set()
         thread.join(10)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread CPU clocks and schedstat: Linux")
+@pytest.mark.parametrize("capture", [pytest.param(capture_in_c, marks=needs_c, id="c"),
+                                     pytest.param(capture_stacks_in_python, id="python")])
+def test_a_known_threads_cpu_clock_and_run_queue_time_come_with_its_stack(
+        capture: Callable[..., dict[int, tuple]]) -> None:
+    """A thread that burns 0.2 s of CPU, known to the registry: the capture's CPU reading
+    is its own clock's (between two readings taken around the capture), and its run-queue
+    time is the kernel's (the second field of its schedstat, never below the reading before)."""
+    done, release = threading.Event(), threading.Event()
+    native: list[int] = []
+
+    def burn() -> None:
+        native.append(threading.get_native_id())
+        end = time.thread_time() + 0.2
+        while time.thread_time() < end:
+            pass
+        done.set()
+        release.wait(30)
+
+    thread = threading.Thread(target=burn, daemon=True)
+    thread.start()
+    assert done.wait(30)
+    record = UnitRecord(1, "thread", "burn", __file__, 1, 0.0)
+    clock = thread_cpu_clock(native[0])
+    info = ThreadInfo(thread.ident, record, clock, 0.0, thread, native_id=native[0])
+    try:
+        before = (read_clock(clock), read_run_delay(info.schedstat))
+        entry = capture(set(), None, MAX_DEPTH, {thread.ident: info})[thread.ident]
+        after = (read_clock(clock), read_run_delay(info.schedstat))
+        _stack, _hook, cpu, delay = entry
+        assert before[0] is not None and after[0] is not None and 0.2 <= before[0] <= cpu <= after[0]
+        assert before[1] is not None and after[1] is not None and before[1] <= delay <= after[1]
+    finally:
+        info.close()
+        release.set()
+        thread.join(10)
+    # a thread that is gone: its clock reads fail, and so do the counters (None), not the capture
+    gone = capture(set(), None, MAX_DEPTH, {threading.get_ident(): ThreadInfo(
+        threading.get_ident(), record, thread_cpu_clock(native[0]), 0.0, None)})[threading.get_ident()]
+    assert gone[2] is None and gone[3] is None
 
 
 @needs_c
@@ -120,7 +166,7 @@ def test_a_generator_expression_keeps_its_callers(fast_switches: None) -> None:
     leaves, cut = 0, 0
     try:
         for _ in range(300):
-            stack, _hook = capture_in_c({threading.get_ident()}, None, MAX_DEPTH)[thread.ident]
+            stack = capture_in_c({threading.get_ident()}, None, MAX_DEPTH)[thread.ident][0]
             if stack and stack[0][0].co_name == "<genexpr>":
                 leaves += 1
                 cut += crunch.__code__ not in codes_of(stack)
