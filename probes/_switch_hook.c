@@ -28,6 +28,7 @@
 #include <structmember.h>
 #define Py_T_OBJECT_EX T_OBJECT_EX
 #define Py_T_DOUBLE T_DOUBLE
+#define Py_T_BOOL T_BOOL
 #define Py_READONLY READONLY
 #endif
 
@@ -91,10 +92,25 @@ typedef struct {
     uintptr_t epoch;      /* this hook's mark on the roles it caches in code objects */
     double suspect_step_s; /* task_ledger.SUSPECT_STEP_S: a unit whose longest step is longer
                               has the CPU clock read at its steps' start */
+    char active;           /* the probe's _active, set by the probe with it (a getattr a switch less) */
     unsigned long long switches;
 } Hook;
 
+/* greenlet's C API (its capsule): a greenlet's parent, and whether it started or is active,
+ * without an attribute lookup each (gevent's Greenlet.dead is a property in Cython code) */
+typedef PyObject *(*get_parent_f)(PyObject *);
+typedef int (*flag_f)(PyObject *);
+static PyTypeObject *greenlet_type = NULL;
+static get_parent_f greenlet_parent = NULL;
+static flag_f greenlet_started = NULL, greenlet_active = NULL;
+#define GREENLET_TYPE_NUM 0
+#define GREENLET_STARTED_NUM 9
+#define GREENLET_ACTIVE_NUM 10
+#define GREENLET_GET_PARENT_NUM 11
+
 #define SLOT(record, field) (*(PyObject **)((char *)(record) + self->offsets[field]))
+
+static int attr_true(PyObject *obj, PyObject *name);
 
 static PyObject *s_active, *s_sampler, *s_running, *s_kind, *s_greenlet, *s_parent, *s_ledger, *s_live, *s_dead,
     *s_gr_frame, *s_steps, *s_running_s, *s_longest_step_s, *s_switch, *s_throw, *s_f_lasti, *s_close_slot,
@@ -283,6 +299,11 @@ Hook_init(Hook *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "the sampler's running table and the ledger's live records must be dicts");
         return -1;
     }
+    int active = attr_true(probe, s_active);
+    if (active < 0) {
+        return -1;
+    }
+    self->active = (char)active;
     self->epoch = next_epoch++;
     self->suspect_step_s = 0.002;
     self->switches = 0;
@@ -318,6 +339,38 @@ attr_none(PyObject *obj, PyObject *name)
     int none = value == Py_None;
     Py_DECREF(value);
     return none;
+}
+
+static int
+is_greenlet(PyObject *obj)
+{
+    return greenlet_type != NULL && PyObject_TypeCheck(obj, greenlet_type);
+}
+
+/* glet.parent is None (a thread's main greenlet): 1, not None: 0, error: -1 */
+static int
+no_parent_of(PyObject *glet)
+{
+    if (!is_greenlet(glet)) {
+        return attr_none(glet, s_parent);
+    }
+    PyObject *parent = greenlet_parent(glet);
+    if (parent == NULL) {
+        return PyErr_Occurred() ? -1 : 1;
+    }
+    Py_DECREF(parent);
+    return 0;
+}
+
+/* glet.dead, for a greenlet that was running: it started, and is no longer active (what
+ * greenlet's own `dead` says; gevent's adds cases of a greenlet killed before it ran) */
+static int
+dead_after_running(PyObject *glet)
+{
+    if (!is_greenlet(glet)) {
+        return attr_true(glet, s_dead);
+    }
+    return greenlet_started(glet) && !greenlet_active(glet);
 }
 
 static int
@@ -1175,7 +1228,7 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
         }
     }
     else {
-        int no_parent = attr_none(origin, s_parent);
+        int no_parent = no_parent_of(origin);
         if (no_parent < 0) {
             goto done;
         }
@@ -1186,7 +1239,7 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
             }
             if (record != NULL) {
                 Py_INCREF(record);
-                int dead = attr_true(origin, s_dead);
+                int dead = dead_after_running(origin);
                 int failed = dead < 0;
                 if (dead > 0) {
                     failed = call_drop(PyObject_CallMethodObjArgs(self->probe, s_finished, origin, record, step_start,
@@ -1241,7 +1294,7 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
         }
     }
     /* the target's starts */
-    int no_parent = attr_none(target, s_parent);
+    int no_parent = no_parent_of(target);
     if (no_parent < 0) {
         goto done;
     }
@@ -1314,11 +1367,7 @@ Hook_call(Hook *self, PyObject *args, PyObject *Py_UNUSED(kwds))
     if (!PyArg_UnpackTuple(args, "hook", 2, 2, &event, &pair)) {
         return NULL;
     }
-    int active = attr_true(self->probe, s_active);
-    if (active <= 0) {
-        if (active < 0) {
-            return NULL;
-        }
+    if (!self->active) {
         Py_RETURN_NONE;
     }
     int is_switch = PyObject_RichCompareBool(event, s_switch, Py_EQ);
@@ -1386,6 +1435,8 @@ Hook_get_fast(Hook *self, void *Py_UNUSED(closure))
 static PyMemberDef Hook_members[] = {
     {"suspect_step_s", Py_T_DOUBLE, offsetof(Hook, suspect_step_s), 0,
      "a unit whose longest step is longer has the CPU clock read at its steps' start (the probe sets it)"},
+    {"active", Py_T_BOOL, offsetof(Hook, active), 0,
+     "the probe's _active flag (the probe sets both): while false, switches are let through untouched"},
     {NULL},
 };
 
@@ -1455,9 +1506,8 @@ request_unit(Hook *self, RequestUnit *unit)
     if (self->running == NULL) {
         return 0;
     }
-    int active = attr_true(self->probe, s_active);
-    if (active <= 0) {
-        return active;
+    if (!self->active) {
+        return 0;
     }
     PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
     if (ident == NULL) {
@@ -1683,6 +1733,20 @@ PyInit__switch_hook(void)
     }
     if (PyType_Ready(&HookType) < 0) {
         return NULL;
+    }
+    /* greenlet >= 3.0's C API; without it (or with fewer entries) every flag is an attribute */
+    void **api = (void **)PyCapsule_Import("greenlet._C_API", 0);
+    if (api == NULL) {
+        PyErr_Clear();
+    }
+    else {
+        greenlet_type = (PyTypeObject *)api[GREENLET_TYPE_NUM];
+        greenlet_started = (flag_f)api[GREENLET_STARTED_NUM];
+        greenlet_active = (flag_f)api[GREENLET_ACTIVE_NUM];
+        greenlet_parent = (get_parent_f)api[GREENLET_GET_PARENT_NUM];
+        if (greenlet_started == NULL || greenlet_active == NULL || greenlet_parent == NULL) {
+            greenlet_type = NULL;
+        }
     }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {

@@ -142,17 +142,23 @@ class GreenletProbe:
         import greenlet
 
         self._greenlet = greenlet
-        self._active = True
+        self._set_active(True)
         if self._hook is None:
-            self._hook = self._c_hook()
+            self._hook = self._c_hook()  # reads the flag
         self._install_here()
         if self.threads is not None:
             self.threads.on_thread_start.append(self._install_here)
         self._imports.when_imported("gevent", self._wrap_spawn)
         self._imports.install()
 
+    def _set_active(self, active: bool) -> None:
+        """The probe's flag, and the C hook's copy of it (read there at every switch)."""
+        self._active = active
+        if self._hook is not None:
+            self._hook.active = active
+
     def stop(self) -> None:
-        self._active = False
+        self._set_active(False)
         self._imports.uninstall()
         if self.threads is not None and self._install_here in self.threads.on_thread_start:
             self.threads.on_thread_start.remove(self._install_here)
@@ -322,7 +328,7 @@ class GreenletProbe:
 
     def _disable(self, error: BaseException) -> None:
         self.failed = f"{type(error).__name__}: {error}"
-        self._active = False
+        self._set_active(False)
 
     def _is_hub(self, glet: Any) -> bool:
         hub_type = getattr(sys.modules.get("gevent.hub"), "Hub", None)

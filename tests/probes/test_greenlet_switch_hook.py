@@ -522,3 +522,28 @@ def test_each_probe_classifies_code_by_its_own_rules() -> None:
         assert library_probe._code_roles[id(napper_code)][0] == greenlet_probe._OTHER
         assert program_probe._code_roles[id(napper_code)][0] == greenlet_probe._PROGRAM
         assert as_program.steps == as_library.steps == 4
+
+
+@needs_c_hook
+def test_the_c_hook_follows_the_probes_active_flag() -> None:
+    """The hook reads its own copy of the probe's flag (no attribute look-up a switch): with
+    the flag off it lets switches through untouched, with it on again it handles them."""
+    threads = ThreadRegistry()
+    probe = GreenletProbe(Sampler(threads), threads)
+    probe.start()
+    hook = probe._hook
+    assert hook is not None and hook.active is True
+    try:
+        gevent.spawn(_napper).join(timeout=TIMEOUT_S)
+        handled = hook.switches
+        assert handled >= 6  # three naps: to the hub and back, each
+        probe._set_active(False)
+        assert hook.active is False
+        gevent.spawn(_napper).join(timeout=TIMEOUT_S)
+        assert hook.switches == handled
+        probe._set_active(True)
+        gevent.spawn(_napper).join(timeout=TIMEOUT_S)
+        assert hook.switches >= handled + 6
+    finally:
+        probe.stop()
+    assert hook.active is False and probe.failed is None
