@@ -17,6 +17,9 @@
  * it (the probe's own cache of sites needs an int object per frame to be looked up).
  * The request meter of advisor.embed reads the same books at a request's start and end:
  * its common case, a request in a traced greenlet, is here too (request_begin / request_end).
+ * A greenlet's parent and state come from greenlet's C API (its capsule) where it loads, and
+ * the probe's on/off flag is a member here that the probe sets: a switch looks up no attribute
+ * but a parked greenlet's frame.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
