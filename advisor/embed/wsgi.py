@@ -102,30 +102,25 @@ class AdvisorWSGIMiddleware:
         keepers = self._keepers
         if keepers is None:
             keepers = self._code_keepers()
-        meter = agent.meter
-        if handler is not None and isinstance(handler, keepers):
+        keeper: Any = handler if handler is not None and isinstance(handler, keepers) else None
+        if keeper is not None:
             # gevent.pywsgi's handler keeps the status code it was given (its `status` is
             # reset before each request): no wrapper around start_response to read it, and
             # for a list body (the common case) no function made to read it either
-            keeper: Any = handler
-            try:
-                body = self.app(environ, start_response)
-            except BaseException:
-                meter.end(pending, True)
-                raise
-            if isinstance(body, (list, tuple)):
-                meter.end(pending, keeper.status is not None and keeper.code >= 500)
-                return body
-            return _MeasuredBody(body, lambda: meter.end(pending, keeper.status is not None and keeper.code >= 500))
-        respond, failed = _status_reader(start_response)
+            respond, failed = start_response, None
+        else:
+            respond, failed = _status_reader(start_response)
+        meter = agent.meter
         try:
             body = self.app(environ, respond)
         except BaseException:
             meter.end(pending, True)
             raise
         if isinstance(body, (list, tuple)):
-            meter.end(pending, failed())
+            meter.end(pending, failed() if failed is not None else keeper.status is not None and keeper.code >= 500)
             return body
+        if failed is None:
+            return _MeasuredBody(body, lambda: meter.end(pending, keeper.status is not None and keeper.code >= 500))
         return _MeasuredBody(body, lambda: meter.end(pending, failed()))
 
     def _code_keepers(self) -> tuple[type, ...]:
