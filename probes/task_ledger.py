@@ -27,11 +27,11 @@ IO = 2  # a socket, stream, subprocess, DNS lookup or executor job
 WAITING = 3  # an event, queue, condition, future or another unit
 LOCK = 4  # a lock or semaphore held by someone else (waiting, also counted as lock wait)
 
-# asyncio's default task names, gevent's default greenlet names, and no name at all
 # A step longer than this makes its unit a suspect: the probes read the CPU clock at the start
 # of its later steps, so that a long one splits exactly into compute and the rest.
 SUSPECT_STEP_S = 0.002
 
+# asyncio's default task names, gevent's default greenlet names, and no name at all
 ANONYMOUS_TASK = re.compile(r"^((Task|Greenlet)-\d+)?$")
 # Named units are kept one by one up to this many entries, then folded by (name, target).
 NAMED_UNITS_KEPT = 5_000
