@@ -13,6 +13,7 @@ import atexit
 import os
 import signal
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,23 @@ from ..api import Mode, Profiler
 from ..profile import Report
 from .control import DEFAULT_PREFIX, ControlEndpoint, DeepTrigger
 from .dump import ReportDumper
-from .meter import Pending, RequestMeter
+from .meter import Gate, Pending, RequestMeter
 from .routes import DEFAULT_MAX_ROUTES
 
 # Forks of this process so far, counted in each child: a request knows it runs in a forked
 # worker without asking the kernel for its pid (a system call, ~1 µs in a busy server).
 _forks = [0]
+_AGENTS: weakref.WeakSet[Agent] = weakref.WeakSet()  # whose gates a fork closes
+
+
+def _forked() -> None:
+    _forks[0] += 1
+    for agent in list(_AGENTS):  # the child is one thread now: no lock to take (or left held)
+        agent.fast = None
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
+    os.register_at_fork(after_in_child=_forked)
 # and every this many requests the pid itself, for a fork that ran no at-fork handlers
 PID_CHECK_EVERY = 256
 
@@ -47,14 +57,19 @@ class Agent:
         self.profiler = profiler if profiler is not None else Profiler(mode, max_routes=max_routes)
         self.dumper = ReportDumper(dump_dir, keep=dump_keep, interval_s=dump_interval_s) if dump_dir else None
         self.deep_signal = deep_signal
-        self.trigger = DeepTrigger(self.profiler, self.dumper, deep_seconds)
+        self._lock = allocate_lock()
+        self.trigger = DeepTrigger(self.profiler, self.dumper, deep_seconds, on_change=self.unsettle)
         self.control = ControlEndpoint(control_token, self.snapshot, self.trigger, control_prefix)
-        self.meter = RequestMeter(self.profiler.routes, asyncio_first=on_loop)
+        self.meter = RequestMeter(self.profiler.routes, asyncio_first=on_loop, on_disable=self.unsettle)
         self._pid = 0
         self._forks = -1  # _forks[0] when this process started (-1: not started)
         self._requests = 0
-        self._lock = allocate_lock()
         self._closed = False
+        # The middleware's short way for a request (see Gate): set by begin() once nothing
+        # is left for it to do per request, None again (unsettle) when that changes
+        self.fast: Gate | None = None
+        self._generation = 0
+        _AGENTS.add(self)
 
     # -- lifecycle -------------------------------------------------------------------------
     def ensure_started(self) -> None:
@@ -70,9 +85,11 @@ class Agent:
                 self.profiler = Profiler(self.mode, max_routes=self.max_routes)
                 if self.dumper is not None:  # its locks may have been held by a parent's thread
                     self.dumper = ReportDumper(self.dumper.directory, self.dumper.keep, self.dumper.interval_s)
-                self.trigger = DeepTrigger(self.profiler, self.dumper, self.trigger.default_seconds)
+                self.trigger = DeepTrigger(self.profiler, self.dumper, self.trigger.default_seconds,
+                                           on_change=self.unsettle)
                 self.control.trigger = self.trigger
-                self.meter = RequestMeter(self.profiler.routes, asyncio_first=self.meter.asyncio_first)
+                self.meter = RequestMeter(self.profiler.routes, asyncio_first=self.meter.asyncio_first,
+                                          on_disable=self.unsettle)
             self._pid = pid
             self._forks = _forks[0]
             self.profiler.start()
@@ -109,13 +126,17 @@ class Agent:
     # -- per request ---------------------------------------------------------------------------
     def begin(self, route: str) -> Pending | None:
         """Called as a request starts, in the thread that serves it."""
+        generation = self._generation
         try:
             self._requests += 1
-            if self._forks != _forks[0] or (not self._requests % PID_CHECK_EVERY and self._pid != os.getpid()):
+            # the gate's requests do not come here but one in FALL_THROUGH_EVERY: check the pid then
+            if self._forks != _forks[0] or ((self.fast is not None or not self._requests % PID_CHECK_EVERY)
+                                            and self._pid != os.getpid()):
                 self.ensure_started()
             capture = self.profiler.attach_current_thread()
             trigger = self.trigger
-            if trigger.active is not None or trigger.finished:  # a deep capture runs, or ran
+            settled = trigger.active is None and not trigger.finished
+            if not settled:  # a deep capture runs, or ran
                 for deep in trigger.profilers():
                     deep.attach_current_thread()
                 trigger.forget_detached()
@@ -123,7 +144,22 @@ class Agent:
         except Exception as error:
             self.meter.disable(error)
             return None
-        return self.meter.begin(route)
+        pending = self.meter.begin(route)
+        # the gate opens (or follows a new capture) once this request had nothing else to do
+        gate = self.meter.gate() if settled and not self.profiler.tracing_elsewhere else None
+        if gate is not self.fast and generation == self._generation:
+            self.fast = gate
+            # no lock (unsettle may run in a signal handler, on this thread): an unsettle()
+            # between the check and the set is seen here, and wins
+            if generation != self._generation:
+                self.fast = None
+        return pending
+
+    def unsettle(self) -> None:
+        """Close the gate: the next request comes through begin(), which has something to do
+        (a deep capture started or ended, the meter was disabled). The generation first."""
+        self._generation += 1
+        self.fast = None
 
     def end(self, pending: Pending | None, error: bool) -> None:
         self.meter.end(pending, error)

@@ -36,7 +36,8 @@ KEEP_FINISHED = 4
 class DeepTrigger:
     """Deep captures of N seconds, one at a time, each report kept and written out."""
 
-    def __init__(self, light: Any, dumper: ReportDumper | None = None, default_seconds: float = 10.0) -> None:
+    def __init__(self, light: Any, dumper: ReportDumper | None = None, default_seconds: float = 10.0,
+                 on_change: Callable[[], None] | None = None) -> None:
         self.light = light  # the always-on Profiler (its settings and route table are shared)
         self.dumper = dumper
         self.default_seconds = default_seconds
@@ -46,6 +47,9 @@ class DeepTrigger:
         self.last_path: Path | None = None
         self._lock = allocate_lock()
         self._previous_handler: Any = None
+        # told when a capture starts or ends: the server's threads have to attach to it, then
+        # detach from it, at their next request
+        self.on_change = on_change
 
     def profilers(self) -> list[Any]:
         """The deep profilers a server thread must attach to (or detach from)."""
@@ -72,6 +76,7 @@ class DeepTrigger:
             deep.routes = self.light.routes  # the server's routes, so findings name theirs
             self.light.riders.append(deep)  # stopping the light probes stops this one first
             self.active = deep
+        self._changed()
         try:
             start_new_thread(self._run, (deep, span))
         except BaseException:
@@ -104,6 +109,11 @@ class DeepTrigger:
                 self.active = None
                 if deep in self.light.riders:
                     self.light.riders.remove(deep)
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def stop(self) -> None:
         """End a running deep capture now (before the light probes stop: they were first)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from advisor.probes.native import get_ident
@@ -30,27 +31,46 @@ perf_counter = time.perf_counter
 # span for span listeners or None]
 Pending = list[Any]
 
+# The middleware's short way for a request in a traced greenlet, past the agent and this
+# meter's Python (AdvisorWSGIMiddleware.__call__): the C switch hook's request_begin and
+# request_end bound to the running capture, the route table's names, its unfolded list,
+# and the table. Either hook function may answer None: then the meter's way is taken.
+Gate = tuple[Callable[..., Any], Callable[..., Any], dict[str, RouteAggregate], list[Any], RouteTable]
+
 
 class RequestMeter:
     """Per-request deltas of the running unit's counters, added to a route table."""
 
-    def __init__(self, table: RouteTable, asyncio_first: bool = False) -> None:
+    def __init__(self, table: RouteTable, asyncio_first: bool = False,
+                 on_disable: Callable[[], None] | None = None) -> None:
         self.table = table
         self.asyncio_first = asyncio_first
         self.capture: Any = None  # the running Capture (set by the middleware)
         self.failed: str | None = None
+        self.on_disable = on_disable  # told once, when the meter is disabled
         # the C switch hook's request_begin / request_end for the capture last seen (None where
         # the hook was not built, or for an ASGI server, whose requests run in tasks)
         self._bound: Any = None
         self._fast_begin: Any = None
         self._fast_end: Any = None
+        self._gate: Gate | None = None
 
     def _bind(self, capture: Any) -> None:
         on_greenlets = capture is not None and not self.asyncio_first
         hook = getattr(capture.greenlet_probe, "_hook", None) if on_greenlets else None
         self._fast_begin = getattr(hook, "request_begin", None)
         self._fast_end = getattr(hook, "request_end", None)
+        self._gate = None
+        if self._fast_begin is not None and self._fast_end is not None:
+            self._gate = (self._fast_begin, self._fast_end, self.table.named, self.table.unfolded, self.table)
         self._bound = capture
+
+    def gate(self) -> Gate | None:
+        """The short way for the next requests, where there is one: the C hook is bound to
+        the running capture, no span listener wants the requests, the meter is on."""
+        if self.failed is not None or LISTENERS or self.capture is not self._bound:
+            return None
+        return self._gate
 
     # begin() and end() run once per request of a server: the common case, a request in a
     # traced greenlet, is the C switch hook's (request_begin / request_end, where it was
@@ -132,6 +152,8 @@ class RequestMeter:
         if self.failed is None:
             self.failed = f"{type(error).__name__}: {error}"
             LOG.warning("advisor: request measurement disabled after an internal error: %s", self.failed)
+            if self.on_disable is not None:
+                self.on_disable()
 
     # -- the unit of the request ---------------------------------------------------------
     def _unit(self) -> tuple[UnitRecord, float, bool] | None:
