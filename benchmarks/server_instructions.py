@@ -16,7 +16,10 @@ often per request), and no unit becomes a suspect whose steps read the CPU clock
 valgrind every step lasts longer than ``SUSPECT_STEP_S``). Instructions are not time: the
 probes' code chases pointers and runs slower per instruction than the server's own.
 
-    python benchmarks/server_instructions.py [--requests 400] [--keep DIR]
+    python benchmarks/server_instructions.py [--requests 400] [--keep DIR] [--variants bare,light,probes]
+
+The ``probes`` variant starts ``advisor.Profiler`` and serves the bare app: the switch
+hook's share of the cost, the rest of light's being the middleware and request meter.
 
 With ``--keep DIR`` the dumps stay in DIR: ``callgrind_annotate DIR/callgrind-light.out.*``
 shows which functions the instructions are in.
@@ -42,6 +45,7 @@ PATHS = ["/health", "/products/3", "/health", "/products/42"]
 WARM_UP = 300
 START_TIMEOUT_S = 180.0  # the interpreter and gevent start slowly under valgrind
 SOCKET_TIMEOUT_S = 60.0
+VARIANTS = ("bare", "light", "probes")
 
 
 def serve(variant: str, port_file: str) -> None:
@@ -56,7 +60,7 @@ def serve(variant: str, port_file: str) -> None:
     import app as service  # the example service (examples/gevent_server/app.py)
 
     served = service.app
-    if variant == "light":
+    if variant in ("light", "probes"):
         from advisor.embed import AdvisorWSGIMiddleware
         from advisor.probes import greenlet_probe
         from advisor.probes.sampler import Sampler
@@ -64,7 +68,14 @@ def serve(variant: str, port_file: str) -> None:
         greenlet_probe.SUSPECT_STEP_S = 1e9  # see the module docstring
         Sampler.start = lambda self: None  # type: ignore[method-assign]
         Sampler.stop = lambda self: None  # type: ignore[method-assign]
-        served = AdvisorWSGIMiddleware(service.app, route=service.route_of, deep_signal=None)
+        if variant == "light":
+            served = AdvisorWSGIMiddleware(service.app, route=service.route_of, deep_signal=None)
+        else:  # the probes alone (the switch hook), no middleware: the bare app's requests
+            import advisor
+
+            profiler = advisor.Profiler(mode="light")
+            profiler.start()
+            profiler.attach_current_thread()
     server = WSGIServer(("127.0.0.1", 0), served, log=None)
     server.start()
     Path(port_file + ".tmp").write_text(str(server.server_port))
@@ -140,12 +151,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="measured requests per variant (default 400)")
     parser.add_argument("--keep", metavar="DIR", help="keep callgrind's dumps in DIR (for callgrind_annotate)")
-    parser.add_argument("--serve", choices=("bare", "light"), help=argparse.SUPPRESS)
+    parser.add_argument("--variants", default="bare,light",
+                        help="comma-separated, of bare, light, probes (the probes started, no middleware)")
+    parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--port-file", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.serve:
         serve(options.serve, options.port_file)
         return 0
+    variants = [name.strip() for name in options.variants.split(",") if name.strip()]
+    if "bare" not in variants or not set(variants) <= set(VARIANTS):
+        parser.error(f"--variants: bare and any of {', '.join(VARIANTS)}")
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("server_instructions: valgrind (with callgrind_control) is not installed", file=sys.stderr)
         return 2
@@ -153,7 +169,7 @@ def main() -> int:
         kept = Path(options.keep or scratch)
         kept.mkdir(parents=True, exist_ok=True)
         counts = {variant: instructions_per_request(variant, options.requests, kept)
-                  for variant in ("bare", "light")}
+                  for variant in variants}
     bare = counts["bare"]
     print(f"{'variant':8s} {'instructions/request':>21s} {'of bare':>8s}")
     for variant, count in counts.items():

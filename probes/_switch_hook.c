@@ -27,6 +27,24 @@
 #include <pythread.h>
 #include <math.h>
 
+/* On 3.11, a parked greenlet's stack is walked on the interpreter's own frames: the public
+ * way (PyFrame_GetBack) makes a frame object for each frame that has none, and reading a
+ * local (gevent.sleep's seconds) builds the frame's whole locals dict. Where the struct is
+ * another (3.12 on), the public functions. */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && !defined(PYPY_VERSION)
+#define INTERPRETER_FRAMES 1
+#ifndef Py_BUILD_CORE
+#define Py_BUILD_CORE 1
+#define UNDEFINE_BUILD_CORE 1
+#endif
+#include <internal/pycore_frame.h>
+#include <internal/pycore_code.h>
+#ifdef UNDEFINE_BUILD_CORE
+#undef Py_BUILD_CORE
+#undef UNDEFINE_BUILD_CORE
+#endif
+#endif
+
 #ifndef Py_T_OBJECT_EX /* before 3.12 */
 #include <structmember.h>
 #define Py_T_OBJECT_EX T_OBJECT_EX
@@ -97,6 +115,11 @@ typedef struct {
                               has the CPU clock read at its steps' start */
     char active;           /* the probe's _active, set by the probe with it (a getattr a switch less) */
     unsigned long long switches;
+    unsigned long long requests; /* request_begin's calls */
+    PyObject *ident;             /* the thread ident last seen, as an int, and its value: */
+    unsigned long ident_value;   /* `running` is keyed by this very object (see thread_ident) */
+    PyObject *hub;               /* the hub last seen (held: its address stays its own) */
+    PyObject *hub_entry;         /* and its entry in hubs */
 } Hook;
 
 /* greenlet's C API (its capsule): a greenlet's parent, and whether it started or is active,
@@ -138,6 +161,10 @@ static uintptr_t next_epoch = 1;
 #endif
 /* the site index is emptied when it holds this many sites (the probe's own cache has a cap too) */
 #define SITE_INDEX_MAX 4096
+/* one request_begin in this many answers None: the middleware's short way past the agent
+ * (its gate) then takes the agent's way once, which checks the process id (a fork that ran
+ * no at-fork handler) */
+#define REQUEST_FALL_THROUGH 256
 
 static int
 Hook_traverse(Hook *self, visitproc visit, void *arg)
@@ -157,6 +184,9 @@ Hook_traverse(Hook *self, visitproc visit, void *arg)
     Py_VISIT(self->site_index);
     Py_VISIT(self->running);
     Py_VISIT(self->live);
+    Py_VISIT(self->ident);
+    Py_VISIT(self->hub);
+    Py_VISIT(self->hub_entry);
     for (int index = 0; index < SITE_HASHES; index++) {
         Py_VISIT(self->site_keys[index]);
     }
@@ -181,6 +211,9 @@ Hook_clear(Hook *self)
     Py_CLEAR(self->site_index);
     Py_CLEAR(self->running);
     Py_CLEAR(self->live);
+    Py_CLEAR(self->ident);
+    Py_CLEAR(self->hub);
+    Py_CLEAR(self->hub_entry);
     for (int index = 0; index < SITE_HASHES; index++) {
         Py_CLEAR(self->site_keys[index]);
     }
@@ -310,6 +343,7 @@ Hook_init(Hook *self, PyObject *args, PyObject *kwds)
     self->epoch = next_epoch++;
     self->suspect_step_s = 0.002;
     self->switches = 0;
+    self->requests = 0;
     int found = find_slots(self);
     if (found < 0) {
         return -1;
@@ -764,6 +798,103 @@ step_ended(Hook *self, PyObject *record, PyObject *t0_obj, PyObject *t1_obj, PyO
     return call_drop(PyObject_Vectorcall(self->step_ended, call, 6, NULL));
 }
 
+/* seconds (truthy) as a float: 1 with *out set, 0 when falsy, -1 on error */
+static int
+sleep_seconds(PyObject *value, double *out)
+{
+    Py_INCREF(value);
+    int truth = PyObject_IsTrue(value);
+    if (truth > 0) {
+        PyObject *number = PyNumber_Float(value);
+        if (number != NULL) {
+            *out = PyFloat_AS_DOUBLE(number);
+            Py_DECREF(number);
+        }
+        else {
+            truth = -1;
+        }
+    }
+    Py_DECREF(value);
+    return truth;
+}
+
+#ifdef INTERPRETER_FRAMES
+/* sleep_due on an interpreter frame: its `seconds` read where the frame keeps it (a cell's
+ * content for a cell); a new reference, or NULL with an exception set */
+static PyObject *
+frame_sleep_due(_PyInterpreterFrame *frame, double now)
+{
+    PyCodeObject *code = frame->f_code;
+    PyObject *names = code->co_localsplusnames;
+    double seconds = 0.0;
+    for (Py_ssize_t index = 0; index < PyTuple_GET_SIZE(names); index++) {
+        PyObject *name = PyTuple_GET_ITEM(names, index);
+        if (name != s_seconds && !(PyUnicode_Check(name) && PyUnicode_Compare(name, s_seconds) == 0)) {
+            continue;
+        }
+        PyObject *value = frame->localsplus[index];
+        if (value != NULL && (_PyLocals_GetKind(code->co_localspluskinds, index) & (CO_FAST_CELL | CO_FAST_FREE))) {
+            value = PyCell_Check(value) ? PyCell_GET(value) : value;
+        }
+        if (value != NULL && sleep_seconds(value, &seconds) < 0) {
+            return NULL;
+        }
+        break;
+    }
+    return PyFloat_FromDouble(now + (seconds > 0.0 ? seconds : 0.0));
+}
+
+/* the frame a walk goes to after `frame`, as PyFrame_GetBack would (no frame object made) */
+static _PyInterpreterFrame *
+frame_back(_PyInterpreterFrame *frame)
+{
+    PyFrameObject *object = frame->frame_obj;
+    if (object != NULL && object->f_back != NULL) {
+        return object->f_back->f_frame;
+    }
+    _PyInterpreterFrame *previous = frame->previous;
+    while (previous != NULL && _PyFrame_IsIncomplete(previous)) {
+        previous = previous->previous;
+    }
+    return previous;
+}
+
+/* the address of `target`'s frame object, made (as PyFrame_GetBack makes them) for it and
+ * the frames between it and the nearest frame inside it that has one: an episode's token is
+ * the callee's frame object's address, as the probe's Python has it. NULL with an exception
+ * set on error, or with none when `target` is not below `top`. */
+static void *
+frame_object_address(PyFrameObject *top, _PyInterpreterFrame *target)
+{
+    if (target->frame_obj != NULL) {
+        return target->frame_obj;
+    }
+    PyFrameObject *nearest = top;
+    _PyInterpreterFrame *walked = top->f_frame;
+    while (walked != NULL && walked != target) {
+        if (walked->frame_obj != NULL) {
+            nearest = walked->frame_obj;
+        }
+        walked = frame_back(walked);
+    }
+    if (walked == NULL) {
+        return NULL;
+    }
+    PyFrameObject *current = (PyFrameObject *)Py_NewRef(nearest);
+    while (current != NULL && current->f_frame != target) {
+        PyFrameObject *back = PyFrame_GetBack(current);
+        Py_DECREF(current);
+        current = back;
+    }
+    if (current == NULL) {
+        return NULL;
+    }
+    Py_DECREF(current); /* the interpreter's frame keeps it while the call lasts */
+    return current;
+}
+#endif
+
+#ifndef INTERPRETER_FRAMES
 /* GreenletProbe._sleep_due(frame, now): now + max(0.0, float(seconds or 0)), seconds
  * the frame's local (0 when it has none); the Python method where the locals are no dict */
 static PyObject *
@@ -784,24 +915,9 @@ sleep_due(Hook *self, PyObject *frame, PyObject *now_obj, double now)
         Py_DECREF(locals);
         return NULL;
     }
-    if (value != NULL) {
-        Py_INCREF(value);
-        int truth = PyObject_IsTrue(value);
-        if (truth > 0) {
-            PyObject *number = PyNumber_Float(value);
-            if (number != NULL) {
-                seconds = PyFloat_AS_DOUBLE(number);
-                Py_DECREF(number);
-            }
-            else {
-                truth = -1;
-            }
-        }
-        Py_DECREF(value);
-        if (truth < 0) {
-            Py_DECREF(locals);
-            return NULL;
-        }
+    if (value != NULL && sleep_seconds(value, &seconds) < 0) {
+        Py_DECREF(locals);
+        return NULL;
     }
     Py_DECREF(locals);
     return PyFloat_FromDouble(now + (seconds > 0.0 ? seconds : 0.0));
@@ -809,6 +925,7 @@ sleep_due(Hook *self, PyObject *frame, PyObject *now_obj, double now)
     return PyObject_CallMethodObjArgs(self->probe, s_sleep_due, frame, now_obj, NULL);
 #endif
 }
+#endif
 
 /* the role this hook cached in `code`: 1 with *role set, 0 when none is cached */
 static int
@@ -876,6 +993,7 @@ key_matches(PyObject *key, void *const *codes, const int *instructions, Py_ssize
     return 1;
 }
 
+#ifndef INTERPRETER_FRAMES
 /* the instruction a frame is at (what frame.f_lasti says): 0, or -1 with an exception set */
 static int
 frame_instruction(PyFrameObject *frame, int *out)
@@ -897,6 +1015,7 @@ frame_instruction(PyFrameObject *frame, int *out)
     return 0;
 #endif
 }
+#endif
 
 /* the frames of an await site, from the site index, the probe's cache of sites, or (new)
  * its _site_frames: a new reference, or NULL with an exception set */
@@ -969,6 +1088,32 @@ site_frames(Hook *self, void *const *codes, const int *instructions, PyObject *c
     return frames;
 }
 
+/* the role of `code` (cached in it, else from the probe's table): 1 with *role set, 0 for a
+ * code object not classified yet (the probe's Python does it), -1 on error */
+static int
+code_role(Hook *self, PyCodeObject *code, long *role)
+{
+    if (cached_role(self, code, role)) {
+        return 1;
+    }
+    PyObject *code_id = PyLong_FromVoidPtr(code);
+    if (code_id == NULL) {
+        return -1;
+    }
+    PyObject *entry = PyDict_GetItemWithError(self->roles, code_id);
+    Py_DECREF(code_id);
+    if (entry == NULL || !PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2 ||
+        PyTuple_GET_ITEM(entry, 1) != (PyObject *)code) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    *role = PyLong_AsLong(PyTuple_GET_ITEM(entry, 0));
+    if (*role == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    cache_role(self, code, *role);
+    return 1;
+}
+
 /* GreenletProbe.classify_switch(frame, now) for a stack whose code objects are all
  * classified already: 1 with (kind, due, site) set, 0 when Python must do it, -1 on error. */
 static int
@@ -979,39 +1124,56 @@ classify(Hook *self, PyObject *frame, PyObject *now_obj, double now, PyObject **
     int instructions[MAX_DEPTH];
     PyObject *codes[MAX_DEPTH]; /* and the code objects themselves (held) */
     Py_ssize_t programs = 0;
-    PyObject *kind = NULL, *sleep_frame = NULL;
+    PyObject *kind = NULL, *due = NULL;
+    /* the program frames (PyFrameObject or, on 3.11, the interpreter's frame): the
+     * callee's frame object's address is the token of an episode of waits */
     void *first_program = NULL, *outer_program = NULL, *second_program = NULL;
     int result = -1;
-    PyFrameObject *current = NULL;
-    if (frame != Py_None) {
-        if (!PyFrame_Check(frame)) {
-            return 0;
-        }
-        current = (PyFrameObject *)Py_NewRef(frame);
+    long role;
+    if (frame != Py_None && !PyFrame_Check(frame)) {
+        return 0;
     }
+#ifdef INTERPRETER_FRAMES
+    _PyInterpreterFrame *current = frame != Py_None ? ((PyFrameObject *)frame)->f_frame : NULL, *sleep_frame = NULL;
+    for (int depth = 0; current != NULL && depth < MAX_DEPTH; depth++, current = frame_back(current)) {
+        PyCodeObject *code = current->f_code;
+        int known = code_role(self, code, &role);
+        if (known <= 0) {
+            result = known;
+            goto done;
+        }
+        if (role == self->role_program) {
+            int lasti = _PyInterpreterFrame_LASTI(current); /* what PyFrame_GetLasti says */
+            instructions[programs] = lasti < 0 ? -1 : lasti * (int)sizeof(_Py_CODEUNIT);
+            addresses[programs] = code;
+            codes[programs++] = Py_NewRef(code);
+            if (first_program == NULL) {
+                first_program = current;
+            }
+            second_program = outer_program;
+            outer_program = current;
+        }
+        else if (kind == NULL && role != self->role_other) {
+            if (role == self->role_sleep) {
+                kind = self->timer;
+                sleep_frame = current;
+            }
+            else {
+                kind = self->io;
+            }
+        }
+    }
+    due = sleep_frame != NULL ? frame_sleep_due(sleep_frame, now) : PyFloat_FromDouble(0.0);
+#else
+    PyObject *sleep_frame = NULL;
+    PyFrameObject *current = frame != Py_None ? (PyFrameObject *)Py_NewRef(frame) : NULL;
     for (int depth = 0; current != NULL && depth < MAX_DEPTH; depth++) {
         PyCodeObject *code = PyFrame_GetCode(current);
-        long role;
-        if (!cached_role(self, code, &role)) {
-            PyObject *code_id = PyLong_FromVoidPtr(code);
-            if (code_id == NULL) {
-                Py_DECREF(code);
-                goto done;
-            }
-            PyObject *entry = PyDict_GetItemWithError(self->roles, code_id);
-            Py_DECREF(code_id);
-            if (entry == NULL || !PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2 ||
-                PyTuple_GET_ITEM(entry, 1) != (PyObject *)code) {
-                Py_DECREF(code);
-                result = PyErr_Occurred() ? -1 : 0; /* a code object seen for the first time: Python */
-                goto done;
-            }
-            role = PyLong_AsLong(PyTuple_GET_ITEM(entry, 0));
-            if (role == -1 && PyErr_Occurred()) {
-                Py_DECREF(code);
-                goto done;
-            }
-            cache_role(self, code, role);
+        int known = code_role(self, code, &role);
+        if (known <= 0) {
+            Py_DECREF(code);
+            result = known;
+            goto done;
         }
         if (role == self->role_program) {
             if (frame_instruction(current, &instructions[programs]) < 0) {
@@ -1042,18 +1204,10 @@ classify(Hook *self, PyObject *frame, PyObject *now_obj, double now, PyObject **
         Py_DECREF(current);
         current = back;
     }
-    PyObject *due;
-    if (sleep_frame != NULL) {
-        due = sleep_due(self, sleep_frame, now_obj, now);
-        if (due == NULL) {
-            goto done;
-        }
-    }
-    else {
-        due = PyFloat_FromDouble(0.0);
-        if (due == NULL) {
-            goto done;
-        }
+    due = sleep_frame != NULL ? sleep_due(self, sleep_frame, now_obj, now) : PyFloat_FromDouble(0.0);
+#endif
+    if (due == NULL) {
+        goto done;
     }
     PyObject *site = Py_None;
     Py_INCREF(site);
@@ -1065,7 +1219,14 @@ classify(Hook *self, PyObject *frame, PyObject *now_obj, double now, PyObject **
             goto done;
         }
         /* the callee: the frame the outermost program frame called (itself when alone) */
-        PyObject *callee = PyLong_FromVoidPtr(second_program != NULL ? second_program : first_program);
+        void *callee_frame = second_program != NULL ? second_program : first_program;
+#ifdef INTERPRETER_FRAMES
+        callee_frame = frame_object_address((PyFrameObject *)frame, callee_frame);
+        if (callee_frame == NULL && !PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "a walked frame went missing");
+        }
+#endif
+        PyObject *callee = callee_frame != NULL ? PyLong_FromVoidPtr(callee_frame) : NULL;
         if (callee == NULL) {
             Py_DECREF(frames);
             Py_DECREF(due);
@@ -1089,8 +1250,10 @@ done:
     for (Py_ssize_t i = 0; i < programs; i++) {
         Py_DECREF(codes[i]);
     }
+#ifndef INTERPRETER_FRAMES
     Py_XDECREF(current);
     Py_XDECREF(sleep_frame);
+#endif
     return result;
 }
 
@@ -1128,6 +1291,75 @@ publish(PyObject *running, PyObject *ident, PyObject *record, PyObject *now_obj,
     return status;
 }
 
+/* The running thread's ident (a new reference): the int made for it last time while the
+ * thread is the same. A fresh int each switch would cost its making, and each lookup in
+ * `running` a comparison with the key there, a different object; so when one is made, the
+ * thread's entry in `running` is keyed again by it, and lookups find their key by identity
+ * (Python only ever sets entries there, which keeps the key object). */
+static PyObject *
+thread_ident(Hook *self)
+{
+    unsigned long value = PyThread_get_thread_ident();
+    if (self->ident != NULL && self->ident_value == value) {
+        return Py_NewRef(self->ident);
+    }
+    PyObject *ident = PyLong_FromUnsignedLong(value);
+    if (ident == NULL) {
+        return NULL;
+    }
+    if (self->running != NULL) {
+        PyObject *slot = PyDict_GetItemWithError(self->running, ident);
+        if (slot == NULL && PyErr_Occurred()) {
+            Py_DECREF(ident);
+            return NULL;
+        }
+        if (slot != NULL) {
+            Py_INCREF(slot);
+            int rekeyed = PyDict_DelItem(self->running, ident) == 0 && PyDict_SetItem(self->running, ident, slot) == 0;
+            Py_DECREF(slot);
+            if (!rekeyed) {
+                Py_DECREF(ident);
+                return NULL;
+            }
+        }
+    }
+    Py_XSETREF(self->ident, Py_NewRef(ident));
+    self->ident_value = value;
+    return ident;
+}
+
+/* hubs.get(id(glet)): borrowed, NULL when glet is no hub (an exception set on error, with
+ * key set to NULL). The hub last found is remembered (and held, so that no other object
+ * gets its address): a switch is to or from a hub nearly every time, and with one hub in
+ * the table, any other greenlet is known to be none without a lookup. `*key` is id(glet)
+ * as an int where it had to be made (a new reference), else left NULL. */
+static PyObject *
+find_hub(Hook *self, PyObject *glet, PyObject **key)
+{
+    *key = NULL;
+    if (glet == self->hub) {
+        return self->hub_entry;
+    }
+    Py_ssize_t hubs = PyDict_GET_SIZE(self->hubs);
+    if (hubs == 0 || (hubs == 1 && self->hub != NULL)) {
+        return NULL;
+    }
+    *key = PyLong_FromVoidPtr(glet);
+    if (*key == NULL) {
+        return NULL;
+    }
+    PyObject *entry = PyDict_GetItemWithError(self->hubs, *key);
+    if (entry == NULL) {
+        if (PyErr_Occurred()) {
+            Py_CLEAR(*key);
+        }
+        return NULL;
+    }
+    Py_XSETREF(self->hub, Py_NewRef(glet));
+    Py_XSETREF(self->hub_entry, Py_NewRef(entry));
+    return entry;
+}
+
 /* GreenletProbe._switch: 0, or -1 with an exception set */
 static int
 do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, double now)
@@ -1141,7 +1373,7 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
     self->switches++;
     running = Py_NewRef(self->running);
     live = Py_NewRef(self->live);
-    ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    ident = thread_ident(self);
     if (ident == NULL) {
         goto done;
     }
@@ -1186,11 +1418,7 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
             Py_DECREF(slot);
         }
     }
-    key = PyLong_FromVoidPtr(origin);
-    if (key == NULL) {
-        goto done;
-    }
-    PyObject *hub = PyDict_GetItemWithError(self->hubs, key);
+    PyObject *hub = find_hub(self, origin, &key);
     if (hub == NULL && PyErr_Occurred()) {
         goto done;
     }
@@ -1234,6 +1462,12 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
         int no_parent = no_parent_of(origin);
         if (no_parent < 0) {
             goto done;
+        }
+        if (!no_parent && key == NULL) {
+            key = PyLong_FromVoidPtr(origin);
+            if (key == NULL) {
+                goto done;
+            }
         }
         if (!no_parent) {
             PyObject *record = PyDict_GetItemWithError(live, key);
@@ -1305,11 +1539,8 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
         status = 0;
         goto done;
     }
-    Py_SETREF(key, PyLong_FromVoidPtr(target));
-    if (key == NULL) {
-        goto done;
-    }
-    hub = PyDict_GetItemWithError(self->hubs, key);
+    Py_CLEAR(key);
+    hub = find_hub(self, target, &key);
     if (hub == NULL && PyErr_Occurred()) {
         goto done;
     }
@@ -1319,6 +1550,12 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
         }
         status = publish(running, ident, PyTuple_GET_ITEM(hub, 0), now_obj, -1.0);
         goto done;
+    }
+    if (key == NULL) {
+        key = PyLong_FromVoidPtr(target);
+        if (key == NULL) {
+            goto done;
+        }
     }
     PyObject *unit = PyDict_GetItemWithError(live, key);
     if (unit == NULL) {
@@ -1512,7 +1749,7 @@ request_unit(Hook *self, RequestUnit *unit)
     if (!self->active) {
         return 0;
     }
-    PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    PyObject *ident = thread_ident(self);
     if (ident == NULL) {
         return -1;
     }
@@ -1559,13 +1796,17 @@ request_unit(Hook *self, RequestUnit *unit)
 /* request_begin(aggregate, samples): what RequestMeter.begin builds for a request in a traced
  * greenlet, [aggregate, record, start, running, io, waiting, scheduling, the record's tag
  * table, True], the record's samples now going to `samples`; None where the meter's Python
- * path must do it (another kind of unit, a record that is not plain) */
+ * path must do it (another kind of unit, a record that is not plain, one call in
+ * REQUEST_FALL_THROUGH) */
 static PyObject *
 Hook_request_begin(Hook *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2) {
         PyErr_Format(PyExc_TypeError, "request_begin takes 2 arguments (%zd given)", nargs);
         return NULL;
+    }
+    if (++self->requests % REQUEST_FALL_THROUGH == 0) {
+        Py_RETURN_NONE;
     }
     RequestUnit unit;
     int found = self->probe != NULL ? request_unit(self, &unit) : 0;
