@@ -1,9 +1,10 @@
-"""The optional C parts of advisor: the greenlet probe's switch hook and the sampler's
-stack capture (everything else is configured in pyproject.toml). ``optional=True``:
+"""The optional C parts of advisor: the greenlet probe's switch hook, the sampler's stack
+capture and the route table's fold (everything else is configured in pyproject.toml). ``optional=True``:
 where they cannot be compiled (no compiler, no Python headers), the install goes on and
 the probes run their Python versions."""
 
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("advisor.probes._switch_hook", ["probes/_switch_hook.c"], optional=True),
-                   Extension("advisor.probes._stacks", ["probes/_stacks.c"], optional=True)])
+                   Extension("advisor.probes._stacks", ["probes/_stacks.c"], optional=True),
+                   Extension("advisor.embed._fold", ["advisor/embed/_fold.c"], optional=True)])
