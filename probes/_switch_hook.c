@@ -26,6 +26,7 @@
 #include <frameobject.h>
 #include <pythread.h>
 #include <math.h>
+#include <time.h>
 
 /* On 3.11, a parked greenlet's stack is walked on the interpreter's own frames: the public
  * way (PyFrame_GetBack) makes a frame object for each frame that has none, and reading a
@@ -120,6 +121,7 @@ typedef struct {
     unsigned long ident_value;   /* `running` is keyed by this very object (see thread_ident) */
     PyObject *hub;               /* the hub last seen (held: its address stays its own) */
     PyObject *hub_entry;         /* and its entry in hubs */
+    char perf_counter;           /* the clock is time.perf_counter: read here (clock_now) */
 } Hook;
 
 /* greenlet's C API (its capsule): a greenlet's parent, and whether it started or is active,
@@ -298,6 +300,20 @@ Hook_init(Hook *self, PyObject *args, PyObject *kwds)
     self->roles = Py_NewRef(roles);
     self->sites = Py_NewRef(sites);
     self->clock = Py_NewRef(clock);
+    self->perf_counter = 0;
+#if defined(CLOCK_MONOTONIC) && defined(__linux__)
+    PyObject *time_module = PyImport_ImportModule("time");
+    if (time_module == NULL) {
+        return -1;
+    }
+    PyObject *perf_counter = PyObject_GetAttrString(time_module, "perf_counter");
+    Py_DECREF(time_module);
+    if (perf_counter == NULL) {
+        return -1;
+    }
+    self->perf_counter = perf_counter == clock;
+    Py_DECREF(perf_counter);
+#endif
     self->thread_time = Py_NewRef(thread_time);
     self->step_started = Py_NewRef(step_started);
     self->step_ended = Py_NewRef(step_ended);
@@ -1291,6 +1307,30 @@ publish(PyObject *running, PyObject *ident, PyObject *record, PyObject *now_obj,
     return status;
 }
 
+/* self->clock() (a new reference). time.perf_counter is read here the way it reads itself on
+ * Linux (CLOCK_MONOTONIC, as nanoseconds, then seconds as _PyTime_AsSecondsDouble makes
+ * them): the same float, without a call through Python's machinery at every switch. */
+static PyObject *
+clock_now(Hook *self)
+{
+#if defined(CLOCK_MONOTONIC) && defined(__linux__)
+    struct timespec now;
+    if (self->perf_counter && clock_gettime(CLOCK_MONOTONIC, &now) == 0) {
+        long long ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+        volatile double seconds; /* as CPython's: no rounding but the division's */
+        if (ns % 1000000000LL == 0) {
+            seconds = (double)(ns / 1000000000LL);
+        }
+        else {
+            seconds = (double)ns;
+            seconds /= 1e9;
+        }
+        return PyFloat_FromDouble(seconds);
+    }
+#endif
+    return PyObject_CallNoArgs(self->clock);
+}
+
 /* The running thread's ident (a new reference): the int made for it last time while the
  * thread is the same. A fresh int each switch would cost its making, and each lookup in
  * `running` a comparison with the key there, a different object; so when one is made, the
@@ -1459,17 +1499,15 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
         }
     }
     else {
-        int no_parent = no_parent_of(origin);
-        if (no_parent < 0) {
-            goto done;
-        }
-        if (!no_parent && key == NULL) {
+        /* the Python hook asks `origin.parent is not None` first: a thread's main greenlet is
+         * never in `live` (only targets with a parent are tracked), so the lookup says it */
+        if (key == NULL) {
             key = PyLong_FromVoidPtr(origin);
             if (key == NULL) {
                 goto done;
             }
         }
-        if (!no_parent) {
+        {
             PyObject *record = PyDict_GetItemWithError(live, key);
             if (record == NULL && PyErr_Occurred()) {
                 goto done;
@@ -1530,15 +1568,8 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
             }
         }
     }
-    /* the target's starts */
-    int no_parent = no_parent_of(target);
-    if (no_parent < 0) {
-        goto done;
-    }
-    if (no_parent) { /* a thread's main greenlet is the thread itself */
-        status = 0;
-        goto done;
-    }
+    /* the target's starts (known hubs and greenlets first, as the Python hook does after
+     * asking `target.parent is None`: neither is ever a thread's main greenlet) */
     Py_CLEAR(key);
     hub = find_hub(self, target, &key);
     if (hub == NULL && PyErr_Occurred()) {
@@ -1559,10 +1590,16 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
     }
     PyObject *unit = PyDict_GetItemWithError(live, key);
     if (unit == NULL) {
-        if (!PyErr_Occurred()) { /* seen for the first time: a hub, or a greenlet to track */
-            status = call_drop(PyObject_CallMethodObjArgs(self->probe, s_start_new, target, now_obj, running, ident,
-                                                          NULL));
+        if (PyErr_Occurred()) {
+            goto done;
         }
+        int no_parent = no_parent_of(target);
+        if (no_parent != 0) { /* a thread's main greenlet is the thread itself (or an error) */
+            status = no_parent < 0 ? -1 : 0;
+            goto done;
+        }
+        /* seen for the first time: a hub, or a greenlet to track */
+        status = call_drop(PyObject_CallMethodObjArgs(self->probe, s_start_new, target, now_obj, running, ident, NULL));
         goto done;
     }
     Py_INCREF(unit);
@@ -1604,7 +1641,11 @@ Hook_call(Hook *self, PyObject *args, PyObject *Py_UNUSED(kwds))
     if (self->probe == NULL) {
         Py_RETURN_NONE;
     }
-    if (!PyArg_UnpackTuple(args, "hook", 2, 2, &event, &pair)) {
+    if (PyTuple_CheckExact(args) && PyTuple_GET_SIZE(args) == 2) {
+        event = PyTuple_GET_ITEM(args, 0);
+        pair = PyTuple_GET_ITEM(args, 1);
+    }
+    else if (!PyArg_UnpackTuple(args, "hook", 2, 2, &event, &pair)) {
         return NULL;
     }
     if (!self->active) {
@@ -1621,9 +1662,16 @@ Hook_call(Hook *self, PyObject *args, PyObject *Py_UNUSED(kwds))
         Py_RETURN_NONE;
     }
     int status = -1;
-    PyObject *origin = PySequence_GetItem(pair, 0);
-    PyObject *target = origin != NULL ? PySequence_GetItem(pair, 1) : NULL;
-    PyObject *now_obj = target != NULL ? PyObject_CallNoArgs(self->clock) : NULL;
+    PyObject *origin, *target;
+    if (PyTuple_CheckExact(pair) && PyTuple_GET_SIZE(pair) == 2) { /* what greenlet passes */
+        origin = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
+        target = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+    }
+    else {
+        origin = PySequence_GetItem(pair, 0);
+        target = origin != NULL ? PySequence_GetItem(pair, 1) : NULL;
+    }
+    PyObject *now_obj = target != NULL ? clock_now(self) : NULL;
     if (now_obj != NULL) {
         double now = PyFloat_AsDouble(now_obj);
         if (!(now == -1.0 && PyErr_Occurred())) {
@@ -1779,7 +1827,7 @@ request_unit(Hook *self, RequestUnit *unit)
         PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(key, 0), "hub") == 0) {
         return 0;
     }
-    PyObject *now_obj = PyObject_CallNoArgs(self->clock);
+    PyObject *now_obj = clock_now(self);
     if (now_obj == NULL) {
         return -1;
     }
@@ -1889,6 +1937,9 @@ Hook_request_end(Hook *self, PyObject *const *args, Py_ssize_t nargs)
         PyTuple_SET_ITEM(done, i + 1, number);
     }
     PyTuple_SET_ITEM(done, 6, Py_NewRef(error ? Py_True : Py_False));
+    /* no cycle runs through it (only `unfolded` holds it, and it holds the route's aggregate,
+     * floats and a bool): the collector need not look at the requests waiting to be folded */
+    PyObject_GC_UnTrack(done);
     set_slot(self, unit.record, F_TAG_SAMPLES, Py_NewRef(PyList_GET_ITEM(pending, 7)));
     int appended = PyList_Append(unfolded, done);
     Py_DECREF(done);
