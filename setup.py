@@ -5,6 +5,7 @@ the probes run their Python versions."""
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("advisor.probes._switch_hook", ["probes/_switch_hook.c"], optional=True),
+SHARED = {"include_dirs": ["probes"], "depends": ["probes/_slots.h"]}  # _slots.h
+setup(ext_modules=[Extension("advisor.probes._switch_hook", ["probes/_switch_hook.c"], optional=True, **SHARED),
                    Extension("advisor.probes._stacks", ["probes/_stacks.c"], optional=True),
-                   Extension("advisor.embed._fold", ["advisor/embed/_fold.c"], optional=True)])
+                   Extension("advisor.embed._fold", ["advisor/embed/_fold.c"], optional=True, **SHARED)])

@@ -28,6 +28,8 @@
 #include <math.h>
 #include <time.h>
 
+#include "_slots.h"
+
 /* On 3.11, a parked greenlet's stack is walked on the interpreter's own frames: the public
  * way (PyFrame_GetBack) makes a frame object for each frame that has none, and reading a
  * local (gevent.sleep's seconds) builds the frame's whole locals dict. Where the struct is
@@ -46,12 +48,10 @@
 #endif
 #endif
 
-#ifndef Py_T_OBJECT_EX /* before 3.12 */
+#ifndef Py_T_DOUBLE /* before 3.12 (Py_T_OBJECT_EX and Py_READONLY: _slots.h) */
 #include <structmember.h>
-#define Py_T_OBJECT_EX T_OBJECT_EX
 #define Py_T_DOUBLE T_DOUBLE
 #define Py_T_BOOL T_BOOL
-#define Py_READONLY READONLY
 #endif
 
 #define MAX_DEPTH 64
@@ -77,7 +77,7 @@ enum {
     F_WAITS,
     N_FIELDS
 };
-static const char *field_names[N_FIELDS] = {
+static const char *const field_names[N_FIELDS] = {
     "created",   "due",     "first_run", "io_s",        "key",       "kind",      "lock_s",    "longest_step_s",
     "running_s", "scheduling_s", "steps", "susp_at", "tag_samples", "wait_kind", "wait_site", "waiting_s",
     "waits",
@@ -239,40 +239,6 @@ kind_value(PyObject *kind, long *out)
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
 }
 
-/* where each slot of the record type is: 1 when all were found as plain object slots of a
- * type with the generic attribute access, 0 otherwise (the Python functions then), -1 on error */
-static int
-find_slots(Hook *self)
-{
-    PyTypeObject *type = self->unit_type;
-    if (type->tp_getattro != PyObject_GenericGetAttr || type->tp_setattro != PyObject_GenericSetAttr) {
-        return 0;
-    }
-    for (int field = 0; field < N_FIELDS; field++) {
-        PyObject *descr = PyObject_GetAttrString((PyObject *)type, field_names[field]);
-        if (descr == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-                return -1;
-            }
-            PyErr_Clear();
-            return 0;
-        }
-        int plain = Py_IS_TYPE(descr, &PyMemberDescr_Type);
-        if (plain) {
-            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-            plain = member->type == Py_T_OBJECT_EX && !(member->flags & Py_READONLY) &&
-                    member->offset >= (Py_ssize_t)sizeof(PyObject) &&
-                    member->offset + (Py_ssize_t)sizeof(PyObject *) <= type->tp_basicsize;
-            self->offsets[field] = member->offset;
-        }
-        Py_DECREF(descr);
-        if (!plain) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static int
 Hook_init(Hook *self, PyObject *args, PyObject *kwds)
 {
@@ -360,7 +326,8 @@ Hook_init(Hook *self, PyObject *args, PyObject *kwds)
     self->suspect_step_s = 0.002;
     self->switches = 0;
     self->requests = 0;
-    int found = find_slots(self);
+    /* where each slot of the record type is (else TaskLedger's functions do the work) */
+    int found = find_slot_offsets(self->unit_type, field_names, N_FIELDS, self->offsets);
     if (found < 0) {
         return -1;
     }

@@ -14,53 +14,16 @@
 #include <Python.h>
 #include <math.h>
 
-#ifndef Py_T_OBJECT_EX /* before 3.12 */
-#include <structmember.h>
-#define Py_T_OBJECT_EX T_OBJECT_EX
-#define Py_READONLY READONLY
-#endif
+#include "_slots.h" /* probes/_slots.h */
 
 enum { A_COUNT, A_ERRORS, A_HISTOGRAM, A_MEASURED, A_LOOP_REQUESTS, A_WALL_S, A_RUNNING_S, A_IO_S, A_WAITING_S,
        A_SCHEDULING_S, A_FIELDS };
-static const char *aggregate_fields[A_FIELDS] = {"count", "errors", "histogram", "measured", "loop_requests",
+static const char *const aggregate_fields[A_FIELDS] = {"count", "errors", "histogram", "measured", "loop_requests",
                                                  "wall_s", "running_s", "io_s", "waiting_s", "scheduling_s"};
 enum { H_COUNT, H_COUNTS, H_LARGEST, H_SMALLEST, H_FIELDS };
-static const char *histogram_fields[H_FIELDS] = {"count", "counts", "largest", "smallest"};
+static const char *const histogram_fields[H_FIELDS] = {"count", "counts", "largest", "smallest"};
 
 #define SLOT(object, offset) (*(PyObject **)((char *)(object) + (offset)))
-
-/* each field's offset in the type's plain object slots: 1, 0 when one is not such a slot
- * (or the type's attribute access is not the generic one), -1 on error */
-static int
-find_offsets(PyTypeObject *type, const char **names, int count, Py_ssize_t *offsets)
-{
-    if (type->tp_getattro != PyObject_GenericGetAttr || type->tp_setattro != PyObject_GenericSetAttr) {
-        return 0;
-    }
-    for (int field = 0; field < count; field++) {
-        PyObject *descr = PyObject_GetAttrString((PyObject *)type, names[field]);
-        if (descr == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
-                return -1;
-            }
-            PyErr_Clear();
-            return 0;
-        }
-        int plain = Py_IS_TYPE(descr, &PyMemberDescr_Type);
-        if (plain) {
-            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-            plain = member->type == Py_T_OBJECT_EX && !(member->flags & Py_READONLY) &&
-                    member->offset >= (Py_ssize_t)sizeof(PyObject) &&
-                    member->offset + (Py_ssize_t)sizeof(PyObject *) <= type->tp_basicsize;
-            offsets[field] = member->offset;
-        }
-        Py_DECREF(descr);
-        if (!plain) {
-            return 0;
-        }
-    }
-    return 1;
-}
 
 typedef struct {
     Py_ssize_t aggregate[A_FIELDS], histogram[H_FIELDS];
@@ -228,9 +191,9 @@ fold(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "fold: no buckets");
         return NULL;
     }
-    int plain = find_offsets(layout.aggregate_type, aggregate_fields, A_FIELDS, layout.aggregate);
+    int plain = find_slot_offsets(layout.aggregate_type, aggregate_fields, A_FIELDS, layout.aggregate);
     if (plain > 0) {
-        plain = find_offsets(layout.histogram_type, histogram_fields, H_FIELDS, layout.histogram);
+        plain = find_slot_offsets(layout.histogram_type, histogram_fields, H_FIELDS, layout.histogram);
     }
     if (plain < 0) {
         return NULL;
