@@ -87,8 +87,10 @@ class AdvisorWSGIMiddleware:
         self.route_of = route or default_route
         self.agent = agent if agent is not None else Agent(**options)
         self._keepers: tuple[type, ...] | None = None
-        # the control endpoint is on when a token was given (fixed for the agent's life)
+        # the control endpoint is on when a token was given (fixed for the agent's life, as
+        # its path): a request's path is matched against the prefix first, with no call
         self._control_on = self.agent.control.enabled
+        self._control_prefix = self.agent.control.prefix
 
     @property
     def profiler(self) -> Any:
@@ -99,7 +101,7 @@ class AdvisorWSGIMiddleware:
         agent = self.agent
         if self._control_on:
             path = environ.get("PATH_INFO", "") or "/"
-            if agent.control.wants(path):
+            if path.startswith(self._control_prefix) and agent.control.wants(path):
                 return self._control(environ, start_response, path)
         try:
             route = self.route_of(environ)
