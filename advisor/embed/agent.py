@@ -129,7 +129,7 @@ class Agent:
         generation = self._generation
         try:
             self._requests += 1
-            # the gate's requests do not come here but one in FALL_THROUGH_EVERY: check the pid then
+            # the gate's requests come here one in REQUEST_FALL_THROUGH (_switch_hook.c): check the pid then
             if self._forks != _forks[0] or ((self.fast is not None or not self._requests % PID_CHECK_EVERY)
                                             and self._pid != os.getpid()):
                 self.ensure_started()
