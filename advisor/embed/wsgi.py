@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..span_stats import LISTENERS
 from .agent import Agent
+from .meter import Pending
 from .routes import FOLD_EVERY
 
 StartResponse = Callable[..., Any]
@@ -72,7 +73,26 @@ def _status_reader(start_response: StartResponse) -> tuple[StartResponse, Callab
     return start, lambda: status[0] >= 500
 
 
-class AdvisorWSGIMiddleware:
+try:  # the common request's call in C (optional: built where a compiler was, see _gate.c)
+    from ._gate import GatedCall as _GatedCall  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - depends on the build
+    _GatedCall = None
+
+
+class PythonCall:
+    """The middleware's call where _gate.c was not built (or to compare with it): _serve."""
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        return self._serve(environ, start_response)  # type: ignore[attr-defined,no-any-return]
+
+
+if TYPE_CHECKING:
+    _CallBase = PythonCall
+else:
+    _CallBase = _GatedCall if _GatedCall is not None else PythonCall
+
+
+class AdvisorWSGIMiddleware(_CallBase):
     """Wrap a WSGI app: ``app = AdvisorWSGIMiddleware(app, dump_dir="/var/tmp/advisor")``.
 
     Keyword arguments are the ``Agent``'s (``profiler``, ``mode``, ``control_token``,
@@ -91,22 +111,30 @@ class AdvisorWSGIMiddleware:
         # its path): a request's path is matched against the prefix first, with no call
         self._control_on = self.agent.control.enabled
         self._control_prefix = self.agent.control.prefix
+        if isinstance(self, _GatedCall or ()):
+            self._bind_gate(self.agent, app, self.route_of, default_route,
+                            self._control_prefix if self._control_on else None, LISTENERS, FOLD_EVERY)
 
     @property
     def profiler(self) -> Any:
         return self.agent.profiler
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        # every request of the server runs this: the common case is kept to few Python calls
+    def _serve(self, environ: dict[str, Any], start_response: StartResponse,
+               route: str | None = None) -> Iterable[bytes]:
+        """A request (the call, where _gate.c was not built). Every request of the server
+        runs this, but those _gate.c measures itself (given `route`, it named the route and
+        knows the request is not the control endpoint's): the common case is kept to few
+        Python calls, and _gate.c does what it does."""
         agent = self.agent
-        if self._control_on:
-            path = environ.get("PATH_INFO", "") or "/"
-            if path.startswith(self._control_prefix) and agent.control.wants(path):
-                return self._control(environ, start_response, path)
-        try:
-            route = self.route_of(environ)
-        except Exception:
-            route = default_route(environ)
+        if route is None:
+            if self._control_on:
+                path = environ.get("PATH_INFO", "") or "/"
+                if path.startswith(self._control_prefix) and agent.control.wants(path):
+                    return self._control(environ, start_response, path)
+            try:
+                route = self.route_of(environ)
+            except Exception:
+                route = default_route(environ)
         # the short way (the agent's gate, see meter.Gate): straight to the C switch hook, on
         # a route seen before, when the agent has nothing else to do per request
         pending = None
@@ -157,12 +185,18 @@ class AdvisorWSGIMiddleware:
             return body
         return _MeasuredBody(body, _finisher(meter, pending, keeper, failed))
 
+    def _streamed(self, body: Iterable[bytes], pending: Pending, keeper: Any) -> Iterable[bytes]:
+        """A streamed body of a request _gate.c measured: its close ends the request."""
+        return _MeasuredBody(body, _finisher(self.agent.meter, pending, keeper, None))
+
     def _code_keepers(self) -> tuple[type, ...]:
         """The handler types known to keep the response's status code (gevent.pywsgi's),
         looked up at the first request: a server does not change."""
         pywsgi = sys.modules.get("gevent.pywsgi")
         handler_type = getattr(pywsgi, "WSGIHandler", None)
         keepers = self._keepers = (handler_type,) if isinstance(handler_type, type) else ()
+        if _GatedCall is not None:
+            self._set_keeper(keepers[0] if keepers else None)  # type: ignore[attr-defined]
         return keepers
 
     def _control(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> list[bytes]:

@@ -1,0 +1,376 @@
+/* The WSGI middleware's common request in C: AdvisorWSGIMiddleware's call for a request the
+ * agent's gate lets through.
+ *
+ * Optional: advisor.embed.wsgi uses it as the middleware's base class when it was built,
+ * and its Python call otherwise. The common request of a gevent.pywsgi server is: not for
+ * the control endpoint, a route seen before, the agent's gate open (see meter.Gate), no
+ * span listener, gevent.pywsgi's handler as start_response's owner (it keeps the status
+ * code), and a list or tuple for a body. That request is measured here with the gate's
+ * functions (the C switch hook's request_begin / request_end), exactly as
+ * AdvisorWSGIMiddleware._serve would; any other one is handed to _serve, before anything
+ * was measured. The route function is called once either way. What _serve does is the
+ * reference: a change there is a change here.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *agent;         /* the Agent (its `fast` gate and its meter) */
+    PyObject *app;           /* the WSGI app */
+    PyObject *route_of;      /* the route function, and the one used where it fails */
+    PyObject *default_route;
+    PyObject *prefix;        /* the control endpoint's path prefix, NULL when it is off */
+    PyObject *listeners;     /* span_stats.LISTENERS (a list) */
+    PyObject *keeper_type;   /* gevent.pywsgi's WSGIHandler, NULL until _serve found it */
+    Py_ssize_t fold_every;   /* routes.FOLD_EVERY */
+} GatedCall;
+
+static PyObject *s_fast, *s_samples, *s_meter, *s_disable, *s_end, *s_fold, *s_status, *s_code, *s_serve,
+    *s_streamed, *s_path_info, *s_slash, *five_hundred;
+
+static int
+GatedCall_traverse(GatedCall *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->agent);
+    Py_VISIT(self->app);
+    Py_VISIT(self->route_of);
+    Py_VISIT(self->default_route);
+    Py_VISIT(self->prefix);
+    Py_VISIT(self->listeners);
+    Py_VISIT(self->keeper_type);
+    return 0;
+}
+
+static int
+GatedCall_clear(GatedCall *self)
+{
+    Py_CLEAR(self->agent);
+    Py_CLEAR(self->app);
+    Py_CLEAR(self->route_of);
+    Py_CLEAR(self->default_route);
+    Py_CLEAR(self->prefix);
+    Py_CLEAR(self->listeners);
+    Py_CLEAR(self->keeper_type);
+    return 0;
+}
+
+static void
+GatedCall_dealloc(GatedCall *self)
+{
+    PyObject_GC_UnTrack(self);
+    GatedCall_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* _bind_gate(agent, app, route_of, default_route, prefix or None, listeners, fold_every) */
+static PyObject *
+GatedCall_bind(GatedCall *self, PyObject *args)
+{
+    PyObject *agent, *app, *route_of, *default_route, *prefix, *listeners;
+    Py_ssize_t fold_every;
+    if (!PyArg_ParseTuple(args, "OOOOOO!n", &agent, &app, &route_of, &default_route, &prefix, &PyList_Type,
+                          &listeners, &fold_every)) {
+        return NULL;
+    }
+    if (prefix != Py_None && !PyUnicode_Check(prefix)) {
+        PyErr_SetString(PyExc_TypeError, "the control prefix is a str or None");
+        return NULL;
+    }
+    Py_XSETREF(self->agent, Py_NewRef(agent));
+    Py_XSETREF(self->app, Py_NewRef(app));
+    Py_XSETREF(self->route_of, Py_NewRef(route_of));
+    Py_XSETREF(self->default_route, Py_NewRef(default_route));
+    Py_XSETREF(self->prefix, prefix != Py_None ? Py_NewRef(prefix) : NULL);
+    Py_XSETREF(self->listeners, Py_NewRef(listeners));
+    self->fold_every = fold_every;
+    Py_RETURN_NONE;
+}
+
+/* _set_keeper(handler type or None) */
+static PyObject *
+GatedCall_set_keeper(GatedCall *self, PyObject *keeper)
+{
+    if (keeper != Py_None && !PyType_Check(keeper)) {
+        PyErr_SetString(PyExc_TypeError, "a keeper is a type or None");
+        return NULL;
+    }
+    Py_XSETREF(self->keeper_type, keeper != Py_None ? Py_NewRef(keeper) : NULL);
+    Py_RETURN_NONE;
+}
+
+/* self._serve(environ, start_response, route): the Python way */
+static PyObject *
+serve(GatedCall *self, PyObject *environ, PyObject *start_response, PyObject *route)
+{
+    return PyObject_CallMethodObjArgs((PyObject *)self, s_serve, environ, start_response,
+                                      route != NULL ? route : Py_None, NULL);
+}
+
+/* agent.meter.<name>(args...), its result dropped: 0, or -1 with an exception set */
+static int
+meter_call(GatedCall *self, PyObject *name, PyObject *first, PyObject *second)
+{
+    PyObject *meter = PyObject_GetAttr(self->agent, s_meter);
+    if (meter == NULL) {
+        return -1;
+    }
+    PyObject *result = PyObject_CallMethodObjArgs(meter, name, first, second, NULL);
+    Py_DECREF(meter);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* the exception set, an Exception, handed to agent.meter.disable (what `except Exception as
+ * failure: meter.disable(failure)` does): 0, or -1 with an exception set (not an
+ * Exception, or disable's own) */
+static int
+disable_meter(GatedCall *self)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        return -1;
+    }
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    PyObject *meter = PyObject_GetAttr(self->agent, s_meter);
+    PyObject *result = meter != NULL ? PyObject_CallMethodOneArg(meter, s_disable, value != NULL ? value : Py_None)
+                                     : NULL;
+    Py_XDECREF(meter);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* keeper.status is not None and keeper.code >= 500: 1, 0, or -1 with an exception set */
+static int
+server_error(PyObject *keeper)
+{
+    PyObject *status = PyObject_GetAttr(keeper, s_status);
+    if (status == NULL) {
+        return -1;
+    }
+    int none = status == Py_None;
+    Py_DECREF(status);
+    if (none) {
+        return 0;
+    }
+    PyObject *code = PyObject_GetAttr(keeper, s_code);
+    if (code == NULL) {
+        return -1;
+    }
+    int failed = PyObject_RichCompareBool(code, five_hundred, Py_GE);
+    Py_DECREF(code);
+    return failed;
+}
+
+/* the request, measured through the gate or handed to _serve: the body (a new reference),
+ * or NULL with an exception set */
+static PyObject *
+gated(GatedCall *self, PyObject *environ, PyObject *start_response)
+{
+    PyObject *route = NULL, *fast = NULL, *pending = NULL, *body = NULL, *result = NULL;
+    if (!PyDict_CheckExact(environ)) {
+        return serve(self, environ, start_response, NULL);
+    }
+    if (self->prefix != NULL) {
+        PyObject *path = PyDict_GetItemWithError(environ, s_path_info);
+        if (path == NULL && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (path == NULL || !PyUnicode_Check(path) || PyUnicode_GET_LENGTH(path) == 0) {
+            path = s_slash;
+        }
+        Py_ssize_t starts = PyUnicode_Tailmatch(path, self->prefix, 0, PY_SSIZE_T_MAX, -1);
+        if (starts != 0) {
+            return starts < 0 ? NULL : serve(self, environ, start_response, NULL); /* maybe the endpoint's */
+        }
+    }
+    /* route = route_of(environ), or default_route(environ) where it fails */
+    route = PyObject_CallOneArg(self->route_of, environ);
+    if (route == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return NULL;
+        }
+        PyErr_Clear();
+        route = PyObject_CallOneArg(self->default_route, environ);
+        if (route == NULL) {
+            return NULL;
+        }
+    }
+    fast = PyObject_GetAttr(self->agent, s_fast);
+    if (fast == NULL) {
+        goto done;
+    }
+    PyObject *handler = PyMethod_Check(start_response) ? PyMethod_GET_SELF(start_response) : NULL;
+    if (fast == Py_None || !PyTuple_CheckExact(fast) || PyTuple_GET_SIZE(fast) != 5 ||
+        PyList_GET_SIZE(self->listeners) != 0 || self->keeper_type == NULL || handler == NULL ||
+        !PyObject_TypeCheck(handler, (PyTypeObject *)self->keeper_type) ||
+        !PyDict_CheckExact(PyTuple_GET_ITEM(fast, 2)) || !PyList_CheckExact(PyTuple_GET_ITEM(fast, 3))) {
+        result = serve(self, environ, start_response, route);
+        goto done;
+    }
+    PyObject *aggregate = PyDict_GetItemWithError(PyTuple_GET_ITEM(fast, 2), route);
+    if (aggregate == NULL) {
+        if (!PyErr_Occurred()) {
+            result = serve(self, environ, start_response, route); /* a route not seen before */
+        }
+        goto done;
+    }
+    Py_INCREF(aggregate);
+    PyObject *samples = PyObject_GetAttr(aggregate, s_samples);
+    if (samples != NULL) {
+        PyObject *call[2] = {aggregate, samples};
+        pending = PyObject_Vectorcall(PyTuple_GET_ITEM(fast, 0), call, 2, NULL);
+        Py_DECREF(samples);
+    }
+    Py_DECREF(aggregate);
+    if (pending == NULL) {
+        if (disable_meter(self) == 0) {
+            result = serve(self, environ, start_response, route);
+        }
+        goto done;
+    }
+    if (pending == Py_None) {
+        result = serve(self, environ, start_response, route);
+        goto done;
+    }
+    PyObject *keeper = Py_NewRef(handler);
+    PyObject *call[2] = {environ, start_response};
+    body = PyObject_Vectorcall(self->app, call, 2, NULL);
+    if (body == NULL) { /* meter.end(pending, True), then the app's exception goes on */
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        if (meter_call(self, s_end, pending, Py_True) < 0) {
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(traceback);
+        }
+        else {
+            PyErr_Restore(type, value, traceback);
+        }
+        Py_DECREF(keeper);
+        goto done;
+    }
+    if (!PyList_Check(body) && !PyTuple_Check(body)) { /* a streamed body: its close ends the request */
+        result = PyObject_CallMethodObjArgs((PyObject *)self, s_streamed, body, pending, keeper, NULL);
+        Py_DECREF(keeper);
+        goto done;
+    }
+    int errored = server_error(keeper);
+    Py_DECREF(keeper);
+    if (errored < 0) {
+        goto done;
+    }
+    PyObject *flag = errored ? Py_True : Py_False;
+    PyObject *ending[3] = {pending, flag, PyTuple_GET_ITEM(fast, 3)};
+    PyObject *waiting = PyObject_Vectorcall(PyTuple_GET_ITEM(fast, 1), ending, 3, NULL);
+    int failed = waiting == NULL;
+    if (!failed && waiting == Py_None) { /* the request did not end where it began: the meter's way */
+        failed = meter_call(self, s_end, pending, flag) < 0;
+    }
+    else if (!failed) {
+        Py_ssize_t count = PyLong_Check(waiting) ? PyLong_AsSsize_t(waiting) : 0;
+        failed = count == -1 && PyErr_Occurred();
+        if (!failed && count >= self->fold_every) {
+            PyObject *folded = PyObject_CallMethodNoArgs(PyTuple_GET_ITEM(fast, 4), s_fold);
+            failed = folded == NULL;
+            Py_XDECREF(folded);
+        }
+    }
+    Py_XDECREF(waiting);
+    if (failed && disable_meter(self) < 0) {
+        goto done;
+    }
+    result = Py_NewRef(body);
+done:
+    Py_XDECREF(route);
+    Py_XDECREF(fast);
+    Py_XDECREF(pending);
+    Py_XDECREF(body);
+    return result;
+}
+
+static PyObject *
+GatedCall_call(GatedCall *self, PyObject *args, PyObject *kwds)
+{
+    if (self->agent == NULL || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) || PyTuple_GET_SIZE(args) != 2) {
+        /* not bound yet, or not called as a WSGI server calls: the Python way, as it is */
+        PyObject *method = PyObject_GetAttr((PyObject *)self, s_serve);
+        if (method == NULL) {
+            return NULL;
+        }
+        PyObject *result = PyObject_Call(method, args, kwds);
+        Py_DECREF(method);
+        return result;
+    }
+    return gated(self, PyTuple_GET_ITEM(args, 0), PyTuple_GET_ITEM(args, 1));
+}
+
+static PyMethodDef GatedCall_methods[] = {
+    {"_bind_gate", (PyCFunction)GatedCall_bind, METH_VARARGS,
+     "(agent, app, route_of, default_route, control prefix or None, listeners, fold_every)"},
+    {"_set_keeper", (PyCFunction)GatedCall_set_keeper, METH_O, "the handler type that keeps the status code"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject GatedCallType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "advisor.embed._gate.GatedCall",
+    .tp_basicsize = sizeof(GatedCall),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The WSGI middleware's call for a request the agent's gate lets through (else its _serve).",
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)GatedCall_dealloc,
+    .tp_traverse = (traverseproc)GatedCall_traverse,
+    .tp_clear = (inquiry)GatedCall_clear,
+    .tp_call = (ternaryfunc)GatedCall_call,
+    .tp_methods = GatedCall_methods,
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_gate", "The WSGI middleware's common request in C.",
+                                    -1, NULL};
+
+PyMODINIT_FUNC
+PyInit__gate(void)
+{
+#define INTERN(var, text)                                                                                           \
+    if ((var = PyUnicode_InternFromString(text)) == NULL) {                                                         \
+        return NULL;                                                                                                \
+    }
+    INTERN(s_fast, "fast");
+    INTERN(s_samples, "samples");
+    INTERN(s_meter, "meter");
+    INTERN(s_disable, "disable");
+    INTERN(s_end, "end");
+    INTERN(s_fold, "fold");
+    INTERN(s_status, "status");
+    INTERN(s_code, "code");
+    INTERN(s_serve, "_serve");
+    INTERN(s_streamed, "_streamed");
+    INTERN(s_path_info, "PATH_INFO");
+    INTERN(s_slash, "/");
+#undef INTERN
+    if ((five_hundred = PyLong_FromLong(500)) == NULL || PyType_Ready(&GatedCallType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(m, "GatedCall", (PyObject *)&GatedCallType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
