@@ -128,8 +128,10 @@ def test_a_failing_probe_hook_leaves_the_program_alone(
     assert done.returncode == 4, done.stderr[-4000:]
     assert done.stdout == bare.stdout
     assert done.stderr.startswith(bare.stderr), done.stderr[-4000:]
-    # nothing of the fault reached the program's stderr (advisor's report may name it)
-    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr[-4000:]
+    # nothing of the fault reached the program's stderr (advisor's report may name it, and
+    # its hot functions may hold one called Traceback: gevent._tblib's class, sampled once)
+    assert "Traceback (most recent call last)" not in done.stderr, done.stderr[-4000:]
+    assert "Exception ignored" not in done.stderr, done.stderr[-4000:]
     document: dict[str, Any] = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     Report.model_validate(document)
     assert document["run"]["exit_code"] == 4
