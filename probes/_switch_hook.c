@@ -1474,64 +1474,62 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
                 goto done;
             }
         }
-        {
-            PyObject *record = PyDict_GetItemWithError(live, key);
-            if (record == NULL && PyErr_Occurred()) {
-                goto done;
+        PyObject *record = PyDict_GetItemWithError(live, key);
+        if (record == NULL && PyErr_Occurred()) {
+            goto done;
+        }
+        if (record != NULL) {
+            Py_INCREF(record);
+            int dead = dead_after_running(origin);
+            int failed = dead < 0;
+            if (dead > 0) {
+                failed = call_drop(PyObject_CallMethodObjArgs(self->probe, s_finished, origin, record, step_start,
+                                                              now_obj, NULL)) < 0;
             }
-            if (record != NULL) {
-                Py_INCREF(record);
-                int dead = dead_after_running(origin);
-                int failed = dead < 0;
-                if (dead > 0) {
-                    failed = call_drop(PyObject_CallMethodObjArgs(self->probe, s_finished, origin, record, step_start,
-                                                                  now_obj, NULL)) < 0;
-                }
-                else if (dead == 0) {
-                    PyObject *frame = PyObject_GetAttr(origin, s_gr_frame);
-                    PyObject *steps = frame != NULL ? get_field(self, record, F_STEPS, s_steps) : NULL;
-                    failed = steps == NULL;
-                    if (!failed && frame != Py_None) {
-                        int none_yet = PyLong_CheckExact(steps) && PyLong_AsLong(steps) == 0;
-                        if (none_yet) {
-                            failed = call_drop(PyObject_CallMethodObjArgs(self->probe, s_first_step_ended, record,
-                                                                          frame, NULL)) < 0;
-                        }
+            else if (dead == 0) {
+                PyObject *frame = PyObject_GetAttr(origin, s_gr_frame);
+                PyObject *steps = frame != NULL ? get_field(self, record, F_STEPS, s_steps) : NULL;
+                failed = steps == NULL;
+                if (!failed && frame != Py_None) {
+                    int none_yet = PyLong_CheckExact(steps) && PyLong_AsLong(steps) == 0;
+                    if (none_yet) {
+                        failed = call_drop(PyObject_CallMethodObjArgs(self->probe, s_first_step_ended, record,
+                                                                      frame, NULL)) < 0;
                     }
-                    PyObject *kind = NULL, *due = NULL, *site = NULL;
-                    if (!failed) {
-                        int classified = classify(self, frame, now_obj, now, &kind, &due, &site);
-                        if (classified == 0) {
-                            PyObject *found = PyObject_CallMethodObjArgs(self->probe, s_classify_switch, frame,
-                                                                         now_obj, NULL);
-                            if (found != NULL && PyTuple_CheckExact(found) && PyTuple_GET_SIZE(found) == 3) {
-                                kind = Py_NewRef(PyTuple_GET_ITEM(found, 0));
-                                due = Py_NewRef(PyTuple_GET_ITEM(found, 1));
-                                site = Py_NewRef(PyTuple_GET_ITEM(found, 2));
-                            }
-                            else if (found != NULL) {
-                                PyErr_SetString(PyExc_TypeError, "classify_switch returned no (kind, due, site)");
-                            }
-                            Py_XDECREF(found);
-                            failed = kind == NULL;
-                        }
-                        else {
-                            failed = classified < 0;
-                        }
-                    }
-                    if (!failed) {
-                        failed = step_ended(self, record, step_start, now_obj, kind, due, site) < 0;
-                    }
-                    Py_XDECREF(kind);
-                    Py_XDECREF(due);
-                    Py_XDECREF(site);
-                    Py_XDECREF(steps);
-                    Py_XDECREF(frame);
                 }
-                Py_DECREF(record);
-                if (failed) {
-                    goto done;
+                PyObject *kind = NULL, *due = NULL, *site = NULL;
+                if (!failed) {
+                    int classified = classify(self, frame, now_obj, now, &kind, &due, &site);
+                    if (classified == 0) {
+                        PyObject *found = PyObject_CallMethodObjArgs(self->probe, s_classify_switch, frame,
+                                                                     now_obj, NULL);
+                        if (found != NULL && PyTuple_CheckExact(found) && PyTuple_GET_SIZE(found) == 3) {
+                            kind = Py_NewRef(PyTuple_GET_ITEM(found, 0));
+                            due = Py_NewRef(PyTuple_GET_ITEM(found, 1));
+                            site = Py_NewRef(PyTuple_GET_ITEM(found, 2));
+                        }
+                        else if (found != NULL) {
+                            PyErr_SetString(PyExc_TypeError, "classify_switch returned no (kind, due, site)");
+                        }
+                        Py_XDECREF(found);
+                        failed = kind == NULL;
+                    }
+                    else {
+                        failed = classified < 0;
+                    }
                 }
+                if (!failed) {
+                    failed = step_ended(self, record, step_start, now_obj, kind, due, site) < 0;
+                }
+                Py_XDECREF(kind);
+                Py_XDECREF(due);
+                Py_XDECREF(site);
+                Py_XDECREF(steps);
+                Py_XDECREF(frame);
+            }
+            Py_DECREF(record);
+            if (failed) {
+                goto done;
             }
         }
     }
