@@ -5,8 +5,8 @@ the probes run their Python versions."""
 
 from setuptools import Extension, setup
 
-SHARED = {"include_dirs": ["probes"], "depends": ["probes/_slots.h"]}  # _slots.h
+SHARED = {"include_dirs": ["probes"], "depends": ["probes/_slots.h", "probes/_code_extra.h"]}  # shared headers
 setup(ext_modules=[Extension("advisor.probes._switch_hook", ["probes/_switch_hook.c"], optional=True, **SHARED),
-                   Extension("advisor.probes._stacks", ["probes/_stacks.c"], optional=True),
+                   Extension("advisor.probes._stacks", ["probes/_stacks.c"], optional=True, **SHARED),
                    Extension("advisor.embed._fold", ["advisor/embed/_fold.c"], optional=True, **SHARED),
                    Extension("advisor.embed._gate", ["advisor/embed/_gate.c"], optional=True)])

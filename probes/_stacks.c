@@ -19,7 +19,26 @@
 #include <time.h>
 #include <unistd.h>
 
-static PyObject *s_clock, *s_schedstat;
+#include "_code_extra.h"
+
+static PyObject *s_clock, *s_schedstat, *s_co_lines;
+
+/* Each code object's line per instruction, made once from its co_lines() and kept in its
+ * co_extra slot (freed with it). PyFrame_GetLineNumber decodes the code's location table
+ * from its start at every call: a gevent server's stack of large functions took ~50 µs a
+ * tick that way, ~5 µs a frame for a function of 300 lines. */
+typedef struct {
+    Py_ssize_t count; /* code units */
+    int lines[];      /* the line of each, or of the nearest one before it that has one */
+} LineArray;
+
+static Py_ssize_t line_extra = -1; /* the co_extra index, -1 when none could be had */
+
+static void
+free_lines(void *lines)
+{
+    PyMem_RawFree(lines);
+}
 
 /* The frame's line, or for an instruction without one (a loop's backward jump in 3.11),
  * the line of the nearest instruction before it that has one: as sampler.line_at does. */
@@ -40,6 +59,132 @@ frame_line(PyFrameObject *frame, PyCodeObject *code)
     return code->co_firstlineno;
 }
 
+/* The code's lines as co_lines() gives them, by code unit (NULL with no exception set
+ * where they could not be had: the caller decodes the line itself) */
+static LineArray *
+make_lines(PyCodeObject *code)
+{
+    PyObject *ranges = PyObject_CallMethodNoArgs((PyObject *)code, s_co_lines);
+    PyObject *list = ranges != NULL ? PySequence_List(ranges) : NULL;
+    Py_XDECREF(ranges);
+    if (list == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_ssize_t count = 0, size = PyList_GET_SIZE(list);
+    long bounds[3];
+    for (Py_ssize_t index = 0; index < size; index++) { /* the last range's end: the code's size */
+        PyObject *range = PyList_GET_ITEM(list, index);
+        if (!PyTuple_CheckExact(range) || PyTuple_GET_SIZE(range) != 3) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        long end = PyLong_AsLong(PyTuple_GET_ITEM(range, 1));
+        if (end == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            Py_DECREF(list);
+            return NULL;
+        }
+        count = end / 2 > count ? end / 2 : count;
+    }
+    LineArray *lines = PyMem_RawMalloc(sizeof(LineArray) + sizeof(int) * (size_t)(count > 0 ? count : 1));
+    if (lines == NULL) {
+        Py_DECREF(list);
+        return NULL;
+    }
+    lines->count = count;
+    for (Py_ssize_t unit = 0; unit < count; unit++) {
+        lines->lines[unit] = -1;
+    }
+    for (Py_ssize_t index = 0; index < size; index++) {
+        PyObject *range = PyList_GET_ITEM(list, index);
+        for (int field = 0; field < 3; field++) {
+            PyObject *value = PyTuple_GET_ITEM(range, field);
+            bounds[field] = value == Py_None ? -1 : PyLong_AsLong(value);
+        }
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            PyMem_RawFree(lines);
+            Py_DECREF(list);
+            return NULL;
+        }
+        for (long unit = bounds[0] / 2; unit < bounds[1] / 2 && unit < count; unit++) {
+            if (unit >= 0) {
+                lines->lines[unit] = (int)bounds[2];
+            }
+        }
+    }
+    Py_DECREF(list);
+    int line = code->co_firstlineno; /* an instruction without a line: the nearest one's before it */
+    for (Py_ssize_t unit = 0; unit < count; unit++) {
+        if (lines->lines[unit] >= 0) {
+            line = lines->lines[unit];
+        }
+        else {
+            lines->lines[unit] = line;
+        }
+    }
+    return lines;
+}
+
+/* The line of the instruction at `offset` (bytes) from the code's line array, made on first
+ * use: 1 with *line set, 0 where there is none (no co_extra slot, co_lines() failed, an
+ * offset outside the code) */
+static int
+array_line(PyCodeObject *code, int offset, int *line)
+{
+    void *extra = NULL;
+    if (line_extra < 0) {
+        return 0;
+    }
+    if (GET_CODE_EXTRA((PyObject *)code, line_extra, &extra) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (extra == NULL) {
+        extra = make_lines(code);
+        if (extra != NULL && SET_CODE_EXTRA((PyObject *)code, line_extra, extra) < 0) {
+            PyErr_Clear();
+            free_lines(extra);
+            extra = NULL;
+        }
+    }
+    LineArray *lines = extra;
+    if (lines == NULL || offset / 2 >= lines->count) {
+        return 0;
+    }
+    *line = offset < 0 ? code->co_firstlineno : lines->lines[offset / 2];
+    return 1;
+}
+
+static int
+cached_line(PyFrameObject *frame, PyCodeObject *code)
+{
+    int line;
+    return array_line(code, PyFrame_GetLasti(frame), &line) ? line : frame_line(frame, code);
+}
+
+/* line_of(code, offset): what a capture gives as the line of a frame of `code` at `offset` */
+static PyObject *
+line_of(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyCode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "line_of(code, offset)");
+        return NULL;
+    }
+    long offset = PyLong_AsLong(args[1]);
+    if (offset == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyCodeObject *code = (PyCodeObject *)args[0];
+    int line;
+    if (offset < INT_MIN || offset > INT_MAX || !array_line(code, (int)offset, &line)) {
+        PyErr_SetString(PyExc_ValueError, "no line array for this offset");
+        return NULL;
+    }
+    return PyLong_FromLong(line);
+}
+
 /* One thread's stack, leaf first, as a tuple of (code, line); *hook gets the first frame
  * (a new reference) whose code is in `hooks`, or stays NULL. */
 static PyObject *
@@ -56,7 +201,7 @@ capture_one(PyFrameObject *leaf, PyObject *hooks, Py_ssize_t max_depth, PyObject
         if (found > 0) {
             *hook = Py_NewRef(frame);
         }
-        PyObject *pair = found < 0 ? NULL : Py_BuildValue("(Oi)", code, frame_line(frame, code));
+        PyObject *pair = found < 0 ? NULL : Py_BuildValue("(Oi)", code, cached_line(frame, code));
         Py_DECREF(code);
         if (pair == NULL || PyList_Append(pairs, pair) < 0) {
             Py_XDECREF(pair);
@@ -229,6 +374,9 @@ error:
 }
 
 static PyMethodDef methods[] = {
+    {"line_of", (PyCFunction)(void (*)(void))line_of, METH_FASTCALL,
+     "line_of(code, offset) -> the line a capture gives a frame of `code` whose last instruction is at "
+     "`offset` (bytes): from the code's line array, which is made on first use"},
     {"capture_stacks", (PyCFunction)(void (*)(void))capture_stacks, METH_FASTCALL,
      "capture_stacks(skip, hooks, max_depth, known=None) -> {ident: (stack, hook frame or None, cpu, delay)}: "
      "each thread's current stack (as sys._current_frames() finds them), leaf first, as (code, line) pairs, "
@@ -250,8 +398,12 @@ PyMODINIT_FUNC
 PyInit__stacks(void)
 {
     if ((s_clock = PyUnicode_InternFromString("clock")) == NULL ||
-        (s_schedstat = PyUnicode_InternFromString("schedstat")) == NULL) {
+        (s_schedstat = PyUnicode_InternFromString("schedstat")) == NULL ||
+        (s_co_lines = PyUnicode_InternFromString("co_lines")) == NULL) {
         return NULL;
+    }
+    if (line_extra < 0) { /* none left (an interpreter has 255): lines are decoded each time */
+        line_extra = REQUEST_CODE_EXTRA(free_lines);
     }
     return PyModule_Create(&module);
 }

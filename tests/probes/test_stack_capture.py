@@ -26,8 +26,9 @@ from advisor.probes.threads import ThreadInfo, read_clock, read_run_delay, threa
 
 try:
     from advisor.probes._stacks import capture_stacks as capture_in_c
+    from advisor.probes._stacks import line_of
 except ImportError:  # pragma: no cover - depends on the build
-    capture_in_c = None
+    capture_in_c = line_of = None
 
 needs_c = pytest.mark.skipif(capture_in_c is None, reason="advisor.probes._stacks was not built (no compiler)")
 
@@ -103,6 +104,68 @@ def test_c_and_python_captures_agree(fast_switches: None) -> None:
         assert len(capture_in_c(set(), None, 2)[thread.ident][0]) == 2  # the depth bound
     finally:
         release.set()
+        thread.join(10)
+
+
+def all_codes(code: CodeType) -> Iterator[CodeType]:
+    yield code
+    for constant in code.co_consts:
+        if isinstance(constant, CodeType):
+            yield from all_codes(constant)
+
+
+@needs_c
+def test_the_line_arrays_agree_with_the_python_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every instruction of every function of a few large modules: the C capture's line (from
+    the code's line array, made once) is sampler.line_at's, including the instructions that
+    have no line of their own (a loop's backward jump: the line before it)."""
+    import ast
+    import inspect
+    import pydoc
+
+    monkeypatch.setattr(sampler, "_LINE_AT", {})  # the reference decodes afresh
+    checked = without_line = 0
+    for module in (ast, inspect, pydoc, threading):
+        source = Path(module.__file__ or "").read_text()
+        for code in all_codes(compile(source, module.__file__ or "", "exec")):
+            numbered = {start // 2 for start, _end, line in code.co_lines() if line is not None}
+            for offset in range(0, len(code.co_code), 2):
+                assert line_of(code, offset) == sampler.line_at(code, offset), (code, offset)
+                checked += 1
+                without_line += offset // 2 not in numbered
+            assert line_of(code, -1) == code.co_firstlineno  # not started yet
+            assert line_of(code, 0) == line_of(code, 0)  # the second read is the array's
+    assert checked > 50_000 and without_line > 0, (checked, without_line)
+
+
+@needs_c
+def test_a_thread_parked_deep_in_a_long_function_has_its_lines(fast_switches: None) -> None:
+    """A function of ~600 lines, blank lines and comments among them, with its thread parked at
+    one wait after another: the capture's line is the wait's, in C as in Python."""
+    body = []
+    expected = {}
+    for index in range(6):
+        body += [f"    x{index} = n + {index}  # filler", "", "    # a comment"] * 30
+        body.append(f"    waits[{index}].wait(30)")
+        expected[index] = len(body) + 1  # the def is line 1
+    source = "def long_function(n, waits):\n" + "\n".join(body) + "\n"
+    namespace: dict[str, object] = {}
+    exec(compile(source, "long_function.py", "exec"), namespace)
+    function = namespace["long_function"]
+    waits = [threading.Event() for _ in expected]
+    thread = threading.Thread(target=function, args=(1, waits), daemon=True)  # type: ignore[arg-type]
+    thread.start()
+    try:
+        for index, line in expected.items():
+            time.sleep(0.05)  # into the wait
+            for capture in (capture_in_c, capture_in_c, capture_stacks_in_python):
+                stack = capture({threading.get_ident()}, None, MAX_DEPTH)[thread.ident][0]
+                lines = [number for code, number in stack if code.co_name == "long_function"]
+                assert lines == [line], (index, capture, lines)
+            waits[index].set()
+    finally:
+        for wait in waits:
+            wait.set()
         thread.join(10)
 
 
