@@ -26,6 +26,10 @@ from .threads import ThreadInfo, ThreadRegistry, read_clock, read_run_delay
 
 MAX_DEPTH = 128
 SAMPLING_SWITCH_INTERVAL = 0.00001
+# A thread outside `threading` is asked about again this often: capturing its stack every
+# tick only to drop it cost an idle gevent thread pool worker's 10 frames at every tick
+# (a third of the tick in a gevent server).
+UNADOPTABLE_RECHECK_TICKS = 100
 
 # A running step as published by a unit probe:
 #   [record, step start, sampler state or None, thread CPU at step start or -1.0]
@@ -133,6 +137,9 @@ class Sampler:
         self._own = 0
         self._held = 0.0  # how long the last tick held the GIL
         self.held_s = 0.0
+        # threads that could not be adopted (native threads outside `threading`, such as
+        # gevent's thread pool workers): not captured again until the next recheck
+        self._unadoptable: set[int] = set()
         self._switch_interval: float | None = None
 
     def start(self) -> None:
@@ -190,6 +197,12 @@ class Sampler:
 
     def tick(self, own: int) -> None:
         """Take one sample of every thread but `own`."""
+        if self._switch_interval is not None and sys.getswitchinterval() == SAMPLING_SWITCH_INTERVAL:
+            # the tick keeps the GIL to its end (_tune_switch_interval sets the short interval
+            # back): with 10 µs, a busy program thread took it back every 10 µs, and each
+            # hand-over cost both threads a context switch (a tick took 55 µs of CPU in a
+            # gevent server instead of ~15)
+            sys.setswitchinterval(self._switch_interval)
         now = self._clock()
         own_cpu = time.thread_time()
         # every stack at once, before anything here can let the GIL go: the frames move on
@@ -197,14 +210,18 @@ class Sampler:
         # (and each known thread's CPU clock and run-queue time with them)
         ignored = self.threads.ignored
         alive = self.threads.alive
-        captured = capture_stacks(ignored if own in ignored else {*ignored, own}, self.step_frames or None,
-                                  MAX_DEPTH, alive)
+        if self.ticks % UNADOPTABLE_RECHECK_TICKS == 0:
+            self._unadoptable.clear()  # they may have joined `threading` since, or ended
+        unadoptable = self._unadoptable
+        skip = ignored if own in ignored and not unadoptable else {*ignored, own, *unadoptable}
+        captured = capture_stacks(skip, self.step_frames or None, MAX_DEPTH, alive)
         seen: list[tuple[ThreadInfo, float, float, float, float, Stack, FrameType | None]] = []
         for ident, (stack, hook_frame, cpu, delay) in captured.items():
             info = alive.get(ident)
             if info is None:
                 info = self._adopt(ident, now)
                 if info is None:
+                    unadoptable.add(ident)
                     continue
                 continue  # a baseline only; the next tick measures
             if cpu is None:
