@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "_slots.h"
+#include "_code_extra.h"
 
 /* On 3.11, a parked greenlet's stack is walked on the interpreter's own frames: the public
  * way (PyFrame_GetBack) makes a frame object for each frame that has none, and reading a
@@ -152,15 +153,6 @@ static PyObject *one; /* the int 1 */
  * as two probes may classify the same code differently; 0 is "not cached". */
 static Py_ssize_t code_extra = -1; /* the slot's index, -1 when none could be had */
 static uintptr_t next_epoch = 1;
-#if PY_VERSION_HEX >= 0x030C0000
-#define GET_CODE_EXTRA PyUnstable_Code_GetExtra
-#define SET_CODE_EXTRA PyUnstable_Code_SetExtra
-#define REQUEST_CODE_EXTRA PyUnstable_Eval_RequestCodeExtraIndex
-#else
-#define GET_CODE_EXTRA _PyCode_GetExtra
-#define SET_CODE_EXTRA _PyCode_SetExtra
-#define REQUEST_CODE_EXTRA _PyEval_RequestCodeExtraIndex
-#endif
 /* the site index is emptied when it holds this many sites (the probe's own cache has a cap too) */
 #define SITE_INDEX_MAX 4096
 /* one request_begin in this many answers None: the middleware's short way past the agent
@@ -451,6 +443,27 @@ set_slot(Hook *self, PyObject *record, int field, PyObject *value)
     Py_XSETREF(SLOT(record, field), value);
 }
 
+/* *place = value as a float: the float there is written over when `place` holds the only
+ * reference to it (no one else can see it change, as a new float would not have been seen
+ * either), else a new float takes its place. A switch made and freed ~8 floats this way
+ * for the books of its two steps. 0, or -1 with an exception set. */
+static int
+store_double(PyObject **place, double value)
+{
+    PyObject *old = *place;
+    if (old != NULL && PyFloat_CheckExact(old) && Py_REFCNT(old) == 1) {
+        ((PyFloatObject *)old)->ob_fval = value;
+        return 0;
+    }
+    PyObject *number = PyFloat_FromDouble(value);
+    if (number == NULL) {
+        return -1;
+    }
+    *place = number;
+    Py_XDECREF(old);
+    return 0;
+}
+
 /* record.<field> = old + add (Python's float addition: the same double); 0, or -1 */
 static int
 add_slot(Hook *self, PyObject *record, int field, double old, double add)
@@ -458,26 +471,14 @@ add_slot(Hook *self, PyObject *record, int field, double old, double add)
     if (add == 0.0 && !signbit(old)) {
         return 0; /* x + 0.0 is x, but for -0.0 */
     }
-    PyObject *sum = PyFloat_FromDouble(old + add);
-    if (sum == NULL) {
-        return -1;
-    }
-    set_slot(self, record, field, sum);
-    return 0;
+    return store_double(&SLOT(record, field), old + add);
 }
 
-/* numbers[index] = value (a new float); 0, or -1 */
+/* numbers[index] = value (a float); 0, or -1 */
 static int
 set_number(PyObject *numbers, Py_ssize_t index, double value)
 {
-    PyObject *number = PyFloat_FromDouble(value);
-    if (number == NULL) {
-        return -1;
-    }
-    PyObject *old = PyList_GET_ITEM(numbers, index);
-    PyList_SET_ITEM(numbers, index, number);
-    Py_XDECREF(old);
-    return 0;
+    return store_double(&((PyListObject *)numbers)->ob_item[index], value);
 }
 
 /* an await site's numbers as note_wait keeps them: a list of 8, floats but the callee */
@@ -753,23 +754,11 @@ step_ended(Hook *self, PyObject *record, PyObject *t0_obj, PyObject *t1_obj, PyO
             return -1;
         }
         set_slot(self, record, F_STEPS, steps);
-        PyObject *took_obj = PyFloat_FromDouble(took);
-        if (took_obj == NULL) {
+        if ((took != 0.0 || signbit(running_s)) && store_double(&SLOT(record, F_RUNNING_S), running_s + took) < 0) {
             return -1;
         }
-        if (took != 0.0 || signbit(running_s)) {
-            PyObject *sum = PyFloat_FromDouble(running_s + took);
-            if (sum == NULL) {
-                Py_DECREF(took_obj);
-                return -1;
-            }
-            set_slot(self, record, F_RUNNING_S, sum);
-        }
-        if (took > longest) {
-            set_slot(self, record, F_LONGEST_STEP_S, took_obj);
-        }
-        else {
-            Py_DECREF(took_obj);
+        if (took > longest && store_double(&SLOT(record, F_LONGEST_STEP_S), took) < 0) {
+            return -1;
         }
         set_slot(self, record, F_SUSP_AT, Py_NewRef(t1_obj));
         set_slot(self, record, F_WAIT_KIND, Py_NewRef(kind));
@@ -1252,10 +1241,47 @@ valid_hub(PyObject *hub)
     return 0;
 }
 
-/* running[ident] = [record, now, None, cpu0] */
+/* slot[:] = [record, now, None, cpu0] on a slot list no one else holds (`holders` counts
+ * the references the caller knows of): 1 done, 0 not a slot to reuse, -1 on error. The
+ * sampler keeps a step's slot while it looks at it, and from then on the slot is left to it. */
 static int
-publish(PyObject *running, PyObject *ident, PyObject *record, PyObject *now_obj, double cpu0)
+reuse_slot(PyObject *slot, Py_ssize_t holders, PyObject *record, PyObject *now_obj, double cpu0)
 {
+    if (slot == NULL || !PyList_CheckExact(slot) || PyList_GET_SIZE(slot) != 4 || Py_REFCNT(slot) != holders) {
+        return 0;
+    }
+    PyObject **items = ((PyListObject *)slot)->ob_item;
+    if (store_double(&items[3], cpu0) < 0) {
+        return -1;
+    }
+    PyObject *old[3] = {items[0], items[1], items[2]};
+    items[0] = Py_NewRef(record);
+    items[1] = Py_NewRef(now_obj);
+    items[2] = Py_NewRef(Py_None);
+    for (int index = 0; index < 3; index++) { /* once the slot is whole again */
+        Py_XDECREF(old[index]);
+    }
+    return 1;
+}
+
+/* running[ident] = [record, now, None, cpu0]: in `spare` (the step's slot that ended at this
+ * switch, held by the caller alone) or in the slot the table holds, where no one else holds
+ * them, else in a new list */
+static int
+publish(PyObject *running, PyObject *ident, PyObject *record, PyObject *now_obj, double cpu0, PyObject *spare)
+{
+    int reused = reuse_slot(spare, 1, record, now_obj, cpu0);
+    if (reused != 0) {
+        return reused < 0 ? -1 : PyDict_SetItem(running, ident, spare);
+    }
+    PyObject *current = PyDict_GetItemWithError(running, ident);
+    if (current == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    reused = reuse_slot(current, 1, record, now_obj, cpu0);
+    if (reused != 0) {
+        return reused < 0 ? -1 : 0;
+    }
     PyObject *cpu = PyFloat_FromDouble(cpu0);
     if (cpu == NULL) {
         return -1;
@@ -1372,7 +1398,7 @@ static int
 do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, double now)
 {
     int status = -1;
-    PyObject *running = NULL, *ident = NULL, *key = NULL, *live = NULL, *step_start = NULL;
+    PyObject *running = NULL, *ident = NULL, *key = NULL, *live = NULL, *step_start = NULL, *spare = NULL;
 
     if (self->running == NULL) { /* no sampler to publish steps in: the Python hook */
         return call_drop(PyObject_CallMethodObjArgs(self->probe, s_switch_py, origin, target, now_obj, NULL));
@@ -1422,7 +1448,7 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
                     goto done;
                 }
             }
-            Py_DECREF(slot);
+            spare = slot; /* the next step's, where no one else keeps it */
         }
     }
     PyObject *hub = find_hub(self, origin, &key);
@@ -1544,7 +1570,7 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
         if (!valid_hub(hub) || PyList_SetItem(PyTuple_GET_ITEM(hub, 1), 0, Py_NewRef(now_obj)) < 0) {
             goto done;
         }
-        status = publish(running, ident, PyTuple_GET_ITEM(hub, 0), now_obj, -1.0);
+        status = publish(running, ident, PyTuple_GET_ITEM(hub, 0), now_obj, -1.0, spare);
         goto done;
     }
     if (key == NULL) {
@@ -1586,7 +1612,7 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
         failed = step_started(self, unit, now_obj) < 0;
     }
     if (!failed) {
-        failed = publish(running, ident, unit, now_obj, cpu0) < 0;
+        failed = publish(running, ident, unit, now_obj, cpu0, spare) < 0;
     }
     Py_DECREF(unit);
     status = failed ? -1 : 0;
@@ -1596,6 +1622,7 @@ done:
     Py_XDECREF(key);
     Py_XDECREF(live);
     Py_XDECREF(step_start);
+    Py_XDECREF(spare);
     return status;
 }
 

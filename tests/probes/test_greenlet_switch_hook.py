@@ -20,6 +20,7 @@ import pytest
 from gevent import socket as gsocket
 from gevent.event import AsyncResult, Event
 from gevent.lock import BoundedSemaphore, RLock, Semaphore
+from gevent.monkey import get_original
 from gevent.pool import Group, Pool
 from gevent.queue import JoinableQueue, Queue
 from gevent.server import StreamServer
@@ -552,3 +553,65 @@ def test_the_c_hook_follows_the_probes_active_flag() -> None:
     finally:
         probe.stop()
     assert hook.active is False and probe.failed is None
+
+
+# -- numbers and slots written over in place, only where no one else holds them -------------
+
+FLOAT_FIELDS = ("running_s", "io_s", "waiting_s", "scheduling_s", "lock_s", "longest_step_s")
+
+
+@needs_c_hook
+@pytest.mark.parametrize("seed", range(4))
+def test_a_number_someone_holds_is_never_written_over(seed: int) -> None:
+    """The C ledger writes a sum over the float it replaces when the record holds the only
+    reference to it. Floats read from the books before a step keep their values after it,
+    while the books themselves move on (and agree with TaskLedger's)."""
+    hook = c_hook_for_tests()
+    rng = random.Random(seed)
+    c_record = random_record(rng)
+    python_record = c_record.copy()
+    t0, moved = 0.0, 0
+    for _ in range(60):
+        held = [(name, getattr(c_record, name)) for name in FLOAT_FIELDS if rng.random() < 0.5]
+        values = [(name, value.hex()) for name, value in held]
+        t1 = t0 + rng.choice([0.25, 0.003, 1.5])
+        kind, due = rng.choice([IO, WAITING, LOCK, READY, TIMER]), t1 + rng.choice([-1.0, 0.001, 0.5])
+        hook.step_started(c_record, t0)
+        TaskLedger.step_started(python_record, t0)
+        hook.step_ended(c_record, t0, t1, kind, due, None)
+        TaskLedger.step_ended(python_record, t0, t1, kind, due, None)
+        assert [(name, value.hex()) for name, value in held] == values
+        moved += sum(getattr(c_record, name) != value for name, value in held)
+        t0 = t1 + rng.choice([0.0, 0.5, 2.0])
+    assert fields(c_record) == fields(python_record)
+    assert moved > 10  # the held floats were replaced in the books, not changed
+
+
+@needs_c_hook
+def test_a_running_slot_someone_holds_is_never_reused() -> None:
+    """The hook fills the next step's slot in the list of the step that ended, or of the hub's
+    segment, when the table of running steps holds it alone. A greenlet that keeps its own
+    step's slot (as the sampler keeps one it looks at) finds it as it was, switch after switch;
+    the steps that follow get slots of their own."""
+    threads = ThreadRegistry()
+    probe = GreenletProbe(Sampler(threads), threads)
+    probe.start()
+    running = probe.sampler.running
+    thread = get_original("_thread", "get_ident")()  # the table's key: the thread, not a greenlet
+    kept: list[tuple[list[Any], list[Any]]] = []
+
+    def keeper() -> None:
+        for _ in range(20):
+            slot = running[thread]
+            kept.append((slot, list(slot)))
+            gevent.sleep(0)
+
+    try:
+        assert probe._hook is not None
+        gevent.joinall([gevent.spawn(keeper), gevent.spawn(_napper)], timeout=TIMEOUT_S)
+    finally:
+        probe.stop()
+    assert probe.failed is None and len(kept) == 20
+    assert all(slot == copy for slot, copy in kept)
+    assert len({id(slot) for slot, _copy in kept}) == 20  # each step its own
+    assert len({id(slot[0]) for slot, _copy in kept}) == 1 and kept[0][0][0].kind == "greenlet"  # the keeper's
