@@ -197,12 +197,6 @@ class Sampler:
 
     def tick(self, own: int) -> None:
         """Take one sample of every thread but `own`."""
-        if self._switch_interval is not None and sys.getswitchinterval() == SAMPLING_SWITCH_INTERVAL:
-            # the tick keeps the GIL to its end (_tune_switch_interval sets the short interval
-            # back): with 10 µs, a busy program thread took it back every 10 µs, and each
-            # hand-over cost both threads a context switch (a tick took 55 µs of CPU in a
-            # gevent server instead of ~15)
-            sys.setswitchinterval(self._switch_interval)
         now = self._clock()
         own_cpu = time.thread_time()
         # every stack at once, before anything here can let the GIL go: the frames move on

@@ -204,3 +204,56 @@ def test_capture_stack_is_leaf_first_with_lines() -> None:
     assert stack[0][0] is inner.__code__
     assert stack[1][0] is test_capture_stack_is_leaf_first_with_lines.__code__
     assert stack[0][1] == inner.__code__.co_firstlineno + 1
+
+
+def test_a_thread_outside_threading_is_asked_about_again_only_every_so_many_ticks(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A native thread that threading does not know (as gevent's thread pool workers) cannot
+    be adopted: its stack is taken once, then skipped until the next recheck, while a
+    threading.Thread started meanwhile is adopted at once."""
+    import _thread
+    import threading
+
+    from advisor.probes import sampler as sampler_module
+
+    parked, release = _thread.allocate_lock(), _thread.allocate_lock()
+    release.acquire()
+    native: list[int] = []
+
+    def park() -> None:
+        native.append(_thread.get_ident())
+        parked.acquire()
+        release.acquire()  # until the test lets go
+        parked.release()
+
+    _thread.start_new_thread(park, ())
+    taken: list[set[int]] = []
+    capture = sampler_module.capture_stacks
+
+    def recording(skip: set[int], *args: object) -> dict:
+        found = capture(skip, *args)
+        taken.append(set(found))
+        return found
+
+    monkeypatch.setattr(sampler_module, "capture_stacks", recording)
+    sampler = Sampler(ThreadRegistry(), interval=0.01)
+    own = threading.get_ident()
+    sampler.threads.ignored.add(own)
+    waiting = threading.Event()
+    adopted = threading.Thread(target=waiting.wait, args=(30,), daemon=True)
+    try:
+        while not native or not parked.locked():
+            pass
+        for tick in range(2 * sampler_module.UNADOPTABLE_RECHECK_TICKS + 1):
+            if tick == 10:
+                adopted.start()
+            sampler.tick(own)
+    finally:
+        release.release()
+        waiting.set()
+        adopted.join(10)
+    rounds = sampler_module.UNADOPTABLE_RECHECK_TICKS
+    looked_at = [tick for tick, idents in enumerate(taken) if native[0] in idents]
+    assert looked_at == [0, rounds, 2 * rounds]
+    assert all(adopted.ident in idents for idents in taken[11:])
+    assert adopted.ident in sampler.threads.alive and native[0] not in sampler.threads.alive
