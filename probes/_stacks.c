@@ -15,6 +15,8 @@
 #include <Python.h>
 #include <frameobject.h>
 #include <limits.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -185,6 +187,40 @@ line_of(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromLong(line);
 }
 
+static Py_hash_t code_hash(PyObject *code);
+
+/* `code in hooks`, for a set or frozenset by the code's remembered hash (as the set itself
+ * would look, but for hashing the code: a module's code object hashes all the code nested in
+ * it, and a stack's frames were each looked for at every tick); else Python's `in` */
+static int
+hooks_contain(PyObject *hooks, PyObject *code)
+{
+    if (!PyAnySet_CheckExact(hooks)) {
+        return PySequence_Contains(hooks, code);
+    }
+    Py_hash_t hash = code_hash(code);
+    if (hash == -1) {
+        return -1;
+    }
+    Py_ssize_t position = 0;
+    PyObject *key;
+    Py_hash_t key_hash;
+    while (_PySet_NextEntry(hooks, &position, &key, &key_hash)) {
+        if (key == code) {
+            return 1;
+        }
+        if (key_hash == hash) {
+            Py_INCREF(key);
+            int equal = PyObject_RichCompareBool(key, code, Py_EQ);
+            Py_DECREF(key);
+            if (equal != 0) {
+                return equal;
+            }
+        }
+    }
+    return 0;
+}
+
 /* One thread's stack, leaf first, as a tuple of (code, line); *hook gets the first frame
  * (a new reference) whose code is in `hooks`, or stays NULL. */
 static PyObject *
@@ -197,7 +233,7 @@ capture_one(PyFrameObject *leaf, PyObject *hooks, Py_ssize_t max_depth, PyObject
     PyFrameObject *frame = (PyFrameObject *)Py_NewRef(leaf);
     while (frame != NULL && PyList_GET_SIZE(pairs) < max_depth) {
         PyCodeObject *code = PyFrame_GetCode(frame);
-        int found = *hook == NULL && hooks != Py_None ? PySequence_Contains(hooks, (PyObject *)code) : 0;
+        int found = *hook == NULL && hooks != Py_None ? hooks_contain(hooks, (PyObject *)code) : 0;
         if (found > 0) {
             *hook = Py_NewRef(frame);
         }
@@ -373,7 +409,255 @@ error:
     return NULL;
 }
 
+/* hash(code), remembered in the code object's co_extra slot: a code object hashes its
+ * constants, and so every function nested in it, at every call (14 µs for gevent.pywsgi's
+ * module code), and a stack table is looked up by its stacks several times a tick. Kept as
+ * hash ^ HASH_SALT: 0 in the slot means none yet (a hash equal to the salt is made again at
+ * each use, no harm). */
+#define HASH_SALT ((Py_uhash_t)0x5bd1e9955bd1e995ULL)
+static Py_ssize_t hash_extra = -1;
+
+static Py_hash_t
+code_hash(PyObject *code)
+{
+    void *extra = NULL;
+    if (hash_extra >= 0 && GET_CODE_EXTRA(code, hash_extra, &extra) == 0 && extra != NULL) {
+        return (Py_hash_t)((Py_uhash_t)(uintptr_t)extra ^ HASH_SALT);
+    }
+    PyErr_Clear();
+    Py_hash_t hash = PyObject_Hash(code);
+    if (hash != -1 && hash_extra >= 0 &&
+        SET_CODE_EXTRA(code, hash_extra, (void *)(uintptr_t)((Py_uhash_t)hash ^ HASH_SALT)) < 0) {
+        PyErr_Clear();
+    }
+    return hash;
+}
+
+/* CPython's tuple hash (xxHash's mixing, Objects/tupleobject.c since 3.8), on lanes already
+ * hashed: the value hash() gives the tuple, so a key hashed here and one hashed by Python
+ * find each other in a dict */
+#if SIZEOF_PY_UHASH_T > 4
+#define XXPRIME_1 ((Py_uhash_t)11400714785074694791ULL)
+#define XXPRIME_2 ((Py_uhash_t)14029467366897019727ULL)
+#define XXPRIME_5 ((Py_uhash_t)2870177450012600261ULL)
+#define XXROTATE(x) ((x << 31) | (x >> 33))
+#else
+#define XXPRIME_1 ((Py_uhash_t)2654435761UL)
+#define XXPRIME_2 ((Py_uhash_t)2246822519UL)
+#define XXPRIME_5 ((Py_uhash_t)374761393UL)
+#define XXROTATE(x) ((x << 13) | (x >> 19))
+#endif
+
+typedef struct {
+    Py_uhash_t acc;
+    Py_ssize_t length;
+} TupleHash;
+
+static void
+lane_in(TupleHash *state, Py_uhash_t lane)
+{
+    state->acc += lane * XXPRIME_2;
+    state->acc = XXROTATE(state->acc);
+    state->acc *= XXPRIME_1;
+    state->length++;
+}
+
+static Py_hash_t
+tuple_hash_end(TupleHash *state)
+{
+    Py_uhash_t acc = state->acc + ((Py_uhash_t)state->length ^ (XXPRIME_5 ^ 3527539UL));
+    return acc == (Py_uhash_t)-1 ? 1546275796 : (Py_hash_t)acc;
+}
+
+/* hash(stack) for a stack of (code, line) pairs, each code's own hash taken from its slot;
+ * any other shape is hashed by Python. -1 with an exception set on error. */
+static Py_hash_t
+stack_hash(PyObject *stack)
+{
+    if (!PyTuple_CheckExact(stack)) {
+        return PyObject_Hash(stack);
+    }
+    TupleHash outer = {XXPRIME_5, 0};
+    for (Py_ssize_t index = 0; index < PyTuple_GET_SIZE(stack); index++) {
+        PyObject *pair = PyTuple_GET_ITEM(stack, index);
+        Py_hash_t lane;
+        if (PyTuple_CheckExact(pair) && PyTuple_GET_SIZE(pair) == 2 && PyCode_Check(PyTuple_GET_ITEM(pair, 0))) {
+            Py_hash_t code = code_hash(PyTuple_GET_ITEM(pair, 0));
+            Py_hash_t line = code == -1 ? -1 : PyObject_Hash(PyTuple_GET_ITEM(pair, 1));
+            if (line == -1) {
+                return -1;
+            }
+            TupleHash inner = {XXPRIME_5, 0};
+            lane_in(&inner, (Py_uhash_t)code);
+            lane_in(&inner, (Py_uhash_t)line);
+            lane = tuple_hash_end(&inner);
+        }
+        else if ((lane = PyObject_Hash(pair)) == -1) {
+            return -1;
+        }
+        lane_in(&outer, (Py_uhash_t)lane);
+    }
+    return tuple_hash_end(&outer);
+}
+
+/* a float in a weights list plus `add`, written over where the list holds it alone */
+static int
+add_to(PyObject *weights, Py_ssize_t index, double add)
+{
+    PyObject **place = &((PyListObject *)weights)->ob_item[index];
+    PyObject *old = *place;
+    if (add == 0.0 && PyFloat_CheckExact(old) && !signbit(PyFloat_AS_DOUBLE(old))) {
+        return 0; /* x + 0.0 is x, but for -0.0 */
+    }
+    if (PyFloat_CheckExact(old) && Py_REFCNT(old) == 1) {
+        ((PyFloatObject *)old)->ob_fval += add;
+        return 0;
+    }
+    PyObject *addend = PyFloat_FromDouble(add);
+    PyObject *sum = addend != NULL ? PyNumber_Add(old, addend) : NULL;
+    Py_XDECREF(addend);
+    if (sum == NULL) {
+        return -1;
+    }
+    *place = sum;
+    Py_DECREF(old);
+    return 0;
+}
+
+/* add_weights(samples, stack, on, off, contended, held=0.0): records.add_weights, with the
+ * stack hashed once from its codes' remembered hashes */
+static PyObject *
+add_weights(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if ((nargs != 5 && nargs != 6) || !PyDict_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "add_weights(samples: dict, stack, on, off, contended, held=0.0)");
+        return NULL;
+    }
+    PyObject *samples = args[0], *stack = args[1];
+    double values[4] = {0.0, 0.0, 0.0, 0.0};
+    for (Py_ssize_t index = 2; index < nargs; index++) {
+        values[index - 2] = PyFloat_AsDouble(args[index]);
+        if (values[index - 2] == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    Py_hash_t hash = stack_hash(stack);
+    if (hash == -1) {
+        return NULL;
+    }
+    PyObject *weights = _PyDict_GetItem_KnownHash(samples, stack, hash);
+    if (weights == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        weights = PyList_New(4);
+        if (weights == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t index = 0; index < 4; index++) {
+            PyObject *value = index + 2 < nargs ? Py_NewRef(args[index + 2]) : PyFloat_FromDouble(0.0);
+            if (value == NULL) {
+                Py_DECREF(weights);
+                return NULL;
+            }
+            PyList_SET_ITEM(weights, index, value);
+        }
+        int set = _PyDict_SetItem_KnownHash(samples, stack, weights, hash);
+        Py_DECREF(weights);
+        if (set < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    if (!PyList_CheckExact(weights) || PyList_GET_SIZE(weights) < 4) {
+        PyErr_SetString(PyExc_TypeError, "a stack's weights are not a list of 4");
+        return NULL;
+    }
+    Py_INCREF(weights);
+    int failed = 0;
+    for (Py_ssize_t index = 0; index < 4 && !failed; index++) {
+        failed = add_to(weights, index, values[index]) < 0;
+    }
+    Py_DECREF(weights);
+    if (failed) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* add_hot(hot, stack, seconds): hot[code] += seconds for each code object in the stack,
+ * once each (a recursive function's frames count once), hashed from the remembered hashes */
+static PyObject *
+add_hot(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyDict_CheckExact(args[0]) || !PyTuple_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "add_hot(hot: dict, stack: tuple, seconds)");
+        return NULL;
+    }
+    PyObject *hot = args[0], *stack = args[1];
+    double seconds = PyFloat_AsDouble(args[2]);
+    if (seconds == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t size = PyTuple_GET_SIZE(stack);
+    for (Py_ssize_t index = 0; index < size; index++) {
+        PyObject *pair = PyTuple_GET_ITEM(stack, index);
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) < 1) {
+            PyErr_SetString(PyExc_TypeError, "a stack's frames are (code, line) pairs");
+            return NULL;
+        }
+        PyObject *code = PyTuple_GET_ITEM(pair, 0);
+        int seen = 0; /* stacks are short (MAX_DEPTH): a look back is cheaper than a set */
+        for (Py_ssize_t before = 0; before < index && !seen; before++) {
+            PyObject *earlier = PyTuple_GET_ITEM(stack, before);
+            seen = PyTuple_GET_SIZE(earlier) >= 1 && PyTuple_GET_ITEM(earlier, 0) == code;
+        }
+        if (seen) {
+            continue;
+        }
+        Py_hash_t hash = PyCode_Check(code) ? code_hash(code) : PyObject_Hash(code);
+        if (hash == -1) {
+            return NULL;
+        }
+        PyObject *total = _PyDict_GetItem_KnownHash(hot, code, hash);
+        if (total == NULL && PyErr_Occurred()) {
+            return NULL;
+        }
+        PyObject *sum;
+        if (total == NULL) {
+            sum = PyFloat_FromDouble(0.0 + seconds);
+        }
+        else {
+            PyObject *addend = PyFloat_FromDouble(seconds);
+            sum = addend != NULL ? PyNumber_Add(total, addend) : NULL;
+            Py_XDECREF(addend);
+        }
+        int set = sum != NULL ? _PyDict_SetItem_KnownHash(hot, code, sum, hash) : -1;
+        Py_XDECREF(sum);
+        if (set < 0) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+/* stack_hash(stack) -> hash(stack), from the codes' remembered hashes */
+static PyObject *
+stack_hash_py(PyObject *module, PyObject *stack)
+{
+    Py_hash_t hash = stack_hash(stack);
+    return hash == -1 ? NULL : PyLong_FromSsize_t(hash);
+}
+
 static PyMethodDef methods[] = {
+    {"add_weights", (PyCFunction)(void (*)(void))add_weights, METH_FASTCALL,
+     "add_weights(samples, stack, on, off, contended, held=0.0): records.add_weights, the stack hashed from "
+     "its code objects' remembered hashes"},
+    {"add_hot", (PyCFunction)(void (*)(void))add_hot, METH_FASTCALL,
+     "add_hot(hot, stack, seconds): hot[code] = hot.get(code, 0.0) + seconds for each code object in the stack, "
+     "once each, hashed from the code objects' remembered hashes"},
+    {"stack_hash", (PyCFunction)stack_hash_py, METH_O,
+     "stack_hash(stack) -> hash(stack), each code object's hash taken once and remembered in the code object"},
     {"line_of", (PyCFunction)(void (*)(void))line_of, METH_FASTCALL,
      "line_of(code, offset) -> the line a capture gives a frame of `code` whose last instruction is at "
      "`offset` (bytes): from the code's line array, which is made on first use"},
@@ -404,6 +688,9 @@ PyInit__stacks(void)
     }
     if (line_extra < 0) { /* none left (an interpreter has 255): lines are decoded each time */
         line_extra = REQUEST_CODE_EXTRA(free_lines);
+    }
+    if (hash_extra < 0) { /* likewise: codes are hashed each time */
+        hash_extra = REQUEST_CODE_EXTRA(NULL);
     }
     return PyModule_Create(&module);
 }

@@ -178,8 +178,8 @@ class UnitRecord:
         self.tags = mine
 
 
-def add_weights(samples: dict[Stack, list[float]], stack: Stack, on: float, off: float,
-                contended: float, held: float = 0.0) -> None:
+def add_weights_in_python(samples: dict[Stack, list[float]], stack: Stack, on: float, off: float,
+                          contended: float, held: float = 0.0) -> None:
     """Add one sample's weights to a stack table."""
     weights = samples.get(stack)
     if weights is None:
@@ -189,3 +189,10 @@ def add_weights(samples: dict[Stack, list[float]], stack: Stack, on: float, off:
         weights[1] += off
         weights[2] += contended
         weights[3] += held
+
+
+add_weights = add_weights_in_python
+try:  # the same, with each code object hashed once (optional: built where a compiler was found)
+    from ._stacks import add_weights  # type: ignore[import-not-found,no-redef,unused-ignore]  # noqa: F401
+except ImportError:  # pragma: no cover - depends on the build
+    pass

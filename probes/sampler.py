@@ -101,10 +101,23 @@ def capture_stacks_in_python(skip: set[int], hooks: set[CodeType] | None, max_de
     return out
 
 
+def add_hot_in_python(hot: dict[CodeType, float], stack: Stack, seconds: float) -> None:
+    """Charge on-CPU seconds to every code object on a stack, once each."""
+    codes: dict[CodeType, None] = {}
+    for code, _line in stack:
+        codes[code] = None  # stack order, as the C version adds them
+    for code in codes:
+        hot[code] = hot.get(code, 0.0) + seconds
+
+
 try:  # read with the GIL held from start to end (optional: built where a compiler was found)
     from ._stacks import capture_stacks  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - depends on the build
     capture_stacks = capture_stacks_in_python
+try:  # a code object hashes all the code nested in it at every call: the C version hashes it once
+    from ._stacks import add_hot  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - depends on the build
+    add_hot = add_hot_in_python
 
 
 class Sampler:
@@ -250,8 +263,7 @@ class Sampler:
                 if record.tag_samples is not None:
                     add_weights(record.tag_samples, stack, dcpu, off, contended, held)
                 if hot is not None and dcpu > 0.5 * dt:
-                    for code in {frame[0] for frame in stack}:
-                        hot[code] = hot.get(code, 0.0) + dcpu
+                    add_hot(hot, stack, dcpu)
                 slot = self.running.get(info.ident) or self._step_in(info.ident, hook_frame)
                 if slot is not None:
                     self._charge_step(slot, now, cpu, stack, contended > 0.0, now - dt, dcpu, held,

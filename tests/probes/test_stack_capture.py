@@ -18,10 +18,12 @@ from pathlib import Path
 from types import CodeType, FrameType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from advisor.probes import sampler
-from advisor.probes.records import UnitRecord
-from advisor.probes.sampler import MAX_DEPTH, capture_stacks_in_python
+from advisor.probes.records import UnitRecord, add_weights_in_python
+from advisor.probes.sampler import MAX_DEPTH, capture_stack, capture_stacks_in_python
 from advisor.probes.threads import ThreadInfo, read_clock, read_run_delay, thread_cpu_clock
 
 try:
@@ -205,9 +207,14 @@ def test_a_known_threads_cpu_clock_and_run_queue_time_come_with_its_stack(
         info.close()
         release.set()
         thread.join(10)
-    # a thread that is gone: its clock reads fail, and so do the counters (None), not the capture
+    # a thread that is gone: its clock reads fail, and so do the counters (None), not the capture.
+    # join() returns when Python is done with the thread; the OS thread ends a moment later.
+    gone_clock = thread_cpu_clock(native[0])
+    deadline = time.monotonic() + 10.0
+    while read_clock(gone_clock) is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
     gone = capture(set(), None, MAX_DEPTH, {threading.get_ident(): ThreadInfo(
-        threading.get_ident(), record, thread_cpu_clock(native[0]), 0.0, None)})[threading.get_ident()]
+        threading.get_ident(), record, gone_clock, 0.0, None)})[threading.get_ident()]
     assert gone[2] is None and gone[3] is None
 
 
@@ -280,3 +287,104 @@ def test_a_profiled_generator_expression_is_charged_to_its_callers(
     assert on_cpu["lone"] == 0.0, on_cpu
     functions = {function["function"]: function for function in report["functions"]}
     assert functions["genexpr.crunch"]["total_s"] >= 0.9 * functions["genexpr.main"]["total_s"] > 0.5
+
+
+# -- stack tables: each code object hashed once ---------------------------------------------
+
+try:
+    from advisor.probes._stacks import add_hot as add_hot_in_c
+    from advisor.probes._stacks import add_weights as add_weights_in_c
+    from advisor.probes._stacks import stack_hash
+except ImportError:  # pragma: no cover - depends on the build
+    add_hot_in_c = add_weights_in_c = stack_hash = None
+
+CODES = [code for module in (threading, json.decoder) for code in
+         all_codes(compile(Path(module.__file__ or "").read_text(), module.__file__ or "", "exec"))]
+LINES = st.one_of(st.integers(min_value=-5, max_value=5_000), st.integers(min_value=-(2 ** 70), max_value=2 ** 70))
+PAIRS = st.tuples(st.sampled_from(CODES), LINES)
+ODD_ITEMS = st.one_of(st.tuples(st.text(max_size=3), LINES), st.integers(), st.tuples(st.sampled_from(CODES)),
+                      st.tuples(st.sampled_from(CODES), LINES, LINES))
+STACKS = st.lists(st.one_of(PAIRS, PAIRS, PAIRS, ODD_ITEMS), max_size=20).map(tuple)
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(STACKS)
+def test_a_stacks_hash_from_remembered_code_hashes_is_pythons(stack: tuple) -> None:
+    """A module's code object (whose hash takes in every function of the module) among
+    others, lines of any size, items that are not (code, line) pairs: the same value as
+    hash(), at the first hash of each code and from its remembered one after."""
+    assert stack_hash(stack) == hash(stack)
+    assert stack_hash(stack) == hash(stack)
+
+
+@needs_c
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.lists(PAIRS, min_size=1, max_size=6).map(tuple),
+                          st.lists(st.sampled_from([0.0, -0.0, 0.25, 1e-6, 3.5, -0.125]), min_size=3, max_size=4)),
+                max_size=40))
+def test_c_add_weights_keeps_the_table_python_keeps(adds: list[tuple[tuple, list[float]]]) -> None:
+    """The same adds through the C function and records' Python one give the same table to the
+    bit (-0.0 kept where Python keeps it); a float someone holds keeps its value."""
+    in_c: dict = {}
+    in_python: dict = {}
+    held: list[tuple[float, str]] = []
+    for stack, weights in adds:
+        if stack in in_c:
+            first = in_c[stack][0]
+            held.append((first, first.hex()))
+        add_weights_in_c(in_c, stack, *weights)
+        add_weights_in_python(in_python, stack, *weights)
+    assert list(in_c) == list(in_python)
+    for stack, weights in in_python.items():
+        assert [value.hex() for value in in_c[stack]] == [value.hex() for value in weights], stack
+    assert all(value.hex() == text for value, text in held)
+
+
+@needs_c
+def test_c_add_weights_finds_the_stacks_python_put_in_the_table() -> None:
+    stack = capture_stack(sys._getframe())
+    table = {stack: [1.0, 2.0, 0.0, 0.0]}
+    add_weights_in_c(table, tuple(stack), 0.5, 0.25, 0.0)
+    assert table == {stack: [1.5, 2.25, 0.0, 0.0]}
+    add_weights_in_c(table, (), 1.0, 0.0, 0.0, 0.5)
+    assert table[()] == [1.0, 0.0, 0.0, 0.5]
+    with pytest.raises(TypeError):
+        add_weights_in_c([], stack, 1.0, 0.0, 0.0)
+
+
+@needs_c
+def test_a_hook_is_found_by_equality_as_python_finds_it() -> None:
+    """The C capture looks for the hooks in a set by each code's remembered hash: a code object
+    equal to the running one but not the same object is found as `in` finds it; a set of
+    other codes finds nothing."""
+    thread, _parked, release, codes = parked_thread()
+    try:
+        twin = codes["middle"].replace()
+        assert twin is not codes["middle"] and twin == codes["middle"]
+        for hooks in ({twin}, frozenset({twin, codes["inner"].replace(co_name="other")})):
+            in_c = capture_in_c(set(), hooks, MAX_DEPTH)[thread.ident][1]
+            in_python = capture_stacks_in_python(set(), hooks, MAX_DEPTH)[thread.ident][1]
+            assert in_c is in_python and in_c is not None and in_c.f_code is codes["middle"]
+        assert capture_in_c(set(), {codes["inner"].replace(co_name="other")}, MAX_DEPTH)[thread.ident][1] is None
+    finally:
+        release.set()
+        thread.join(10)
+
+
+@needs_c
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.tuples(st.sampled_from(CODES[:4]), LINES), max_size=8).map(tuple),
+                          st.sampled_from([0.001, 0.5, 2.0])), max_size=30))
+def test_c_add_hot_charges_each_code_of_a_stack_once(samples: list[tuple[tuple, float]]) -> None:
+    """Stacks with a code object more than once (recursion): each code is charged once a
+    sample, with the same totals, in the same order, as the Python version."""
+    in_c: dict = {}
+    in_python: dict = {}
+    for stack, seconds in samples:
+        add_hot_in_c(in_c, stack, seconds)
+        sampler.add_hot_in_python(in_python, stack, seconds)
+    assert list(in_c.items()) == list(in_python.items())
+    for code, total in in_python.items():
+        assert total == pytest.approx(sum(seconds for stack, seconds in samples
+                                          if any(pair[0] is code for pair in stack)), rel=1e-12)
