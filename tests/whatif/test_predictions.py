@@ -11,9 +11,9 @@ machine can run the profiled run faster or slower than the bare runs a moment be
 Timing-based by its nature: a pair outside the bound is measured again (bare runs
 and the profiled run, up to three rounds) before the test fails, since a loaded machine
 can skew one round. The two fixes that hand CPU to another core are skipped, saying so,
-when they still miss while the machine has no core free (two CPU-bound processes run
-side by side at least 1.4x slower than one alone): their real saving is then nothing to
-measure, not a wrong prediction.
+when they still miss and the machine had no core free at one of the rounds or after them
+(two CPU-bound processes run side by side at least 1.4x slower than one alone): their
+real saving is then nothing to measure, not a wrong prediction.
 """
 
 from __future__ import annotations
@@ -121,7 +121,10 @@ def test_replay_predicts_the_real_saving_of_the_example_fix(
     bad, good = EXAMPLES / slug / "bad.py", EXAMPLES / slug / "good.py"
     start_up = start_up_s(tmp_path)
     rounds = []
+    slowdowns = []  # a fix that needs a free core: whether one was free, at each round
     for number in range(ROUNDS):
+        if slug in NEEDS_A_FREE_CORE:
+            slowdowns.append(parallel_slowdown())
         real, bad_wall = real_saving(bad, good)
         predicted, profiled_wall = predicted_saving(run_advisor, bad, slug, tmp_path / f"report-{number}.json")
         rounds.append((predicted, real))
@@ -136,8 +139,12 @@ def test_replay_predicts_the_real_saving_of_the_example_fix(
             return
     shown = "; ".join(f"predicted {p:.3f} s, real {r:.3f} s" for p, r in rounds)
     if slug in NEEDS_A_FREE_CORE:
-        # the fix moves CPU to another core: with none free there is no real saving to measure
-        slowdown = parallel_slowdown()
+        # the fix moves CPU to another core: with none free there is no real saving to measure.
+        # Looked at before each round and after the last (CI once saw the real saving at 60%
+        # of the prediction in all three rounds, and a free core only after them)
+        slowdowns.append(parallel_slowdown())
+        slowdown = max(slowdowns)
+        shown += f" (two CPU-bound processes side by side: {', '.join(f'{s:.2f}x' for s in slowdowns)} one alone)"
         if slowdown >= NO_FREE_CORE:
             pytest.skip(f"{slug}: no free core to measure the fix on (two CPU-bound processes ran {slowdown:.2f}x "
                         f"slower side by side than one alone): {shown}")
