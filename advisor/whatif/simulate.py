@@ -15,7 +15,9 @@ for that comes from the recording:
   owed, or held the loop while the reply came in): it is ready when that step ends.
 
 The loop picks, among ready steps, the one that ran first in the recording, so replaying
-the unmodified timeline gives back the recorded order. A fix edits steps before the
+the unmodified timeline gives back the recorded order. An idle loop that woke late for a
+step (a loaded machine's late timer) wakes as late in the replay, with every step that
+came due in between ready at once. A fix edits steps before the
 replay: held time a blocking call or a CPU-heavy step took from the loop is cut from the
 steps that held it (the long ones), and what of it stays on the task's own path (the sleep
 still lasts, the CPU now runs in a process pool of ``cpu_count`` workers) comes back as a
@@ -75,7 +77,8 @@ class LoopPlan:
     # in between (its poll, callbacks that are not task steps), spent again in the replay
     lead_in: dict[StepKey, float] = field(default_factory=dict)
     # a step the loop was idle for: how long after it was ready it ran (a timer's lateness,
-    # the poll's wake-up), kept in the replay
+    # the poll's wake-up). The replay's idle loop wakes that late for it, and then runs
+    # whatever came due meanwhile too, the first recorded first
     latency: dict[StepKey, float] = field(default_factory=dict)
 
 
@@ -297,8 +300,13 @@ def simulate(tracks: list[TimelineTrack], plan: LoopPlan, edits: StepEdits, work
     end: dict[StepKey, float] = {}
     out: dict[StepKey, float] = {}
     recorded = {key: number for number, key in enumerate(plan.order)}
-    pending: list[tuple[float, int, StepKey]] = []  # (ready time, recorded order, step)
-    runnable: list[tuple[int, float, StepKey]] = []  # (recorded order, ready time, step)
+    # a step's latency is the lateness of the wake-up of an idle loop, not of the step: the
+    # loop sleeps until the earliest ready step, wakes that late, and then every step ready by
+    # then is runnable, the first recorded first (on a loaded machine a timer's wake-up came
+    # 3 ms late, and another task's timer due meanwhile ran before the late one, which held
+    # the loop 80 ms, when the latency delayed only its own step)
+    pending: list[tuple[float, int, StepKey]] = []  # (rule's ready time, recorded order, step)
+    runnable: list[tuple[int, float, StepKey]] = []  # (recorded order, rule's ready time, step)
     pool = [0.0] * max(1, workers)  # when each process of the pool is free
     pool_started = False
 
@@ -312,18 +320,20 @@ def simulate(tracks: list[TimelineTrack], plan: LoopPlan, edits: StepEdits, work
             return out[(key[0], key[1] - 1)] + share * waited
         return _ready_by(plan.rules[key], start, end, out)
 
-    def ready_time(key: StepKey) -> float:
-        return rule_time(key) + plan.latency.get(key, 0.0)
+    def make_ready(key: StepKey) -> None:
+        time = rule_time(key)
+        ready[key] = time + plan.latency.get(key, 0.0)
+        heapq.heappush(pending, (time, recorded[key], key))
 
     for key in plan.order:
         if missing[key] == 0:
-            ready[key] = ready_time(key)
-            heapq.heappush(pending, (ready[key], recorded[key], key))
+            make_ready(key)
     now = 0.0
     done = 0
     while done < len(plan.order):
-        if not runnable and pending:
-            now = max(now, pending[0][0])  # the loop idles until the next step is ready
+        if not runnable and pending and pending[0][0] > now:
+            # the loop idles until the next step is ready, and wakes as late as it did for it
+            now = ready[pending[0][2]]
         while pending and pending[0][0] <= now:
             time, number, key = heapq.heappop(pending)
             heapq.heappush(runnable, (number, time, key))
@@ -349,8 +359,7 @@ def simulate(tracks: list[TimelineTrack], plan: LoopPlan, edits: StepEdits, work
         for dependent in dependents.get(key, ()):
             missing[dependent] -= 1
             if missing[dependent] == 0:
-                ready[dependent] = ready_time(dependent)
-                heapq.heappush(pending, (ready[dependent], recorded[dependent], dependent))
+                make_ready(dependent)
     if plan.root is not None and tracks[plan.root].start_s:
         last = (plan.root, len(tracks[plan.root].start_s) - 1)
         loop_end = out.get(last, now)

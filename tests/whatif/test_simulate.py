@@ -60,6 +60,34 @@ def test_the_unmodified_replay_runs_every_step_when_it_ran() -> None:
     assert plan.root == 0
 
 
+def late_wake_up_timeline() -> list[TimelineTrack]:
+    """main() creates stall and tick and gathers them. stall's timer is due at 0.0500, but the
+    idle loop wakes 3 ms late, at 0.0530; tick's timer came due meanwhile (0.0520): both are
+    ready then, and the loop runs them in due order, stall first, which blocks 0.08 s; tick
+    runs at 0.1331. The loop ends with main at 0.1333."""
+    return [
+        track("asyncio:main", 0.0, [(0.0, 0.001, "new"), (0.1332, 0.1333, "waiting")], after={1: [1, 2]}),
+        track("asyncio:stall", 0.0005, [(0.0011, 0.0012, "new"), (0.0530, 0.1330, "timer")], creator=0,
+              dues={1: 0.0500}),
+        track("asyncio:tick", 0.0006, [(0.0012, 0.0020, "new"), (0.1331, 0.1332, "timer")], creator=0,
+              dues={1: 0.0520}),
+    ]
+
+
+def test_a_late_wake_up_of_the_idle_loop_runs_everything_due_by_then_in_order() -> None:
+    """The 3 ms are the idle loop's lateness, not the stall's own: in the replay tick's timer,
+    due within them, waits for the stall's step as it did (a lateness that delayed the stall's
+    step alone let tick run first, at 0.0520, and the unmodified replay lost the run's order)."""
+    tracks = late_wake_up_timeline()
+    plan = plan_loop(tracks, [0, 1, 2])
+    assert plan.latency[(1, 1)] == pytest.approx(0.003)
+    result = simulate(tracks, plan, StepEdits(), workers=2)
+    recorded = {(index, step): round(track.start_s[step], 9) for index, track in enumerate(tracks)
+                for step in range(len(track.start_s))}
+    assert starts(result) == recorded
+    assert result.loop_end == pytest.approx(0.1333)
+
+
 def test_an_awaited_sleep_frees_the_loop_for_the_ticker() -> None:
     """poll's two 0.3 s blocks become awaited sleeps: its steps take no time and it goes on
     0.3 s after each. tick then runs on time: its steps at 0.001, 0.1011, 0.2012; poll's at
