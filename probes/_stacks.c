@@ -27,8 +27,8 @@ static PyObject *s_clock, *s_schedstat, *s_co_lines;
 
 /* Each code object's line per instruction, made once from its co_lines() and kept in its
  * co_extra slot (freed with it). PyFrame_GetLineNumber decodes the code's location table
- * from its start at every call: a gevent server's stack of large functions took ~50 µs a
- * tick that way, ~5 µs a frame for a function of 300 lines. */
+ * from its start at every call: ~5 µs a frame for a function of 300 lines (a stack of 26
+ * such frames took 135-175 µs a capture that way, 5 µs with the arrays). */
 typedef struct {
     Py_ssize_t count; /* code units */
     int lines[];      /* the line of each, or of the nearest one before it that has one */

@@ -26,9 +26,9 @@ from .threads import ThreadInfo, ThreadRegistry, read_clock, read_run_delay
 
 MAX_DEPTH = 128
 SAMPLING_SWITCH_INTERVAL = 0.00001
-# A thread outside `threading` is asked about again this often: capturing its stack every
-# tick only to drop it cost an idle gevent thread pool worker's 10 frames at every tick
-# (a third of the tick in a gevent server).
+# A thread outside `threading` is asked about again this often: its stack was captured at
+# every tick only to be dropped (an idle gevent thread pool worker's 10 frames; a few µs in
+# a gevent server, more for a deep stack).
 UNADOPTABLE_RECHECK_TICKS = 100
 
 # A running step as published by a unit probe:
