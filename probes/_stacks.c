@@ -205,7 +205,7 @@ hooks_contain(PyObject *hooks, PyObject *code)
     Py_ssize_t position = 0;
     PyObject *key;
     Py_hash_t key_hash;
-    while (_PySet_NextEntry(hooks, &position, &key, &key_hash)) {
+    while (_PySet_NextEntry(hooks, &position, &key, &key_hash) > 0) {
         if (key == code) {
             return 1;
         }

@@ -3,7 +3,8 @@
 A report with a step timeline (standard and deep mode) knows when each task step ran and
 what the task waited for between steps, so its lane in the HTML report can show the real
 sequence instead of one bar split in proportion: each step is compute (and, where its CPU
-was read, the rest of it blocking), each gap before a step is what the task waited for —
+was read, the rest of it blocking, as far as the report counts the unit's blocking; beyond
+that the step was preempted: scheduling), each gap before a step is what the task waited for —
 a timer until it was due (then scheduling), I/O, another task or lock, or nothing at all
 (scheduling: ready, the loop busy elsewhere). A step whose CPU was not read (the probe
 reads it once a task has held the loop for long) gets the share of the unit's measured
@@ -41,21 +42,31 @@ def _gap(track: TimelineTrack, step: int) -> list[Segment]:
     return [(begin, end, GAP_PARTS.get(wait, "waiting"))]
 
 
-def _steps(track: TimelineTrack, unknown_blocking_share: float) -> list[Segment]:
+def _steps(track: TimelineTrack, unknown_blocking_share: float, known_blocking_share: float) -> list[Segment]:
     segments: list[Segment] = []
     for step, (start, end) in enumerate(zip(track.start_s, track.end_s, strict=True)):
         segments.extend(_gap(track, step))
         length = end - start
         cpu = track.cpu_s[step]
+        share = known_blocking_share
         if cpu is None:
             cpu = length * (1.0 - unknown_blocking_share) if length >= LONG_STEP_S else length
+            share = 1.0
         cpu = min(max(cpu, 0.0), length)
         if length - cpu < MIN_BLOCKING_S:
             cpu = length
+        blocked = (length - cpu) * share
+        if blocked < MIN_BLOCKING_S:
+            blocked = 0.0
+        elif length - cpu - blocked < MIN_BLOCKING_S:
+            blocked = length - cpu  # what is left is rounding
+        split = end if blocked >= length - cpu else start + cpu + blocked
         if cpu > 0.0:
             segments.append((start, start + cpu, "compute"))
-        if length - cpu > 0.0:
-            segments.append((start + cpu, end, "blocking"))
+        if blocked > 0.0:
+            segments.append((start + cpu, split, "blocking"))
+        if split < end:  # off the CPU, but not blocking by the report: preempted
+            segments.append((split, end, "scheduling"))
     return segments
 
 
@@ -77,8 +88,12 @@ def unit_segments(report: Report) -> dict[str, list[list[float | str]]]:
         unknown = sum(end - start for track in mine
                       for start, end, cpu in zip(track.start_s, track.end_s, track.cpu_s, strict=True)
                       if cpu is None and end - start >= LONG_STEP_S)
-        share = min(1.0, max(0.0, blocking.get(unit, 0.0) - known) / unknown) if unknown > 0.0 else 0.0
-        segments = [segment for track in mine for segment in _steps(track, share)]
+        # the lane draws no more blocking than the report counts: a step's time off the CPU
+        # that the report does not call blocking (a loaded machine preempted it) is scheduling
+        measured = blocking.get(unit, 0.0)
+        known_share = min(1.0, measured / known) if known > 0.0 else 1.0
+        share = min(1.0, max(0.0, measured - known) / unknown) if unknown > 0.0 else 0.0
+        segments = [segment for track in mine for segment in _steps(track, share, known_share)]
         result[unit] = [[round(start, 6), round(end, 6), part] for start, end, part in segments]
     return result
 
