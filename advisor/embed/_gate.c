@@ -107,7 +107,8 @@ serve(GatedCall *self, PyObject *environ, PyObject *start_response, PyObject *ro
                                       route != NULL ? route : Py_None, NULL);
 }
 
-/* agent.meter.<name>(args...), its result dropped: 0, or -1 with an exception set */
+/* agent.meter.<name>(first, second), or (first) where second is NULL, its result dropped:
+ * 0, or -1 with an exception set */
 static int
 meter_call(GatedCall *self, PyObject *name, PyObject *first, PyObject *second)
 {
@@ -139,18 +140,11 @@ disable_meter(GatedCall *self)
     if (traceback != NULL && value != NULL) {
         PyException_SetTraceback(value, traceback);
     }
-    PyObject *meter = PyObject_GetAttr(self->agent, s_meter);
-    PyObject *result = meter != NULL ? PyObject_CallMethodOneArg(meter, s_disable, value != NULL ? value : Py_None)
-                                     : NULL;
-    Py_XDECREF(meter);
+    int status = meter_call(self, s_disable, value != NULL ? value : Py_None, NULL);
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(traceback);
-    if (result == NULL) {
-        return -1;
-    }
-    Py_DECREF(result);
-    return 0;
+    return status;
 }
 
 /* keeper.status is not None and keeper.code >= 500: 1, 0, or -1 with an exception set */
