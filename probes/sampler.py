@@ -30,6 +30,10 @@ SAMPLING_SWITCH_INTERVAL = 0.00001
 # every tick only to be dropped (an idle gevent thread pool worker's 10 frames; a few µs in
 # a gevent server, more for a deep stack).
 UNADOPTABLE_RECHECK_TICKS = 100
+# ... once it failed to be adopted at this many ticks in a row: a threading.Thread that is
+# starting is in the interpreter's threads a moment before it is in threading's table, and
+# skipping it at once hid a 1 s thread's first second
+UNADOPTABLE_AFTER_TICKS = 10
 
 # A running step as published by a unit probe:
 #   [record, step start, sampler state or None, thread CPU at step start or -1.0]
@@ -153,6 +157,7 @@ class Sampler:
         # threads that could not be adopted (native threads outside `threading`, such as
         # gevent's thread pool workers): not captured again until the next recheck
         self._unadoptable: set[int] = set()
+        self._not_adopted: dict[int, int] = {}  # ident -> ticks it failed to be adopted
         self._switch_interval: float | None = None
 
     def start(self) -> None:
@@ -219,6 +224,7 @@ class Sampler:
         alive = self.threads.alive
         if self.ticks % UNADOPTABLE_RECHECK_TICKS == 0:
             self._unadoptable.clear()  # they may have joined `threading` since, or ended
+            self._not_adopted.clear()
         unadoptable = self._unadoptable
         skip = ignored if own in ignored and not unadoptable else {*ignored, own, *unadoptable}
         captured = capture_stacks(skip, self.step_frames or None, MAX_DEPTH, alive)
@@ -228,7 +234,9 @@ class Sampler:
             if info is None:
                 info = self._adopt(ident, now)
                 if info is None:
-                    unadoptable.add(ident)
+                    failed = self._not_adopted[ident] = self._not_adopted.get(ident, 0) + 1
+                    if failed >= UNADOPTABLE_AFTER_TICKS:
+                        unadoptable.add(ident)
                     continue
                 continue  # a baseline only; the next tick measures
             if cpu is None:

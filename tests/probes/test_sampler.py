@@ -209,7 +209,8 @@ def test_capture_stack_is_leaf_first_with_lines() -> None:
 def test_a_thread_outside_threading_is_asked_about_again_only_every_so_many_ticks(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A native thread that threading does not know (as gevent's thread pool workers) cannot
-    be adopted: its stack is taken once, then skipped until the next recheck, while a
+    be adopted: its stack is taken at 10 ticks in a row (a starting threading.Thread is not in
+    threading's table for a moment), then skipped until the next recheck, while a
     threading.Thread started meanwhile is adopted at once."""
     import _thread
     import threading
@@ -254,6 +255,7 @@ def test_a_thread_outside_threading_is_asked_about_again_only_every_so_many_tick
         adopted.join(10)
     rounds = sampler_module.UNADOPTABLE_RECHECK_TICKS
     looked_at = [tick for tick, idents in enumerate(taken) if native[0] in idents]
-    assert looked_at == [0, rounds, 2 * rounds]
+    after = sampler_module.UNADOPTABLE_AFTER_TICKS
+    assert looked_at == [*range(after), *range(rounds, rounds + after), 2 * rounds]
     assert all(adopted.ident in idents for idents in taken[11:])
     assert adopted.ident in sampler.threads.alive and native[0] not in sampler.threads.alive
