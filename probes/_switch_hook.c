@@ -123,6 +123,8 @@ typedef struct {
     PyObject *hub;               /* the hub last seen (held: its address stays its own) */
     PyObject *hub_entry;         /* and its entry in hubs */
     char perf_counter;           /* the clock is time.perf_counter: read here (clock_now) */
+    PyObject *plain_seen;        /* the record plain_record last found plain, in this call of
+                                    the hook (not held; see plain_record) */
 } Hook;
 
 /* greenlet's C API (its capsule): a greenlet's parent, and whether it started or is active,
@@ -410,18 +412,28 @@ call_drop(PyObject *result)
 
 /* -- the ledger's bookkeeping: TaskLedger.step_started / step_ended, split_gap, note_wait -- */
 
-/* a plain UnitRecord, every slot the ledger touches set: its slots can be used in place */
+/* a plain UnitRecord, every slot the ledger touches set: its slots can be used in place.
+ * A switch asks this of the same two or three records ~5 times, and each answer read 17
+ * slots (~1k instructions a request of the example server): the last record found plain is
+ * remembered until the hook's next call (plain_seen is cleared as each begins). Within one
+ * call, a slot is never deleted (the probe's code only assigns them), and should the record
+ * be freed and a new one take its address, that one is a UnitRecord (the type is checked
+ * each time) whose __init__ set every slot: plain too. */
 static int
 plain_record(Hook *self, PyObject *record)
 {
     if (!self->fast || Py_TYPE(record) != self->unit_type) {
         return 0;
     }
+    if (record == self->plain_seen) {
+        return 1;
+    }
     for (int field = 0; field < N_FIELDS; field++) {
         if (SLOT(record, field) == NULL) {
             return 0;
         }
     }
+    self->plain_seen = record;
     return 1;
 }
 
@@ -1667,6 +1679,7 @@ Hook_call(Hook *self, PyObject *args, PyObject *Py_UNUSED(kwds))
     if (now_obj != NULL) {
         double now = PyFloat_AsDouble(now_obj);
         if (!(now == -1.0 && PyErr_Occurred())) {
+            self->plain_seen = NULL;
             status = do_switch(self, origin, target, now_obj, now);
         }
     }
@@ -1739,6 +1752,7 @@ Hook_step_started(Hook *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "the hook was released");
         return NULL;
     }
+    self->plain_seen = NULL;
     int done = ledger_step_started(self, args[0], args[1]);
     if (done < 0) {
         return NULL;
@@ -1760,6 +1774,7 @@ Hook_step_ended(Hook *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "the hook was released");
         return NULL;
     }
+    self->plain_seen = NULL;
     if (step_ended(self, args[0], args[1], args[2], args[3], args[4], args[5]) < 0) {
         return NULL;
     }
@@ -1789,6 +1804,7 @@ request_unit(Hook *self, RequestUnit *unit)
     if (!self->active) {
         return 0;
     }
+    self->plain_seen = NULL;
     PyObject *ident = thread_ident(self);
     if (ident == NULL) {
         return -1;

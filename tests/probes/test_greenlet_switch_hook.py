@@ -437,6 +437,15 @@ def test_a_record_that_is_not_plain_goes_to_task_ledgers_functions() -> None:
     assert hook.step_started(unset, 1.0) is False
     assert unset.first_run == 1.0
 
+    # a record found plain in one call of the hook is asked again in the next (the hook
+    # remembers the last plain record only while one call lasts)
+    emptied = UnitRecord(1, "greenlet", "target", "", 0, 0.0)
+    assert hook.step_started(emptied, 1.0) is True
+    hook.step_ended(emptied, 1.0, 2.0, WAITING, 0.0, None)
+    del emptied.lock_s
+    assert hook.step_started(emptied, 3.0) is False
+    assert emptied.waiting_s == 1.0 and not hasattr(emptied, "lock_s")
+
     integers = UnitRecord(1, "greenlet", "target", "", 0, 0)
     twin = UnitRecord(1, "greenlet", "target", "", 0, 0)
     assert hook.step_started(integers, 2) is False
