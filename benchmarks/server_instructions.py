@@ -69,7 +69,7 @@ def serve(variant: str, port_file: str) -> None:
         Sampler.start = lambda self: None  # type: ignore[method-assign]
         Sampler.stop = lambda self: None  # type: ignore[method-assign]
         if variant == "light":
-            served = AdvisorWSGIMiddleware(service.app, route=service.route_of, deep_signal=None)
+            served = AdvisorWSGIMiddleware(service.app, routes=service.ROUTES, deep_signal=None)
         else:  # the probes alone (the switch hook), no middleware: the bare app's requests
             import advisor
 

@@ -8,8 +8,9 @@
  * code), and a list or tuple for a body. That request is measured here with the gate's
  * functions (the C switch hook's request_begin / request_end), exactly as
  * AdvisorWSGIMiddleware._serve would; any other one is handed to _serve, before anything
- * was measured. The route function is called once either way. What _serve does is the
- * reference: a change there is a change here.
+ * was measured. The route function is called once either way, or, where the route is named by
+ * path templates (templates.PathTemplates, the default's too), the templates are matched here
+ * without a call. What _serve does is the reference: a change there is a change here.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -24,10 +25,15 @@ typedef struct {
     PyObject *listeners;     /* span_stats.LISTENERS (a list) */
     PyObject *keeper_type;   /* gevent.pywsgi's WSGIHandler, NULL until _serve found it */
     Py_ssize_t fold_every;   /* routes.FOLD_EVERY */
+    PyObject *patterns;      /* PathTemplates.patterns and .names where route_of is one, else NULL */
+    PyObject *names;
 } GatedCall;
 
 static PyObject *s_fast, *s_samples, *s_meter, *s_disable, *s_end, *s_fold, *s_status, *s_code, *s_serve,
-    *s_streamed, *s_path_info, *s_slash, *five_hundred;
+    *s_streamed, *s_path_info, *s_request_method, *s_slash, *s_patterns, *s_names, *five_hundred;
+
+/* the longest template matched here (a longer one is matched by PathTemplates' call) */
+#define MAX_SEGMENTS 64
 
 static int
 GatedCall_traverse(GatedCall *self, visitproc visit, void *arg)
@@ -39,6 +45,8 @@ GatedCall_traverse(GatedCall *self, visitproc visit, void *arg)
     Py_VISIT(self->prefix);
     Py_VISIT(self->listeners);
     Py_VISIT(self->keeper_type);
+    Py_VISIT(self->patterns);
+    Py_VISIT(self->names);
     return 0;
 }
 
@@ -52,6 +60,8 @@ GatedCall_clear(GatedCall *self)
     Py_CLEAR(self->prefix);
     Py_CLEAR(self->listeners);
     Py_CLEAR(self->keeper_type);
+    Py_CLEAR(self->patterns);
+    Py_CLEAR(self->names);
     return 0;
 }
 
@@ -63,20 +73,60 @@ GatedCall_dealloc(GatedCall *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* _bind_gate(agent, app, route_of, default_route, prefix or None, listeners, fold_every) */
+/* route_of's patterns (a tuple of tuples of str or None, none longer than MAX_SEGMENTS) and
+ * names (a dict), where it is a PathTemplates (templates given): 1 with both set (new
+ * references), 0 where they are not what this file matches (PathTemplates' call names the
+ * routes), -1 on error */
+static int
+template_tables(PyObject *templates, PyObject **patterns, PyObject **names)
+{
+    *patterns = *names = NULL;
+    if (templates == Py_None) {
+        return 0;
+    }
+    *patterns = PyObject_GetAttr(templates, s_patterns);
+    *names = *patterns != NULL ? PyObject_GetAttr(templates, s_names) : NULL;
+    if (*names == NULL) {
+        Py_CLEAR(*patterns);
+        return -1;
+    }
+    int usable = PyTuple_CheckExact(*patterns) && PyDict_CheckExact(*names);
+    for (Py_ssize_t i = 0; usable && i < PyTuple_GET_SIZE(*patterns); i++) {
+        PyObject *pattern = PyTuple_GET_ITEM(*patterns, i);
+        usable = PyTuple_CheckExact(pattern) && PyTuple_GET_SIZE(pattern) >= 1 &&
+                 PyTuple_GET_SIZE(pattern) <= MAX_SEGMENTS;
+        for (Py_ssize_t j = 0; usable && j < PyTuple_GET_SIZE(pattern); j++) {
+            PyObject *part = PyTuple_GET_ITEM(pattern, j);
+            usable = part == Py_None || PyUnicode_CheckExact(part);
+        }
+    }
+    if (!usable) {
+        Py_CLEAR(*patterns);
+        Py_CLEAR(*names);
+    }
+    return usable;
+}
+
+/* _bind_gate(agent, app, route_of, default_route, prefix or None, listeners, fold_every,
+ *            templates or None) */
 static PyObject *
 GatedCall_bind(GatedCall *self, PyObject *args)
 {
-    PyObject *agent, *app, *route_of, *default_route, *prefix, *listeners;
+    PyObject *agent, *app, *route_of, *default_route, *prefix, *listeners, *templates, *patterns, *names;
     Py_ssize_t fold_every;
-    if (!PyArg_ParseTuple(args, "OOOOOO!n", &agent, &app, &route_of, &default_route, &prefix, &PyList_Type,
-                          &listeners, &fold_every)) {
+    if (!PyArg_ParseTuple(args, "OOOOOO!nO", &agent, &app, &route_of, &default_route, &prefix, &PyList_Type,
+                          &listeners, &fold_every, &templates)) {
         return NULL;
     }
     if (prefix != Py_None && !PyUnicode_Check(prefix)) {
         PyErr_SetString(PyExc_TypeError, "the control prefix is a str or None");
         return NULL;
     }
+    if (template_tables(templates, &patterns, &names) < 0) {
+        return NULL;
+    }
+    Py_XSETREF(self->patterns, patterns);
+    Py_XSETREF(self->names, names);
     Py_XSETREF(self->agent, Py_NewRef(agent));
     Py_XSETREF(self->app, Py_NewRef(app));
     Py_XSETREF(self->route_of, Py_NewRef(route_of));
@@ -97,6 +147,120 @@ GatedCall_set_keeper(GatedCall *self, PyObject *keeper)
     }
     Py_XSETREF(self->keeper_type, keeper != Py_None ? Py_NewRef(keeper) : NULL);
     Py_RETURN_NONE;
+}
+
+/* path[start:end] == text */
+static int
+segment_equals(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    if (length != end - start) {
+        return 0;
+    }
+    int text_kind = PyUnicode_KIND(text);
+    const void *text_data = PyUnicode_DATA(text);
+    if (text_kind == kind) {
+        return memcmp((const char *)data + start * kind, text_data, (size_t)(length * kind)) == 0;
+    }
+    for (Py_ssize_t i = 0; i < length; i++) { /* one of them holds wider characters elsewhere */
+        if (PyUnicode_READ(kind, data, start + i) != PyUnicode_READ(text_kind, text_data, i)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* PathTemplates.match(path): the index of the first pattern whose segments the path's are
+ * (a literal the same text, a placeholder, None, any but the empty one), or -1 */
+static Py_ssize_t
+match_patterns(PyObject *patterns, PyObject *path)
+{
+    /* where each of the path's segments begins, and one past the end of the last (as
+     * path.split("/") cuts it: one more segment than slashes) */
+    Py_ssize_t begins[MAX_SEGMENTS + 1], length = PyUnicode_GET_LENGTH(path), segments = 1;
+    int kind = PyUnicode_KIND(path);
+    const void *data = PyUnicode_DATA(path);
+    begins[0] = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        if (PyUnicode_READ(kind, data, i) == '/') {
+            if (segments == MAX_SEGMENTS) {
+                return -1; /* longer than any pattern here */
+            }
+            begins[segments++] = i + 1;
+        }
+    }
+    begins[segments] = length + 1;
+    for (Py_ssize_t index = 0; index < PyTuple_GET_SIZE(patterns); index++) {
+        PyObject *pattern = PyTuple_GET_ITEM(patterns, index);
+        if (PyTuple_GET_SIZE(pattern) != segments) {
+            continue;
+        }
+        Py_ssize_t part = 0;
+        for (; part < segments; part++) {
+            PyObject *expected = PyTuple_GET_ITEM(pattern, part);
+            Py_ssize_t start = begins[part], end = begins[part + 1] - 1;
+            if (expected == Py_None ? end == start : !segment_equals(expected, kind, data, start, end)) {
+                break;
+            }
+        }
+        if (part == segments) {
+            return index;
+        }
+    }
+    return -1;
+}
+
+/* f"{method} {path}" of two exact str */
+static PyObject *
+join_route(PyObject *method, PyObject *path)
+{
+    Py_ssize_t left = PyUnicode_GET_LENGTH(method), right = PyUnicode_GET_LENGTH(path);
+    Py_UCS4 widest = PyUnicode_MAX_CHAR_VALUE(method) > PyUnicode_MAX_CHAR_VALUE(path) ? PyUnicode_MAX_CHAR_VALUE(method)
+                                                                                       : PyUnicode_MAX_CHAR_VALUE(path);
+    PyObject *route = PyUnicode_New(left + 1 + right, widest);
+    if (route == NULL) {
+        return NULL;
+    }
+    if (PyUnicode_CopyCharacters(route, 0, method, 0, left) < 0 || PyUnicode_WriteChar(route, left, ' ') < 0 ||
+        PyUnicode_CopyCharacters(route, left + 1, path, 0, right) < 0) {
+        Py_DECREF(route);
+        return NULL;
+    }
+    return route;
+}
+
+/* the route PathTemplates' call would name (a new reference), without the call: NULL with no
+ * exception set where the call must name it (a method or path that is not a str, a method
+ * whose routes are not made yet), NULL with one on error */
+static PyObject *
+templated_route(GatedCall *self, PyObject *environ)
+{
+    PyObject *method = PyDict_GetItemWithError(environ, s_request_method);
+    if (method == NULL || !PyUnicode_CheckExact(method)) {
+        return NULL;
+    }
+    PyObject *path = PyDict_GetItemWithError(environ, s_path_info);
+    if (path == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        path = s_slash;
+    }
+    else if (!PyUnicode_CheckExact(path)) {
+        return NULL;
+    }
+    else if (PyUnicode_GET_LENGTH(path) == 0) {
+        path = s_slash;
+    }
+    Py_ssize_t index = match_patterns(self->patterns, path);
+    if (index < 0) {
+        return join_route(method, path);
+    }
+    PyObject *names = PyDict_GetItemWithError(self->names, method);
+    if (names == NULL || !PyList_CheckExact(names) || PyList_GET_SIZE(names) <= index) {
+        return NULL;
+    }
+    return Py_NewRef(PyList_GET_ITEM(names, index));
 }
 
 /* self._serve(environ, start_response, route): the Python way */
@@ -192,7 +356,13 @@ gated(GatedCall *self, PyObject *environ, PyObject *start_response)
         }
     }
     /* route = route_of(environ), or default_route(environ) where it fails */
-    route = PyObject_CallOneArg(self->route_of, environ);
+    route = self->patterns != NULL ? templated_route(self, environ) : NULL;
+    if (route == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        route = PyObject_CallOneArg(self->route_of, environ);
+    }
     if (route == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_Exception)) {
             return NULL;
@@ -314,7 +484,7 @@ GatedCall_call(GatedCall *self, PyObject *args, PyObject *kwds)
 
 static PyMethodDef GatedCall_methods[] = {
     {"_bind_gate", (PyCFunction)GatedCall_bind, METH_VARARGS,
-     "(agent, app, route_of, default_route, control prefix or None, listeners, fold_every)"},
+     "(agent, app, route_of, default_route, control prefix or None, listeners, fold_every, templates or None)"},
     {"_set_keeper", (PyCFunction)GatedCall_set_keeper, METH_O, "the handler type that keeps the status code"},
     {NULL, NULL, 0, NULL},
 };
@@ -353,6 +523,9 @@ PyInit__gate(void)
     INTERN(s_serve, "_serve");
     INTERN(s_streamed, "_streamed");
     INTERN(s_path_info, "PATH_INFO");
+    INTERN(s_request_method, "REQUEST_METHOD");
+    INTERN(s_patterns, "patterns");
+    INTERN(s_names, "names");
     INTERN(s_slash, "/");
 #undef INTERN
     if ((five_hundred = PyLong_FromLong(500)) == NULL || PyType_Ready(&GatedCallType) < 0) {

@@ -2,7 +2,8 @@
 
 Each HTTP request runs in one asyncio task of the server; the meter reads that task's
 counters at the start and end of the app's call (see ``advisor.embed.meter``). The route
-is ``METHOD path`` unless a ``route`` function of the scope names it. Websocket scopes
+is ``METHOD path`` unless path templates (``routes``) or a ``route`` function of the scope
+name it. Websocket scopes
 pass through untouched, lifespan ones too, but at the lifespan shutdown the last report is
 written; requests for the control endpoint (off unless a
 token is given) are answered here.
@@ -10,10 +11,11 @@ token is given) are answered here.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from .agent import Agent
+from .templates import PathTemplates
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,10 +34,12 @@ class AdvisorASGIMiddleware:
     """Wrap an ASGI app: ``app = AdvisorASGIMiddleware(app, dump_dir="/var/tmp/advisor")``
     (keyword arguments as for ``AdvisorWSGIMiddleware``)."""
 
-    def __init__(self, app: ASGIApp, *, route: RouteOf | None = None, agent: Agent | None = None,
-                 **options: Any) -> None:
+    def __init__(self, app: ASGIApp, *, routes: Iterable[str] = (), route: RouteOf | None = None,
+                 agent: Agent | None = None, **options: Any) -> None:
+        if route is not None and routes:
+            raise ValueError("name routes by templates (routes=) or by a function (route=), not both")
         self.app = app
-        self.route_of = route or default_route
+        self.route_of: RouteOf = route or (PathTemplates(routes).of_scope if routes else default_route)
         self.agent = agent if agent is not None else Agent(on_loop=True, **options)
 
     @property

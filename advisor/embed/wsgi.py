@@ -4,7 +4,7 @@ Works with any WSGI server; under gevent's ``pywsgi`` each request runs in a gre
 under a threaded server in a thread, and the meter reads that unit's counters (see
 ``advisor.embed.meter``). A request's time runs from the call of the app until it returns
 its body, or, for a streamed body, until the server closes it. The route is ``METHOD
-path`` unless a ``route`` function names it (a path template, say). Requests for the
+path`` unless path templates (``routes``) or a ``route`` function name it. Requests for the
 control endpoint (off unless a token is given) are answered here and never reach the app.
 """
 
@@ -18,6 +18,7 @@ from ..span_stats import LISTENERS
 from .agent import Agent
 from .meter import Pending
 from .routes import FOLD_EVERY
+from .templates import PathTemplates
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -97,14 +98,19 @@ class AdvisorWSGIMiddleware(_CallBase):
 
     Keyword arguments are the ``Agent``'s (``profiler``, ``mode``, ``control_token``,
     ``control_prefix``, ``dump_dir``, ``dump_interval_s``, ``dump_keep``, ``deep_signal``,
-    ``deep_seconds``, ``max_routes``), plus ``route``: a function of the environ that names
-    the request's route.
+    ``deep_seconds``, ``max_routes``), plus ``routes``: path templates such as
+    ``"/products/{id}"`` that name the requests whose path they match (``GET
+    /products/{id}``), or ``route``: a function of the environ that names the request's route.
     """
 
-    def __init__(self, app: WSGIApp, *, route: RouteOf | None = None, agent: Agent | None = None,
-                 **options: Any) -> None:
+    def __init__(self, app: WSGIApp, *, routes: Iterable[str] = (), route: RouteOf | None = None,
+                 agent: Agent | None = None, **options: Any) -> None:
+        if route is not None and routes:
+            raise ValueError("name routes by templates (routes=) or by a function (route=), not both")
         self.app = app
-        self.route_of = route or default_route
+        # templates (none: the default route) are matched in _gate.c without a Python call
+        templates = PathTemplates(routes) if route is None else None
+        self.route_of: RouteOf = route or templates  # type: ignore[assignment]
         self.agent = agent if agent is not None else Agent(**options)
         self._keepers: tuple[type, ...] | None = None
         # the control endpoint is on when a token was given (fixed for the agent's life, as
@@ -113,7 +119,7 @@ class AdvisorWSGIMiddleware(_CallBase):
         self._control_prefix = self.agent.control.prefix
         if isinstance(self, _GatedCall or ()):
             self._bind_gate(self.agent, app, self.route_of, default_route,
-                            self._control_prefix if self._control_on else None, LISTENERS, FOLD_EVERY)
+                            self._control_prefix if self._control_on else None, LISTENERS, FOLD_EVERY, templates)
 
     @property
     def profiler(self) -> Any:

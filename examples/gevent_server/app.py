@@ -88,17 +88,16 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     return respond(start_response, "404 Not Found", {"error": "no such route"})
 
 
-def route_of(environ: dict[str, Any]) -> str:
-    """Requests of /products/1 and /products/2 are one route."""
-    path = environ.get("PATH_INFO", "/")
-    return f"{environ['REQUEST_METHOD']} {'/products/{id}' if PRODUCT_PATH.match(path) else path}"
+# the routes' path templates: requests of /products/1 and /products/2 are one route,
+# "GET /products/{id}" (a path that matches none is its own, as "GET /health")
+ROUTES = ["/products/{id}"]
 
 
 def create_app() -> Any:
     """The service under advisor's middleware, configured from the environment: for
     gunicorn, ``gunicorn -k gevent -w 4 'app:create_app()'`` (each worker writes its own
     reports to ``$ADVISOR_DUMP_DIR``; ``advisor merge`` combines them)."""
-    return AdvisorWSGIMiddleware(app, route=route_of, dump_dir=os.environ.get("ADVISOR_DUMP_DIR"),
+    return AdvisorWSGIMiddleware(app, routes=ROUTES, dump_dir=os.environ.get("ADVISOR_DUMP_DIR"),
                                  dump_interval_s=float(os.environ.get("ADVISOR_DUMP_EVERY", "60")),
                                  control_token=os.environ.get("ADVISOR_TOKEN"))
 
@@ -114,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     served: Any = app
     if not options.bare:
-        served = AdvisorWSGIMiddleware(app, route=route_of, dump_dir=options.dump_dir,
+        served = AdvisorWSGIMiddleware(app, routes=ROUTES, dump_dir=options.dump_dir,
                                        dump_interval_s=options.dump_every,
                                        control_token=os.environ.get("ADVISOR_TOKEN"))
     server = WSGIServer((options.host, options.port), served, log=None)
