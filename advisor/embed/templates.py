@@ -43,6 +43,8 @@ class PathTemplates:
     """
 
     def __init__(self, templates: Iterable[str] = ()) -> None:
+        if isinstance(templates, str):
+            raise ValueError(f"route templates are a list of paths, not one str: [{templates!r}]")
         self.templates: tuple[str, ...] = tuple(templates)
         self.patterns: tuple[Pattern, ...] = tuple(parse_template(template) for template in self.templates)
         seen: dict[Pattern, str] = {}

@@ -10,7 +10,7 @@ from typing import Any
 from .conftest import PROGRAMS, TOKEN, per_request, route_named
 
 TRUTH = str(PROGRAMS / "asgi_truth.py")
-PLAN = [("GET", "/wait"), ("GET", "/cpu"), ("GET", "/block"), ("GET", "/ok")]
+PLAN = [("GET", "/wait/20"), ("GET", "/cpu"), ("GET", "/block"), ("GET", "/ok")]
 
 
 def test_uvicorn_routes_from_ground_truth(server_factory: Any) -> None:
@@ -21,14 +21,14 @@ def test_uvicorn_routes_from_ground_truth(server_factory: Any) -> None:
     assert status == 401 and b"Traceback" not in body
     report = server.report()
     routes = {route["route"]: route for route in report["routes"]}
-    assert set(routes) == {"GET /wait", "GET /cpu", "GET /block", "GET /ok"}
+    assert set(routes) == {"GET /wait/{ms}", "GET /cpu", "GET /block", "GET /ok"}  # /wait/20 by its template
     for route in routes.values():
         assert route["count"] == 40
         # the first request runs in a task created before the probes started: not measured
         assert route["measured"] >= 39
         assert abs(sum(route["breakdown"].values()) - route["wall_s"]) <= 0.05 * route["wall_s"] + 1e-4
 
-    wait = routes["GET /wait"]
+    wait = routes["GET /wait/{ms}"]
     assert per_request(wait, "waiting_s") >= 0.018  # asyncio.sleep(0.02): a timer wait
     assert per_request(wait, "compute_s") < 0.005
     assert wait["blocking_s"] < 0.05 * wait["wall_s"]
@@ -67,7 +67,7 @@ def test_sigusr2_deep_capture_under_uvicorn(server_factory: Any) -> None:
     assert server.request("GET", "/ok")[0] == 200  # still serving
     # the always-on probes kept measuring during the deep window: their steps ran through
     # both hooks
-    wait = route_named(server.report(), "GET /wait")
+    wait = route_named(server.report(), "GET /wait/{ms}")
     assert wait["count"] >= 10 and per_request(wait, "waiting_s") >= 0.018, wait
     err = server.stop()
     assert "Traceback" not in err, err

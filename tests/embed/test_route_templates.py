@@ -69,8 +69,9 @@ def test_a_templates_route_is_made_once_per_method_and_methods_are_bounded() -> 
     (["/{1}"], "whole segment"),
     (["/a/{"], "whole segment"),
     (["/a/{x}", "/a/{y}"], "match the same paths"),
+    ("/a/{x}", "not one str"),
 ])
-def test_a_bad_template_is_a_value_error_that_says_why(templates: list[str], message: str) -> None:
+def test_a_bad_template_is_a_value_error_that_says_why(templates: list[str] | str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PathTemplates(templates)
     with pytest.raises(ValueError, match=message):

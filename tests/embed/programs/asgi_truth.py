@@ -1,6 +1,7 @@
 """A plain ASGI app under uvicorn, wrapped in advisor's ASGI middleware: routes that spend
-known time. /wait: asyncio.sleep(0.02); /cpu: ~20 ms of pure-Python work; /block: a
-time.sleep(0.02) that holds the event loop; /ok: nothing."""
+known time. /wait/<anything>: asyncio.sleep(0.02), one route by its path template;
+/cpu: ~20 ms of pure-Python work; /block: a time.sleep(0.02) that holds the event loop;
+/ok: nothing."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     path = scope["path"]
     status = 200
     headers = [(b"content-type", b"text/plain")]
-    if path == "/wait":
+    if path.startswith("/wait/"):
         await asyncio.sleep(0.02)
     elif path == "/cpu":
         headers.append((b"x-burn-cpu", f"{burn(0.02):.6f}".encode()))
@@ -61,8 +62,8 @@ def main() -> None:
     parser.add_argument("--dump-dir", required=True)
     parser.add_argument("--deep-seconds", type=float, default=1.0)
     options = parser.parse_args()
-    served = AdvisorASGIMiddleware(app, dump_dir=options.dump_dir, deep_seconds=options.deep_seconds,
-                                   control_token=os.environ.get("ADVISOR_TOKEN"))
+    served = AdvisorASGIMiddleware(app, routes=["/wait/{ms}"], dump_dir=options.dump_dir,
+                                   deep_seconds=options.deep_seconds, control_token=os.environ.get("ADVISOR_TOKEN"))
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))  # port 0: the kernel picks a free one
     config = uvicorn.Config(served, log_level="warning", lifespan="on")
