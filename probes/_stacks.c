@@ -354,15 +354,28 @@ capture_stacks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "known must be a dict of ThreadInfo by ident, or None");
         return NULL;
     }
-    /* what sys._current_frames() returns, taken here: between a call of it from Python and
-     * the next call, the interpreter may hand the GIL to another thread */
+    /* No collection while other threads' frames are read. Wrapping a frame of another thread
+     * in a frame object (here, in _PyThread_CurrentFrames and in PyFrame_GetBack) allocates;
+     * an allocation can start a collection, whose finalizers run Python code in this thread,
+     * and Python code hands the GIL over when asked (the sampler asks for a 10 µs switch
+     * interval). The frame's thread then runs on, pops the frame being wrapped and frees its
+     * memory (a greenlet that ends frees its frames' chunk), and the new frame object points
+     * into it: the crash of a gevent server sampled while its collector ran finalizers
+     * (tests/probes/test_capture_under_collections.py). The collection waits for the capture. */
+    int collecting = PyGC_Disable();
     PyObject *frames = _PyThread_CurrentFrames();
     if (frames == NULL) {
+        if (collecting) {
+            PyGC_Enable();
+        }
         return NULL;
     }
     PyObject *out = PyDict_New();
     if (out == NULL) {
         Py_DECREF(frames);
+        if (collecting) {
+            PyGC_Enable();
+        }
         return NULL;
     }
     PyObject *ident, *leaf;
@@ -401,11 +414,17 @@ capture_stacks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     Py_DECREF(frames);
+    if (collecting) {
+        PyGC_Enable();
+    }
     return out;
 
 error:
     Py_DECREF(frames);
     Py_DECREF(out);
+    if (collecting) {
+        PyGC_Enable();
+    }
     return NULL;
 }
 

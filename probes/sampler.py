@@ -12,10 +12,12 @@ in ``time.sleep`` or a socket call is measured without reading a CPU clock per s
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import CodeType, FrameType
 from typing import Any
 
@@ -84,6 +86,21 @@ def _first_hook_frame(frame: FrameType | None, hooks: set[CodeType]) -> FrameTyp
 Captured = tuple[Stack, FrameType | None, float | None, float | None]
 
 
+@contextmanager
+def collections_held() -> Iterator[None]:
+    """No collection inside: for reading another thread's frames. Each frame read is wrapped
+    in a frame object, an allocation; a collection it starts runs finalizers here, and their
+    Python code can hand the GIL to that thread, which then frees the frame being wrapped
+    (see _stacks.c's capture_stacks). The collection runs after, at the next allocation."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def capture_stacks_in_python(skip: set[int], hooks: set[CodeType] | None, max_depth: int = MAX_DEPTH,
                              known: dict[int, ThreadInfo] | None = None) -> dict[int, Captured]:
     """What _stacks.c's capture_stacks does, where it was not built: each thread's current
@@ -93,8 +110,9 @@ def capture_stacks_in_python(skip: set[int], hooks: set[CodeType] | None, max_de
     a generator's frame that yields meanwhile loses its callers, and the counters are read
     later than the stack: the C version holds the GIL from start to end."""
     del max_depth  # capture_stack's own
-    stacks = {ident: (capture_stack(frame), _first_hook_frame(frame, hooks) if hooks is not None else None)
-              for ident, frame in sys._current_frames().items() if ident not in skip}
+    with collections_held():
+        stacks = {ident: (capture_stack(frame), _first_hook_frame(frame, hooks) if hooks is not None else None)
+                  for ident, frame in sys._current_frames().items() if ident not in skip}
     out: dict[int, Captured] = {}
     for ident, (stack, hook) in stacks.items():
         info = known.get(ident) if known is not None else None
@@ -315,7 +333,8 @@ class Sampler:
         skip publishing every step.)"""
         if hook_frame is None:
             return None
-        values = hook_frame.f_locals
+        with collections_held():  # the frame's locals are read from its thread's frame
+            values = hook_frame.f_locals
         record, t0 = values.get("record"), values.get("t0")
         if record is None or not isinstance(t0, float):
             return None
