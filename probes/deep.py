@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import contextvars
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
+
+from .gc_hold import collections_held
 
 # The unit tag of the code running now (0: not inside a tagged asyncio task).
 UNIT_TAG: contextvars.ContextVar[int] = contextvars.ContextVar("advisor_unit_tag", default=0)
@@ -30,6 +33,8 @@ MAX_LIVE_TASKS = 1_000
 DISAGREEMENT = 1.2  # two calibrations further apart than this: one caught a slow spell
 RESUME_BELOW = 800
 MAX_QUERIES = 2_500  # per-tag and per-context stats asked of yappi at the end
+SETTLE_S = 0.02  # after yappi stops: for a callback in flight in another thread to end
+_STALE = [False]  # yappi holds a capture's tables, to be freed at the next capture's start
 
 
 @dataclass
@@ -150,14 +155,14 @@ class _Link:
         return 1 if self.rest is None else 1 + self.rest.length()
 
 
-def _extra(yappi: Any, timer: Callable[[], float], pairs: int = 7) -> float:
+def _extra(yappi: Any, timer: Callable[[], float], pairs: int = 7, threads: bool = True) -> float:
     """What yappi adds to a timed loop: the median, over `pairs` runs of the loop without and
     then with yappi, of the difference. Taken in pairs, a slower spell of the machine lands on
     both sides of one difference rather than on one side of all of them."""
     differences = []
     for _ in range(pairs):
         bare = timer()
-        yappi.start(builtins=False, profile_threads=True)
+        yappi.start(builtins=False, profile_threads=threads)
         try:
             profiled = timer()
         finally:
@@ -168,7 +173,26 @@ def _extra(yappi: Any, timer: Callable[[], float], pairs: int = 7) -> float:
 
 def _calibrate(yappi: Any, rounds: int = 20_000) -> CallCost:
     """Measure yappi's per-call cost on an empty function called from a loop, and by kind of
-    call (recursive functions and methods, constructors, methods)."""
+    call (recursive functions and methods, constructors, methods). It starts, stops and
+    clears yappi dozens of times, in a server while its threads run under it: with
+    collections held off, no thread can be cut inside yappi's callback by a finalizer (and
+    the context callbacks run no bytecode, see use_c_context_callbacks), so none comes back
+    to tables a clear freed meanwhile."""
+    alone = not others_run()
+    with collections_held():
+        return _measure_calls(yappi, rounds, alone)
+
+
+def others_run() -> bool:
+    """Threads besides this one: yappi is then calibrated on this one alone (its callback in
+    no other thread, none of which can then be inside it when a calibration clears yappi's
+    tables), and its tables are cleared only once no thread has run under it for a while
+    (see DeepProbe.clear)."""
+    with collections_held():  # wrapping other threads' frames: see gc_hold
+        return len(sys._current_frames()) > 1
+
+
+def _measure_calls(yappi: Any, rounds: int, threads: bool) -> CallCost:
     def bare_loop(count: int) -> float:
         begin = _cpu_clock()
         for _ in range(count):
@@ -184,7 +208,7 @@ def _calibrate(yappi: Any, rounds: int = 20_000) -> CallCost:
     with_calls = _typical(bare_calls(rounds) for _ in range(5))
     passes = 7
     yappi.clear_stats()
-    wall = max(0.0, _extra(yappi, partial(bare_calls, rounds), passes) / rounds)
+    wall = max(0.0, _extra(yappi, partial(bare_calls, rounds), passes, threads) / rounds)
     stats = {stat.name: stat for stat in yappi.get_func_stats() if stat.name in ("_empty", "_caller")}
     yappi.clear_stats()
     if "_empty" not in stats or "_caller" not in stats:
@@ -193,15 +217,15 @@ def _calibrate(yappi: Any, rounds: int = 20_000) -> CallCost:
     empty_bare = max(0.0, (with_calls - loop_only) / rounds)
     callee = max(0.0, stats["_empty"].tsub / calls - empty_bare / 2)
     caller_own = max(0.0, (stats["_caller"].tsub - loop_only * passes) / calls - empty_bare / 2)
-    recursive = _recursive_cost(yappi)
-    method, init, recursive_method = _object_costs(yappi)
+    recursive = _recursive_cost(yappi, threads=threads)
+    method, init, recursive_method = _object_costs(yappi, threads=threads)
     wall = max(wall, caller_own + callee)
     return CallCost(caller_s=caller_own, callee_s=callee, wall_s=wall,
                     recursive_wall_s=max(recursive, wall), method_wall_s=max(method, wall),
                     init_wall_s=max(init, wall), recursive_method_wall_s=max(recursive_method, wall))
 
 
-def _object_costs(yappi: Any, rounds: int = 10_000) -> tuple[float, float, float]:
+def _object_costs(yappi: Any, rounds: int = 10_000, threads: bool = True) -> tuple[float, float, float]:
     """yappi's wall cost per method call, per constructor call (``__init__``, called from C by the
     class) and per call of a recursive method.
 
@@ -233,14 +257,14 @@ def _object_costs(yappi: Any, rounds: int = 10_000) -> tuple[float, float, float
         return _cpu_clock() - begin
 
     try:
-        method, init, walk = (max(0.0, _extra(yappi, partial(timer, rounds)) / rounds)
+        method, init, walk = (max(0.0, _extra(yappi, partial(timer, rounds), threads=threads) / rounds)
                               for timer in (methods, constructors, walks))
     finally:
         yappi.clear_stats()
     return method, init, walk
 
 
-def _recursive_cost(yappi: Any, depth: int = 18) -> float:
+def _recursive_cost(yappi: Any, depth: int = 18, threads: bool = True) -> float:
     """yappi's wall cost per call of a recursive function (a small Fibonacci)."""
     calls = 2 * _fib(depth + 1) - 1  # calls made by _fib(depth)
 
@@ -250,9 +274,37 @@ def _recursive_cost(yappi: Any, depth: int = 18) -> float:
         return _cpu_clock() - begin
 
     try:
-        return max(0.0, _extra(yappi, timed) / calls)
+        return max(0.0, _extra(yappi, timed, threads=threads) / calls)
     finally:
         yappi.clear_stats()
+
+
+def use_c_context_callbacks(yappi: Any, greenlets: bool) -> bool:
+    """Give yappi the context callbacks of _yappi_context.c in place of its own Python ones
+    (after ``set_context_backend``, which installs those): the same ids and names, but no
+    bytecode inside yappi's profile callback, where a GIL hand-over let another thread clear
+    yappi's tables under it (a deep capture's calibration in a server's control thread: a
+    segfault). False where the C module was not built: yappi's own stay."""
+    try:
+        from . import _yappi_context  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:  # pragma: no cover - depends on the build
+        return False
+    import threading
+
+    counter = getattr(yappi, "GREENLET_COUNTER", None)
+    if greenlets:
+        from greenlet import getcurrent
+    else:
+        getcurrent = threading.get_ident  # unused by the thread-name callback
+    if counter is None:
+        return False
+    _yappi_context.configure(getcurrent, counter, threading, getattr(yappi, "get_ident", threading.get_ident))
+    if greenlets:
+        yappi.set_context_id_callback(_yappi_context.greenlet_id)
+        yappi.set_context_name_callback(_yappi_context.greenlet_name)
+    else:
+        yappi.set_context_name_callback(_yappi_context.thread_name)
+    return True
 
 
 def _plain(stats: Any) -> list[DeepFunction]:
@@ -290,8 +342,13 @@ class DeepProbe:
         # calibrate with everything set as the run starts. The tag callback costs every call
         # (~8% of a call-heavy program): it is set only once the program creates an asyncio
         # task (tag_tasks), and never for a gevent program, whose units are yappi's contexts
+        if _STALE[0]:  # the last capture's tables, freed now that nothing runs under yappi
+            with collections_held():
+                yappi.clear_stats()
+            _STALE[0] = False
         yappi.set_clock_type("wall")
         yappi.set_context_backend("greenlet" if self.greenlets else "native_thread")
+        use_c_context_callbacks(yappi, self.greenlets)
         yappi.set_tag_callback(None)
         self.cost = _calibrate(yappi)
 
@@ -311,7 +368,12 @@ class DeepProbe:
     def stop(self) -> None:
         yappi = self._yappi
         if yappi is not None and yappi.is_running():
-            yappi.stop()
+            with collections_held():
+                yappi.stop()
+                # a thread that was inside yappi's callback, cut there by a finalizer begun
+                # before the hold, finishes it now, before drain's calibration clears the
+                # tables it is using (a server's threads run on while a capture stops)
+                time.sleep(SETTLE_S)
         if self._paused_at is not None:
             self.paused_s += self._clock() - self._paused_at
             self._paused_at = None
@@ -352,10 +414,12 @@ class DeepProbe:
         # the mean with the start-up's. On a shared machine the cost per call drifts with the
         # load (seen: 3-5% between the start and the end of a 3 s run), and in a call-heavy
         # program the correction is several times what is left, so each % counts several times
-        try:
-            end = _calibrate(yappi)
-        except Exception:  # the start-up's measure stays
-            end = CallCost()
+        end = CallCost()  # where it is not measured, the start-up's measure stays
+        if not others_run():  # else a thread may still be inside yappi's callback: see clear
+            try:
+                end = _calibrate(yappi)
+            except Exception:
+                pass
         # with the tag callback on, each call cost more than the start-up (without it) saw:
         # the end's measure (with it) alone, then; most of such a run's calls come after its
         # first task (asyncio.run starts one at once)
@@ -364,5 +428,14 @@ class DeepProbe:
                            self.paused_s, "wall", "greenlet" if self.greenlets else "native_thread")
 
     def clear(self) -> None:
-        if self._yappi is not None:
+        """Free yappi's tables; where other threads run (a server), at the next capture's
+        start instead: a thread cut by a finalizer inside yappi's callback before the stop
+        may come back to them well after it (a collection that runs many finalizers)."""
+        if self._yappi is None:
+            return
+        if others_run():
+            _STALE[0] = True
+            return
+        with collections_held():
             self._yappi.clear_stats()
+        _STALE[0] = False

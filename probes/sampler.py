@@ -12,16 +12,15 @@ in ``time.sleep`` or a socket call is measured without reading a CPU clock per s
 
 from __future__ import annotations
 
-import gc
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
 
 from .forks import renew_in_child
+from .gc_hold import collections_held
 from .native import allocate_lock, clear_profile, get_ident, sleep, start_new_thread
 from .records import Stack, UnitRecord, add_weights
 from .threads import ThreadInfo, ThreadRegistry, read_clock, read_run_delay
@@ -84,21 +83,6 @@ def _first_hook_frame(frame: FrameType | None, hooks: set[CodeType]) -> FrameTyp
 
 
 Captured = tuple[Stack, FrameType | None, float | None, float | None]
-
-
-@contextmanager
-def collections_held() -> Iterator[None]:
-    """No collection inside: for reading another thread's frames. Each frame read is wrapped
-    in a frame object, an allocation; a collection it starts runs finalizers here, and their
-    Python code can hand the GIL to that thread, which then frees the frame being wrapped
-    (see _stacks.c's capture_stacks). The collection runs after, at the next allocation."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def capture_stacks_in_python(skip: set[int], hooks: set[CodeType] | None, max_depth: int = MAX_DEPTH,
