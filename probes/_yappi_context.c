@@ -39,16 +39,6 @@ configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-static int
-configured(void)
-{
-    if (getcurrent == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "advisor's yappi context callbacks are not configured");
-        return 0;
-    }
-    return 1;
-}
-
 /* the running greenlet's _yappi_tid, given it from next_id the first time (yappi's
  * _get_greenlet_id): a new reference, or NULL with an exception set */
 static PyObject *
@@ -76,20 +66,6 @@ greenlet_id_held(void)
     return id;
 }
 
-static PyObject *
-greenlet_id(PyObject *module, PyObject *Py_UNUSED(unused))
-{
-    if (!configured()) {
-        return NULL;
-    }
-    int collecting = PyGC_Disable();
-    PyObject *id = greenlet_id_held();
-    if (collecting) {
-        PyGC_Enable();
-    }
-    return id;
-}
-
 /* type(obj).__name__: a new reference, or NULL with an exception set */
 static PyObject *
 type_name(PyObject *obj)
@@ -97,19 +73,13 @@ type_name(PyObject *obj)
     return PyObject_GetAttr((PyObject *)Py_TYPE(obj), s_name);
 }
 
+/* the running greenlet's class name (yappi's _get_greenlet_name) */
 static PyObject *
-greenlet_name(PyObject *module, PyObject *Py_UNUSED(unused))
+greenlet_name_held(void)
 {
-    if (!configured()) {
-        return NULL;
-    }
-    int collecting = PyGC_Disable();
     PyObject *current = PyObject_CallNoArgs(getcurrent);
     PyObject *name = current != NULL ? type_name(current) : NULL;
     Py_XDECREF(current);
-    if (collecting) {
-        PyGC_Enable();
-    }
     return name;
 }
 
@@ -141,18 +111,38 @@ thread_name_held(void)
     return name;
 }
 
+/* one of the above, configured, with collections held off */
 static PyObject *
-thread_name(PyObject *module, PyObject *Py_UNUSED(unused))
+held(PyObject *(*work)(void))
 {
-    if (!configured()) {
+    if (getcurrent == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "advisor's yappi context callbacks are not configured");
         return NULL;
     }
     int collecting = PyGC_Disable();
-    PyObject *name = thread_name_held();
+    PyObject *result = work();
     if (collecting) {
         PyGC_Enable();
     }
-    return name;
+    return result;
+}
+
+static PyObject *
+greenlet_id(PyObject *module, PyObject *Py_UNUSED(unused))
+{
+    return held(greenlet_id_held);
+}
+
+static PyObject *
+greenlet_name(PyObject *module, PyObject *Py_UNUSED(unused))
+{
+    return held(greenlet_name_held);
+}
+
+static PyObject *
+thread_name(PyObject *module, PyObject *Py_UNUSED(unused))
+{
+    return held(thread_name_held);
 }
 
 static PyMethodDef methods[] = {

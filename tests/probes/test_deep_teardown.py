@@ -24,6 +24,16 @@ def profiled() -> int:
     return sum(range(10))
 
 
+def profile_then_clear() -> None:
+    """A capture's end: yappi profiled a function, then the probe clears."""
+    probe = deep.DeepProbe()
+    probe._yappi = yappi
+    yappi.start(builtins=False, profile_threads=False)
+    profiled()
+    yappi.stop()
+    probe.clear()
+
+
 @pytest.fixture
 def other_thread() -> Iterator[threading.Event]:
     """A thread that runs Python code until told to stop."""
@@ -67,12 +77,7 @@ def test_with_other_threads_the_tables_are_freed_at_the_next_start(other_thread:
     cleared: list[int] = []
     real = yappi.clear_stats
     monkeypatch.setattr(yappi, "clear_stats", lambda: (cleared.append(1), real())[1])
-    probe = deep.DeepProbe()
-    probe._yappi = yappi
-    yappi.start(builtins=False, profile_threads=False)
-    profiled()
-    yappi.stop()
-    probe.clear()
+    profile_then_clear()
     assert cleared == [] and deep._STALE[0]
     assert not yappi.get_func_stats().empty(), "the tables are kept"
     other_thread.set()
@@ -82,10 +87,5 @@ def test_with_other_threads_the_tables_are_freed_at_the_next_start(other_thread:
 
 def test_alone_the_tables_are_freed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(deep, "others_run", lambda: False)
-    probe = deep.DeepProbe()
-    probe._yappi = yappi
-    yappi.start(builtins=False, profile_threads=False)
-    profiled()
-    yappi.stop()
-    probe.clear()
+    profile_then_clear()
     assert yappi.get_func_stats().empty() and not deep._STALE[0]
