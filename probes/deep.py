@@ -8,7 +8,9 @@ Before the run, the cost yappi adds to one call is measured, split into what lan
 the caller's and in the callee's own time, so the report can subtract it; it is measured
 again once the run's stats are read, and the two are averaged, so that a machine whose
 load changed during the run is corrected at a cost nearer the one it had meanwhile (when
-the two disagree by more than 20%, one of them caught a slow spell: the lower is taken). yappi's
+the two disagree by more than 20%, one of them caught a slow spell: the lower is taken; in a
+running server, where other threads may still be inside yappi's callback, only the start-up's
+is taken, and yappi's tables are freed at the next capture's start). yappi's
 coroutine-aware wall clock grows with the square of the suspended coroutines, so the
 profile pauses while more than ``MAX_LIVE_TASKS`` tasks are alive, and says so.
 """
@@ -174,10 +176,10 @@ def _extra(yappi: Any, timer: Callable[[], float], pairs: int = 7, threads: bool
 def _calibrate(yappi: Any, rounds: int = 20_000) -> CallCost:
     """Measure yappi's per-call cost on an empty function called from a loop, and by kind of
     call (recursive functions and methods, constructors, methods). It starts, stops and
-    clears yappi dozens of times, in a server while its threads run under it: with
-    collections held off, no thread can be cut inside yappi's callback by a finalizer (and
-    the context callbacks run no bytecode, see use_c_context_callbacks), so none comes back
-    to tables a clear freed meanwhile."""
+    clears yappi dozens of times. Where other threads run (a server), it profiles its own
+    thread alone, so that no other thread is inside yappi's callback when a clear frees
+    yappi's tables; and collections are held off, so that no finalizer cuts a thread inside
+    the callback meanwhile."""
     alone = not others_run()
     with collections_held():
         return _measure_calls(yappi, rounds, alone)
