@@ -113,7 +113,8 @@ class Capture:
         self.deep: DeepProbe | None = None
         self.exports = exports or {}
         if mode == "deep":
-            self.deep = DeepProbe(greenlets=greenlets, live_tasks=lambda: len(self.asyncio_probe.ledger.live))
+            self.deep = DeepProbe(greenlets=greenlets, live_tasks=lambda: len(self.asyncio_probe.ledger.live),
+                                  ignored=self.threads.ignored)
             self.asyncio_probe.tagging = True
             self.asyncio_probe.on_first_tag = self.deep.tag_tasks
             self.sampler.after_tick.append(self.deep.watch)

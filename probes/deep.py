@@ -20,8 +20,9 @@ from __future__ import annotations
 import contextvars
 import statistics
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -173,25 +174,27 @@ def _extra(yappi: Any, timer: Callable[[], float], pairs: int = 7, threads: bool
     return statistics.median(differences)
 
 
-def _calibrate(yappi: Any, rounds: int = 20_000) -> CallCost:
+def _calibrate(yappi: Any, rounds: int = 20_000, ignored: Collection[int] = ()) -> CallCost:
     """Measure yappi's per-call cost on an empty function called from a loop, and by kind of
     call (recursive functions and methods, constructors, methods). It starts, stops and
     clears yappi dozens of times. Where other threads run (a server), it profiles its own
     thread alone, so that no other thread is inside yappi's callback when a clear frees
     yappi's tables; and collections are held off, so that no finalizer cuts a thread inside
     the callback meanwhile."""
-    alone = not others_run()
+    alone = not others_run(ignored)
     with collections_held():
         return _measure_calls(yappi, rounds, alone)
 
 
-def others_run() -> bool:
-    """Threads besides this one: yappi is then calibrated on this one alone (its callback in
-    no other thread, none of which can then be inside it when a calibration clears yappi's
-    tables), and its tables are cleared only once no thread has run under it for a while
-    (see DeepProbe.clear)."""
+def others_run(ignored: Collection[int] = ()) -> bool:
+    """Threads besides this one and `ignored` (advisor's own: its live status line): yappi
+    is then calibrated on this one alone (its callback in no other thread, none of which can
+    then be inside it when a calibration clears yappi's tables), and its tables are cleared
+    only once no thread has run under it for a while (see DeepProbe.clear)."""
+    own = threading.get_ident()
     with collections_held():  # wrapping other threads' frames: see gc_hold
-        return len(sys._current_frames()) > 1
+        idents = list(sys._current_frames())
+    return any(ident != own and ident not in ignored for ident in idents)
 
 
 def _measure_calls(yappi: Any, rounds: int, threads: bool) -> CallCost:
@@ -291,8 +294,6 @@ def use_c_context_callbacks(yappi: Any, greenlets: bool) -> bool:
         from . import _yappi_context  # type: ignore[attr-defined,unused-ignore]
     except ImportError:  # pragma: no cover - depends on the build
         return False
-    import threading
-
     counter = getattr(yappi, "GREENLET_COUNTER", None)
     if greenlets:
         from greenlet import getcurrent
@@ -322,8 +323,9 @@ class DeepProbe:
     name = "deep"
 
     def __init__(self, greenlets: bool = False, live_tasks: Callable[[], int] | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, ignored: Collection[int] = ()) -> None:
         self.greenlets = greenlets
+        self.ignored = ignored  # advisor's own threads (the capture's live set)
         self._live_tasks = live_tasks
         self._clock = clock
         self._yappi: Any = None
@@ -352,7 +354,7 @@ class DeepProbe:
         yappi.set_context_backend("greenlet" if self.greenlets else "native_thread")
         use_c_context_callbacks(yappi, self.greenlets)
         yappi.set_tag_callback(None)
-        self.cost = _calibrate(yappi)
+        self.cost = _calibrate(yappi, ignored=self.ignored)
 
     def tag_tasks(self) -> None:
         """The program created its first asyncio task: from now on yappi asks each call's
@@ -417,9 +419,9 @@ class DeepProbe:
         # load (seen: 3-5% between the start and the end of a 3 s run), and in a call-heavy
         # program the correction is several times what is left, so each % counts several times
         end = CallCost()  # where it is not measured, the start-up's measure stays
-        if not others_run():  # else a thread may still be inside yappi's callback: see clear
+        if not others_run(self.ignored):  # else a thread may still be inside yappi's callback: see clear
             try:
-                end = _calibrate(yappi)
+                end = _calibrate(yappi, ignored=self.ignored)
             except Exception:
                 pass
         # with the tag callback on, each call cost more than the start-up (without it) saw:
@@ -435,7 +437,7 @@ class DeepProbe:
         may come back to them well after it (a collection that runs many finalizers)."""
         if self._yappi is None:
             return
-        if others_run():
+        if others_run(self.ignored):
             _STALE[0] = True
             return
         with collections_held():

@@ -9,6 +9,7 @@ is skipped, and the tables are freed at the next capture's start."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -43,7 +44,7 @@ def other_thread() -> Iterator[threading.Event]:
         while not stop.is_set():
             sum(range(100))
 
-    thread = threading.Thread(target=spin)
+    thread = threading.Thread(target=spin, name="spinner")
     thread.start()
     yield stop
     stop.set()
@@ -86,6 +87,15 @@ def test_with_other_threads_the_tables_are_freed_at_the_next_start(other_thread:
 
 
 def test_alone_the_tables_are_freed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(deep, "others_run", lambda: False)
+    monkeypatch.setattr(deep, "others_run", lambda ignored=(): False)
     profile_then_clear()
     assert yappi.get_func_stats().empty() and not deep._STALE[0]
+
+
+def test_advisors_own_threads_are_not_others(other_thread: threading.Event) -> None:
+    """The live status line's thread (in the capture's ignored set) leaves `advisor run`'s
+    calibration as it was: on every thread, and measured at the end too."""
+    everyone = set(sys._current_frames())
+    spinner = next(thread.ident for thread in threading.enumerate() if thread.name == "spinner")
+    assert deep.others_run(everyone - {spinner})
+    assert not deep.others_run(everyone)
