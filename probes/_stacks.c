@@ -338,44 +338,18 @@ read_counters(PyObject *known, PyObject *ident, PyObject **cpu, PyObject **delay
     return 0;
 }
 
+/* every thread's stack but the skipped ones, with its hook frame and counters: ident ->
+ * (stack, hook frame or None, cpu, delay). Called with collections held off (see below). */
 static PyObject *
-capture_stacks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+capture_all(PyObject *skip, PyObject *hooks, Py_ssize_t max_depth, PyObject *known)
 {
-    if (nargs != 3 && nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "capture_stacks(skip, hooks, max_depth, known=None)");
-        return NULL;
-    }
-    PyObject *skip = args[0], *hooks = args[1], *known = nargs == 4 ? args[3] : Py_None;
-    Py_ssize_t max_depth = PyLong_AsSsize_t(args[2]);
-    if (max_depth == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (known != Py_None && !PyDict_Check(known)) {
-        PyErr_SetString(PyExc_TypeError, "known must be a dict of ThreadInfo by ident, or None");
-        return NULL;
-    }
-    /* No collection while other threads' frames are read. Wrapping a frame of another thread
-     * in a frame object (here, in _PyThread_CurrentFrames and in PyFrame_GetBack) allocates;
-     * an allocation can start a collection, whose finalizers run Python code in this thread,
-     * and Python code hands the GIL over when asked (the sampler asks for a 10 µs switch
-     * interval). The frame's thread then runs on, pops the frame being wrapped and frees its
-     * memory (a greenlet that ends frees its frames' chunk), and the new frame object points
-     * into it: the crash of a gevent server sampled while its collector ran finalizers
-     * (tests/probes/test_capture_under_collections.py). The collection waits for the capture. */
-    int collecting = PyGC_Disable();
     PyObject *frames = _PyThread_CurrentFrames();
     if (frames == NULL) {
-        if (collecting) {
-            PyGC_Enable();
-        }
         return NULL;
     }
     PyObject *out = PyDict_New();
     if (out == NULL) {
         Py_DECREF(frames);
-        if (collecting) {
-            PyGC_Enable();
-        }
         return NULL;
     }
     PyObject *ident, *leaf;
@@ -414,18 +388,44 @@ capture_stacks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     Py_DECREF(frames);
-    if (collecting) {
-        PyGC_Enable();
-    }
     return out;
 
 error:
     Py_DECREF(frames);
     Py_DECREF(out);
+    return NULL;
+}
+
+static PyObject *
+capture_stacks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 && nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "capture_stacks(skip, hooks, max_depth, known=None)");
+        return NULL;
+    }
+    PyObject *skip = args[0], *hooks = args[1], *known = nargs == 4 ? args[3] : Py_None;
+    Py_ssize_t max_depth = PyLong_AsSsize_t(args[2]);
+    if (max_depth == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (known != Py_None && !PyDict_Check(known)) {
+        PyErr_SetString(PyExc_TypeError, "known must be a dict of ThreadInfo by ident, or None");
+        return NULL;
+    }
+    /* No collection while other threads' frames are read. Wrapping a frame of another thread
+     * in a frame object (here, in _PyThread_CurrentFrames and in PyFrame_GetBack) allocates;
+     * an allocation can start a collection, whose finalizers run Python code in this thread,
+     * and Python code hands the GIL over when asked (the sampler asks for a 10 µs switch
+     * interval). The frame's thread then runs on, pops the frame being wrapped and frees its
+     * memory (a greenlet that ends frees its frames' chunk), and the new frame object points
+     * into it: the crash of a gevent server sampled while its collector ran finalizers
+     * (tests/probes/test_capture_under_collections.py). The collection waits for the capture. */
+    int collecting = PyGC_Disable();
+    PyObject *out = capture_all(skip, hooks, max_depth, known);
     if (collecting) {
         PyGC_Enable();
     }
-    return NULL;
+    return out;
 }
 
 /* hash(code), remembered in the code object's co_extra slot: a code object hashes its
