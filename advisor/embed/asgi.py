@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from .agent import Agent
-from .templates import PathTemplates
+from .templates import NO_TEMPLATES, PathTemplates
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -27,7 +27,7 @@ RouteOf = Callable[[Scope], str]
 
 def default_route(scope: Scope) -> str:
     """``METHOD /path`` (no query string)."""
-    return f"{scope.get('method', 'GET')} {scope.get('path', '') or '/'}"
+    return NO_TEMPLATES.of_scope(scope)
 
 
 class AdvisorASGIMiddleware:
@@ -39,7 +39,7 @@ class AdvisorASGIMiddleware:
         if route is not None and routes:
             raise ValueError("name routes by templates (routes=) or by a function (route=), not both")
         self.app = app
-        self.route_of: RouteOf = route or (PathTemplates(routes).of_scope if routes else default_route)
+        self.route_of: RouteOf = route or PathTemplates(routes).of_scope
         self.agent = agent if agent is not None else Agent(on_loop=True, **options)
 
     @property

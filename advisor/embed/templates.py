@@ -85,3 +85,7 @@ class PathTemplates:
     def of_scope(self, scope: Mapping[str, Any]) -> str:
         """An ASGI request's route."""
         return self.name(scope.get("method", "GET"), scope.get("path", "") or "/")
+
+
+# the middlewares' default route, METHOD path: no templates
+NO_TEMPLATES = PathTemplates()

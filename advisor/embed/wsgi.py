@@ -18,7 +18,7 @@ from ..span_stats import LISTENERS
 from .agent import Agent
 from .meter import Pending
 from .routes import FOLD_EVERY
-from .templates import PathTemplates
+from .templates import NO_TEMPLATES, PathTemplates
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -27,7 +27,7 @@ RouteOf = Callable[[dict[str, Any]], str]
 
 def default_route(environ: dict[str, Any]) -> str:
     """``METHOD /path`` (no query string)."""
-    return f"{environ.get('REQUEST_METHOD', 'GET')} {environ.get('PATH_INFO', '') or '/'}"
+    return NO_TEMPLATES(environ)
 
 
 class _MeasuredBody:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from advisor.embed import wsgi
 from advisor.embed.agent import Agent
 from advisor.embed.asgi import AdvisorASGIMiddleware
+from advisor.embed.asgi import default_route as asgi_default_route
 from advisor.embed.templates import MAX_METHODS, PathTemplates, parse_template
 from advisor.embed.wsgi import AdvisorWSGIMiddleware, default_route
 
@@ -48,10 +49,13 @@ def test_a_request_is_named_by_the_first_template_its_path_matches(method: str, 
     assert templates.of_scope({"type": "http", "method": method, "path": path}) == route
 
 
-def test_no_templates_name_routes_as_the_default_does() -> None:
-    templates = PathTemplates()
-    for made in (environ("GET", "/a/b"), environ(None, None), environ("PUT", ""), environ(b"GET", 3)):
-        assert templates(made) == default_route(made)
+def test_the_default_route_is_method_and_path() -> None:
+    expected = {("GET", "/a/b"): "GET /a/b", (None, None): "GET /", ("PUT", ""): "PUT /", (b"GET", 3): "b'GET' 3"}
+    for (method, path), route in expected.items():
+        assert default_route(environ(method, path)) == PathTemplates()(environ(method, path)) == route
+        scope = {"type": "http", **({"method": method} if method is not None else {}),
+                 **({"path": path} if path is not None else {})}
+        assert asgi_default_route(scope) == route
 
 
 def test_a_templates_route_is_made_once_per_method_and_methods_are_bounded() -> None:
