@@ -215,7 +215,8 @@ def command_run(tokens: Sequence[str]) -> int:
     # garbage triggers: freeze them (what is frozen is never collected, and is not garbage)
     gc.freeze()
     try:
-        outcome = execute(target, on_terminate=finish, before_output=status.stop if status is not None else None)
+        outcome = execute(target, on_terminate=finish, before_output=status.stop if status is not None else None,
+                          terminate_in_children=children is not None)
     except BaseException:
         if status is not None:
             status.stop()

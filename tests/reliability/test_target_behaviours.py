@@ -162,6 +162,38 @@ def test_multiprocessing_children_are_unaffected_and_not_reported(
     assert run.report["run"]["exit_code"] == 0 and run.report["run"]["partial"] is False
 
 
+SIGTERM_IN_CHILDREN = """
+    import multiprocessing
+    import os
+    import signal
+
+
+    def disposition(where):
+        print(where, "default" if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else "changed", flush=True)
+
+
+    if __name__ == "__main__":
+        pid = os.fork()
+        if pid == 0:
+            disposition("os.fork child")
+            os._exit(0)
+        os.waitpid(pid, 0)
+        child = multiprocessing.get_context("fork").Process(target=disposition, args=("Process child",))
+        child.start()
+        child.join()
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            pool.apply(disposition, ("pool worker",))
+"""
+
+
+def test_forked_children_keep_the_programs_sigterm(compare: Callable[..., Compared]) -> None:
+    # advisor's SIGTERM handler (the parent's partial report) is not the children's: a pool
+    # worker that inherited it could miss Pool.terminate's SIGTERM and hang its parent
+    run = compare(SIGTERM_IN_CHILDREN)
+    assert run.profiled.stdout == "os.fork child default\nProcess child default\npool worker default\n"
+    assert run.reports_on_stderr() == 1
+
+
 # -- replacing the event loop --
 
 POLICY = """
