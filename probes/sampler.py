@@ -42,6 +42,13 @@ UNADOPTABLE_AFTER_TICKS = 10
 RunningSlot = list[Any]
 
 
+def is_sampling_interval(interval: float) -> bool:
+    """Whether the switch interval is the sampler's. Python keeps it in whole microseconds:
+    the 1e-05 set reads back as 9.999999999999999e-06, and an equality test (what this
+    module had) took it for the program's own, so the program's was never given back."""
+    return abs(interval - SAMPLING_SWITCH_INTERVAL) < 5e-7
+
+
 _LINE_AT: dict[tuple[CodeType, int], int] = {}
 
 
@@ -181,14 +188,14 @@ class Sampler:
         self._stopping = True
         self.lock = allocate_lock()
         self._running = allocate_lock()
-        if self._switch_interval is not None and sys.getswitchinterval() == SAMPLING_SWITCH_INTERVAL:
+        if self._switch_interval is not None and is_sampling_interval(sys.getswitchinterval()):
             sys.setswitchinterval(self._switch_interval)
 
     def stop(self) -> None:
         self._stopping = True
         if self._own != get_ident() and self._running.acquire(timeout=2.0):
             self._running.release()
-        if self._switch_interval is not None and sys.getswitchinterval() == SAMPLING_SWITCH_INTERVAL:
+        if self._switch_interval is not None and is_sampling_interval(sys.getswitchinterval()):
             sys.setswitchinterval(self._switch_interval)
         self._switch_interval = None
 
@@ -303,12 +310,14 @@ class Sampler:
         if self._switch_interval is None:
             return
         current = sys.getswitchinterval()
-        if current not in (self._switch_interval, SAMPLING_SWITCH_INTERVAL):
+        sampling = is_sampling_interval(current)
+        if not sampling and current != self._switch_interval:
             self._switch_interval = None  # the program set its own: leave it alone from now on
             return
-        wanted = SAMPLING_SWITCH_INTERVAL if threads <= 1 else self._switch_interval
-        if current != wanted:
-            sys.setswitchinterval(wanted)
+        if threads <= 1 and not sampling:
+            sys.setswitchinterval(SAMPLING_SWITCH_INTERVAL)
+        elif threads > 1 and sampling:
+            sys.setswitchinterval(self._switch_interval)
 
     def _step_in(self, ident: int, hook_frame: FrameType | None) -> RunningSlot | None:
         """The task step running on a thread, found from its stack: the asyncio probe's hook
