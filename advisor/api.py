@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Literal
 
+from advisor.probes.forks import renew_in_child
 from advisor.probes.native import allocate_lock, get_ident
 
 from .capture import DEFAULT_SAMPLE_RATE, Capture, RawCapture
@@ -88,6 +89,22 @@ class Profiler:
         # profilers started after this one whose hooks wrap its own (a deep capture beside
         # the always-on probes): they stop first, so every hook is put back in order
         self.riders: list[Profiler] = []
+        renew_in_child(self, "_forked")
+
+    def _forked(self) -> None:
+        """In a child the program forked: the probes are the parent's (their sampling thread
+        did not survive the fork, their records go to no report), so their hooks are put back
+        (the riders' first, whose hooks wrap these) and this profiler is stopped. The child
+        runs unprofiled, at full speed, until it starts a profiler of its own (a server's
+        agent does, at the child's first request)."""
+        self._lock = allocate_lock()  # a parent's thread may have held it at the fork
+        for rider in reversed(self.riders):
+            rider._forked()
+        self.riders.clear()
+        capture, self._capture = self._capture, None
+        self._attached, self._detach = set(), []
+        if capture is not None:
+            capture.abandon_after_fork()
 
     # -- lifecycle -----------------------------------------------------------------
     @property

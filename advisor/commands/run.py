@@ -211,6 +211,10 @@ def command_run(tokens: Sequence[str]) -> int:
     capture.start()
     if children is not None:
         children.install()
+    elif hasattr(os, "register_at_fork"):
+        # a child the target forks is not profiled: its inherited hooks would slow it (2x on
+        # an asyncio loop) for records no one reads
+        os.register_at_fork(after_in_child=capture.abandon_after_fork)
     # advisor's own long-lived objects need not be scanned by every collection the target's
     # garbage triggers: freeze them (what is frozen is never collected, and is not garbage)
     gc.freeze()

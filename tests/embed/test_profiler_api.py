@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -114,3 +117,61 @@ def test_misuse_is_a_clear_error() -> None:
         profiler.stop()
     with pytest.raises(advisor.engine.UsageError):
         advisor.Profiler(select=["no-such-rule"])
+
+
+FORKS_WHILE_PROFILED = """
+import asyncio
+import json
+import os
+import sys
+import threading
+
+import advisor
+
+
+def hooks():
+    return [sys.getprofile() is None, threading.getprofile() is None,
+            asyncio.events.Handle._run.__module__, sys.getswitchinterval()]
+
+
+async def named(name):
+    async def sleeper():
+        await asyncio.sleep(0.02)
+
+    await asyncio.create_task(sleeper(), name=name)
+
+
+bare = hooks()
+profiler = advisor.Profiler(mode="light")
+profiler.start()
+asyncio.run(named("parent-task"))
+pid = os.fork()
+if pid == 0:
+    inherited = [profiler.running, hooks()]
+    # the child's own profiler sees the child's own tasks only
+    own = advisor.Profiler(mode="light")
+    with own:
+        asyncio.run(named("child-task"))
+    names = sorted(task.name for task in own.last_report.tasks if task.name.endswith("-task"))
+    print(json.dumps({"bare": bare, "inherited": inherited, "names": names, "after": hooks()}), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+report = profiler.stop()
+print(json.dumps(sorted(task.name for task in report.tasks if task.name.endswith("-task"))))
+"""
+
+
+def test_a_forked_child_gets_the_bare_hooks_and_can_profile_itself(tmp_path: Path) -> None:
+    # the inherited probes would slow the child for a report no one takes (2x on an asyncio
+    # loop): in the child the profiler is stopped and the hooks are the program's
+    script = tmp_path / "forks.py"
+    script.write_text(FORKS_WHILE_PROFILED, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    child_line, parent_line = done.stdout.splitlines()
+    child = json.loads(child_line)
+    assert child["inherited"] == [False, child["bare"]]
+    assert child["names"] == ["child-task"]
+    assert child["after"] == child["bare"]
+    assert json.loads(parent_line) == ["parent-task"]

@@ -162,6 +162,42 @@ def test_multiprocessing_children_are_unaffected_and_not_reported(
     assert run.report["run"]["exit_code"] == 0 and run.report["run"]["partial"] is False
 
 
+HOOKS_IN_CHILDREN = """
+    import asyncio
+    import os
+    import sys
+    import threading
+
+
+    def hooks(where):
+        loop_hooks = (asyncio.events.Handle._run.__module__, asyncio.base_events.BaseEventLoop.create_task.__module__)
+        print(where, sys.getprofile(), threading.getprofile(), loop_hooks, sys.getswitchinterval(), flush=True)
+
+
+    async def main():
+        await asyncio.sleep(0.05)  # the sampler ticks, the probes see a task
+        pid = os.fork()  # inside a task's step
+        if pid == 0:
+            hooks("child")
+            await asyncio.sleep(0)
+            os._exit(0)
+        os.waitpid(pid, 0)
+
+
+    asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("mode", ["light", "standard"])
+def test_a_forked_child_runs_without_the_probes(mode: str, compare: Callable[..., Compared]) -> None:
+    # a child no one profiles must not pay for the probes (an asyncio loop ran 2x slower in
+    # one): its hooks are the bare program's, the switch interval too
+    run = compare(HOOKS_IN_CHILDREN, mode=mode)
+    assert run.profiled.stdout.startswith("child None None ('asyncio.events', 'asyncio.base_events')")
+    assert run.reports_on_stderr() == 1
+    assert len(run.units("asyncio-task")) == 1  # asyncio.run's, in the parent
+
+
 SIGTERM_IN_CHILDREN = """
     import multiprocessing
     import os
