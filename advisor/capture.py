@@ -262,11 +262,24 @@ class Capture:
     def abandon_after_fork(self) -> None:
         """In a forked child: put back every hook the inherited probes installed, without a
         report (the records are the parent's) and without waiting for the sampling thread
-        (it did not survive the fork; the sampler renewed its locks already)."""
+        (it did not survive the fork).
+
+        Each probe's locks are renewed first: a lock a parent's thread held at the fork (the
+        sampler's, held by its thread during a tick) is held for ever in the child, and a
+        probe's stop takes it. The probes renew them from their own at-fork hooks too, but
+        those run in the order they were registered, which may be after this call (an
+        ``advisor.Profiler`` registers its hook before its probes start)."""
         try:
             self._stop_spans()
         except Exception:
             pass
+        for probe in self._probes():
+            renew = getattr(probe, "_forked", None)
+            if renew is not None:
+                try:
+                    renew()
+                except Exception:
+                    pass
         for probe in reversed(self._probes()):
             try:
                 probe.stop()

@@ -175,3 +175,56 @@ def test_a_forked_child_gets_the_bare_hooks_and_can_profile_itself(tmp_path: Pat
     assert child["names"] == ["child-task"]
     assert child["after"] == child["bare"]
     assert json.loads(parent_line) == ["parent-task"]
+
+
+FORKS_WHILE_A_PROBE_LOCK_IS_HELD = """
+import os
+import signal
+import threading
+import time
+
+import advisor
+
+profiler = advisor.Profiler(mode="standard", calibrate=False)
+profiler.start()
+lock = profiler.capture.hot_calls._lock
+held, release = threading.Event(), threading.Event()
+
+
+def sampler_like():  # the sampler's thread holds it an instant at each call-counting window
+    with lock:
+        held.set()
+        release.wait()
+
+
+holder = threading.Thread(target=sampler_like)
+holder.start()
+held.wait()
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if profiler.running is False else 3)
+release.set()
+holder.join()
+deadline = time.monotonic() + 60.0
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        print("child exit", os.waitstatus_to_exitcode(status))
+        break
+    time.sleep(0.05)
+else:
+    os.kill(pid, signal.SIGKILL)
+    print("child stuck in advisor's at-fork hook")
+profiler.stop()
+"""
+
+
+def test_a_fork_while_a_probe_lock_is_held_does_not_hang_the_child(tmp_path: Path) -> None:
+    # the Profiler's at-fork hook runs before its probes' own (it was registered first):
+    # it renews their locks itself before it stops them, or the child waits for ever
+    script = tmp_path / "held.py"
+    script.write_text(FORKS_WHILE_A_PROBE_LOCK_IS_HELD, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout == "child exit 0\n"
