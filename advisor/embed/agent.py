@@ -9,9 +9,11 @@ process, so a server that imports the app before forking its workers (gunicorn
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import os
 import signal
+import sys
 import threading
 import weakref
 from pathlib import Path
@@ -42,6 +44,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forked)
 # and every this many requests the pid itself, for a fork that ran no at-fork handlers
 PID_CHECK_EVERY = 256
+
+
+def on_main_os_thread() -> bool:
+    """Whether this is the process's main thread, the one a signal handler is set from. Not
+    ``threading.main_thread()``: under gevent a request's "thread" is its greenlet, and in a
+    forked worker Python 3.11 leaves the parent's native id on that object (a worker then
+    never had its handler). On Linux the main thread's id is the pid, in a forked child too."""
+    native = _thread.get_native_id()
+    if sys.platform.startswith("linux"):
+        return native == os.getpid()
+    return threading.main_thread().native_id == native
 
 
 class Agent:
@@ -95,8 +108,7 @@ class Agent:
             self.profiler.start()
             if self.dumper is not None:
                 self.dumper.start(self.snapshot, self.profiler.ignore_current_thread)
-            # by kernel thread id: under gevent, current_thread() in a request names a greenlet
-            if self.deep_signal is not None and threading.main_thread().native_id == threading.get_native_id():
+            if self.deep_signal is not None and on_main_os_thread():
                 self.trigger.install_signal(self.deep_signal)
             atexit.register(self._at_exit)
 
@@ -106,6 +118,7 @@ class Agent:
             if self._closed or self._pid != os.getpid():
                 return None
             self._closed = True
+        self.trigger.uninstall_signal()
         self.trigger.stop()
         if self.dumper is not None:
             self.dumper.stop()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ class DeepTrigger:
         self.last_report: Report | None = None
         self.last_path: Path | None = None
         self._lock = allocate_lock()
-        self._previous_handler: Any = None
+        self._installed: tuple[int, Any, Any] | None = None  # (signal, handler, previous) while installed
         # told when a capture starts or ends: the server's threads have to attach to it, then
         # detach from it, at their next request
         self.on_change = on_change
@@ -126,22 +127,45 @@ class DeepTrigger:
 
     def install_signal(self, signum: int = signal.SIGUSR2) -> bool:
         """Start a deep capture when the process gets `signum` (main thread only; the
-        previous handler is chained). False if it could not be installed."""
+        previous handler is chained). False if it could not be installed.
+
+        A forked child inherits the handler with the parent's trigger in it: there it only
+        chains (the child's own agent installs its own), and a child's install skips it."""
+        pid = os.getpid()
+        previous = signal.getsignal(signum)
+        while getattr(previous, "_advisor_pid", pid) != pid:  # a parent's, inherited at a fork
+            previous = previous._advisor_previous  # type: ignore[union-attr]
+
         def handler(number: int, frame: Any) -> None:
-            try:
-                self.trigger()
-            except Exception as error:
-                LOG.warning("advisor: deep capture not started: %s", error)
-            previous = self._previous_handler
+            if os.getpid() == pid:
+                try:
+                    self.trigger()
+                except Exception as error:
+                    LOG.warning("advisor: deep capture not started: %s", error)
             if callable(previous):
                 previous(number, frame)
 
+        handler._advisor_pid = pid  # type: ignore[attr-defined]
+        handler._advisor_previous = previous  # type: ignore[attr-defined]
         try:
-            self._previous_handler = signal.signal(signum, handler)
+            signal.signal(signum, handler)
         except (ValueError, OSError) as error:  # not the main thread, or no such signal here
             LOG.warning("advisor: no deep-capture signal handler: %s", error)
             return False
+        self._installed = (signum, handler, previous)
         return True
+
+    def uninstall_signal(self) -> None:
+        """Give the signal back the handler it had, where this trigger's is still installed."""
+        installed, self._installed = self._installed, None
+        if installed is None:
+            return
+        signum, handler, previous = installed
+        try:
+            if signal.getsignal(signum) is handler:
+                signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        except (ValueError, OSError, TypeError):  # not the main thread: the handler stays, harmless
+            pass
 
 
 @dataclass
