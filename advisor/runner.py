@@ -20,7 +20,7 @@ import sys
 import threading
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -43,12 +43,24 @@ class Target:
 
 
 @dataclass(frozen=True)
+class ProgramState:
+    """What the program left in ``sys.argv``, and where its directory stood on ``sys.path``
+    (advisor's own entry stands there while advisor writes its report)."""
+
+    argv: list[str]
+    path_index: int | None
+    directory: str
+    advisors_entry: str
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How the target ended."""
 
     exit_code: int
     partial: bool = False
     signal: int | None = None  # re-deliver this signal once the report is written
+    left: ProgramState | None = None  # given back by hand_back for the program's atexit handlers
 
 
 def check_target(target: Target) -> None:
@@ -184,7 +196,7 @@ def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = N
         _report_uncaught(error)
 
     saved_argv, saved_path0 = list(sys.argv), sys.path[0] if sys.path else ""
-    previous_term = None
+    previous_term = installed_term = None
     if threading.current_thread() is threading.main_thread():
         current = signal.getsignal(signal.SIGTERM)
         if current in (signal.SIG_DFL, None):
@@ -196,16 +208,17 @@ def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = N
                     except BaseException:
                         pass
                 end_like_python(outcome)
-            previous_term = signal.signal(signal.SIGTERM, on_term)
+            previous_term, installed_term = signal.signal(signal.SIGTERM, on_term), on_term
             if not terminate_in_children and hasattr(os, "register_at_fork"):
                 os.register_at_fork(after_in_child=_give_back_in_child(on_term, previous_term))
     if target.script is not None:
         sys.argv = [target.script, *target.args]
         directory = target.script if os.path.isdir(target.script) else os.path.dirname(target.script)
-        sys.path[0] = os.path.abspath(directory)
+        directory = os.path.abspath(directory)
     else:
         sys.argv = [target.module or "", *target.args]
-        sys.path[0] = os.getcwd()
+        directory = os.getcwd()
+    sys.path[0] = directory
     outcome: Outcome
     try:
         try:
@@ -231,16 +244,33 @@ def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = N
             pass
         outcome = Outcome(1)
     finally:
-        if previous_term is not None:
-            try:
+        if installed_term is not None and signal.getsignal(signal.SIGTERM) is installed_term:
+            try:  # (a handler the program set itself stays)
                 signal.signal(signal.SIGTERM, previous_term)
             except (ValueError, TypeError):
                 pass
+        # advisor's own imports from here on must not find the program's modules first; the
+        # program may have put entries before its directory (sys.path.insert(0, ...))
+        path_index = sys.path.index(directory) if directory in sys.path else None
+        left = ProgramState(sys.argv, path_index, directory, saved_path0)
         sys.argv = saved_argv
-        if sys.path:
-            sys.path[0] = saved_path0
+        if path_index is not None:
+            sys.path[path_index] = saved_path0
         # the target's __main__ stays in sys.modules: its atexit handlers may need it
-    return outcome
+    return replace(outcome, left=left)
+
+
+def hand_back(outcome: Outcome) -> None:
+    """Once the report is out, give the program its ``sys.argv`` and directory back as it left
+    them: its atexit handlers run after advisor's work (as after a bare run), and may read
+    its arguments or import from its directory."""
+    left = outcome.left
+    if left is None:
+        return
+    sys.argv = left.argv
+    index = left.path_index
+    if index is not None and index < len(sys.path) and sys.path[index] == left.advisors_entry:
+        sys.path[index] = left.directory
 
 
 def _give_back_in_child(handler: Callable[[int, FrameType | None], None],

@@ -20,7 +20,7 @@ from ..errors import UsageError
 from ..live_status import live_status
 from ..profile import SEVERITIES, Report
 from ..report import RunFacts, build_report
-from ..runner import Outcome, Target, check_target, end_like_python, execute, uses_gevent
+from ..runner import Outcome, Target, check_target, end_like_python, execute, hand_back, uses_gevent
 from ..version import code_version
 from .options import (
     FAIL_ON_STATUS,
@@ -227,6 +227,7 @@ def command_run(tokens: Sequence[str]) -> int:
         capture.stop()
         raise
     report = finish(outcome)
+    hand_back(outcome)
     end_like_python(outcome)
     if report is not None and outcome.exit_code == 0 and options.fail_on and severity_reached(report, options.fail_on):
         sys.stderr.write(f"advisor: findings at or above {options.fail_on}: exit {FAIL_ON_STATUS}\n")

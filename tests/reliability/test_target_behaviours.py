@@ -94,6 +94,43 @@ def test_os_exit_keeps_its_status_and_writes_no_report(compare: Callable[..., Co
     assert not [path.name for path in run.work.iterdir() if path.name.endswith(".tmp")]
 
 
+PROGRAM_STATE_AT_EXIT = """
+    import atexit
+    import os
+    import signal
+    import sys
+    from pathlib import Path
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    Path(here, "late_helper.py").write_text("VALUE = 42\\n")
+    sys.path.insert(0, os.path.join(here, "plugins"))  # the program's own entry before its directory
+    sys.argv.append("--added")
+
+
+    def graceful(number, frame):
+        print("graceful")
+
+
+    signal.signal(signal.SIGTERM, graceful)
+
+
+    @atexit.register
+    def bye():
+        import late_helper  # imported late, from the program's directory
+
+        print("at exit", sys.argv[1:], sys.path[0] == os.path.join(here, "plugins"), sys.path[1] == here,
+              signal.getsignal(signal.SIGTERM) is graceful, late_helper.VALUE)
+"""
+
+
+def test_atexit_handlers_find_what_the_program_left(compare: Callable[..., Compared]) -> None:
+    # they run after advisor's report: the program's argv, its sys.path (its directory
+    # included) and its own SIGTERM handler must be there as in a bare run
+    run = compare(PROGRAM_STATE_AT_EXIT, "--port", "80")
+    assert run.profiled.stdout == "at exit ['--port', '80', '--added'] True True True 42\n"
+    assert run.reports_on_stderr() == 1
+
+
 # -- forking --
 
 FORKS = """
