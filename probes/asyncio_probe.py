@@ -28,6 +28,7 @@ from typing import Any
 from .codeinfo import ProgramCode
 from .deep import UNIT_TAG
 from .native import get_ident
+from .patches import Switch, mark, take_off
 from .records import UnitRecord
 from .sampler import Sampler
 from .task_ledger import IO, LOCK, READY, SUSPECT_STEP_S, TIMER, WAITING, TaskLedger
@@ -107,6 +108,9 @@ class AsyncioProbe:
         self._monotonic_offset = time.perf_counter() - time.monotonic()
         self._original_run: Callable[..., Any] | None = None
         self._original_create_task: Callable[..., Any] | None = None
+        self._run_hook: Callable[..., Any] | None = None
+        self._create_task_hook: Callable[..., Any] | None = None
+        self._switch = Switch()  # off: the hooks pass through (see patches.py)
         self.failed: str | None = None
         # deep mode: tag each task's context so yappi's stats split by task group; told at
         # the first tagged task (deep mode then turns on yappi's tag callback)
@@ -125,22 +129,26 @@ class AsyncioProbe:
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
+        self._switch = Switch()
         self._original_run = events.Handle._run
         self._original_create_task = base_events.BaseEventLoop.create_task
         hook = self._make_run_hook(self._original_run)
         if self.timeline is not None:
             hook = self._make_timeline_hook(hook, self.timeline)
-        events.Handle._run = hook  # type: ignore[method-assign]
-        base_events.BaseEventLoop.create_task = self._make_create_task_hook(  # type: ignore[method-assign]
-            self._original_create_task)
+        self._run_hook = mark(hook, self._original_run, self._switch)
+        self._create_task_hook = mark(self._make_create_task_hook(self._original_create_task),
+                                      self._original_create_task, self._switch)
+        events.Handle._run = self._run_hook  # type: ignore[method-assign]
+        base_events.BaseEventLoop.create_task = self._create_task_hook  # type: ignore[method-assign]
 
     def stop(self) -> None:
         if self._original_run is not None:
-            events.Handle._run = self._original_run  # type: ignore[method-assign]
-            self._original_run = None
+            take_off(events.Handle, "_run", self._run_hook, self._original_run, self._switch)
+            self._original_run = self._run_hook = None
         if self._original_create_task is not None:
-            base_events.BaseEventLoop.create_task = self._original_create_task  # type: ignore[method-assign]
-            self._original_create_task = None
+            take_off(base_events.BaseEventLoop, "create_task", self._create_task_hook, self._original_create_task,
+                     self._switch)
+            self._original_create_task = self._create_task_hook = None
 
     @property
     def steps(self) -> int:
@@ -204,8 +212,11 @@ class AsyncioProbe:
     def _make_create_task_hook(self, original: Callable[..., Any]) -> Callable[..., Any]:
         probe = self
         clock = self._clock
+        switch = self._switch
 
         def create_task(loop: Any, coro: Any, *args: Any, **kwargs: Any) -> Any:
+            if not switch.on:
+                return original(loop, coro, *args, **kwargs)
             t = clock()
             tag = 0
             if probe.tagging and probe._factory_takes_context(loop):
@@ -227,7 +238,6 @@ class AsyncioProbe:
                 probe._disable(error)
             return task
 
-        create_task.__wrapped__ = original  # type: ignore[attr-defined]
         return create_task
 
     @staticmethod
@@ -308,8 +318,12 @@ class AsyncioProbe:
         # another probe's hook is already there (an embedded server's deep capture runs beside
         # its always-on probes): run the step through it, so that its ledger sees the step too
         chained = getattr(original, "__wrapped__", None) is not None
+        switch = self._switch
 
         def _run(handle: Any) -> None:
+            if not switch.on:
+                original(handle)
+                return
             callback = handle._callback
             task: Any = getattr(callback, "__self__", None)
             record = live.get(id(task))
@@ -383,8 +397,12 @@ class AsyncioProbe:
         thread_time = time.thread_time
         add = timeline.add
         pending = timeline.pending  # what a task said it waits on (``StepTimeline.waits_on``)
+        switch = self._switch
 
         def _run_recorded(handle: Any) -> None:
+            if not switch.on:
+                run(handle)  # which passes it through too
+                return
             task = getattr(handle._callback, "__self__", None)
             record = live.get(id(task)) if task is not None else None
             if record is None:  # not a task step, or a task the hook will track now

@@ -25,6 +25,7 @@ from typing import Any
 
 from .codeinfo import ProgramCode
 from .native import get_ident
+from .patches import Switch, mark, take_off
 from .post_import import PostImportHooks
 from .records import UnitRecord
 from .sampler import Sampler
@@ -117,7 +118,7 @@ class GreenletProbe:
         self._active = False
         self._greenlet: Any = None
         self._imports = PostImportHooks()
-        self._spawn_originals: list[tuple[Any, str, Any]] = []
+        self._spawn_originals: list[tuple[Any, str, Any, Any, Switch]] = []  # (owner, name, original, hook, switch)
         self.failed: str | None = None
         self._switches = 0  # counted by the Python hook (the C hook counts its own)
         self._hook: Any = None  # the C hook, when built and usable (see _c_hook)
@@ -165,8 +166,8 @@ class GreenletProbe:
         greenlet = self._greenlet
         if greenlet is not None and self._ours(greenlet.gettrace()):
             greenlet.settrace(self._previous.get(get_ident()))
-        for owner, attribute, original in reversed(self._spawn_originals):
-            setattr(owner, attribute, original)
+        for owner, attribute, original, hook, switch in reversed(self._spawn_originals):
+            take_off(owner, attribute, hook, original, switch)
         self._spawn_originals.clear()
 
     def drain(self) -> list[UnitRecord]:
@@ -277,9 +278,12 @@ class GreenletProbe:
         spawners = self._spawners if self.timeline is not None else None
         live = self.ledger.live
         getcurrent = self._greenlet.getcurrent if self._greenlet is not None else None
+        switch = Switch()  # off: the wrappers pass through (see patches.py)
 
         def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
             def spawn(*args: Any, **kwargs: Any) -> Any:
+                if not switch.on:
+                    return original(*args, **kwargs)
                 t = clock()
                 glet = original(*args, **kwargs)
                 if len(spawned) < 1_000_000:
@@ -289,9 +293,8 @@ class GreenletProbe:
                         if parent is not None:
                             spawners[id(glet)] = parent.uid
                 return glet
-            spawn.__wrapped__ = original  # type: ignore[attr-defined]
             spawn.__doc__ = original.__doc__
-            return spawn
+            return mark(spawn, original, switch)
 
         targets: list[tuple[Any, str]] = [(gevent, "spawn")]
         pool = sys.modules.get("gevent.pool")
@@ -301,9 +304,10 @@ class GreenletProbe:
             original = getattr(owner, attribute, None)
             if original is None:
                 continue
+            hook = wrap(original)
             try:
-                setattr(owner, attribute, wrap(original))
-                self._spawn_originals.append((owner, attribute, original))
+                setattr(owner, attribute, hook)
+                self._spawn_originals.append((owner, attribute, original, hook, switch))
             except (AttributeError, TypeError):
                 continue
 

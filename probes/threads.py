@@ -20,6 +20,7 @@ from typing import Any
 
 from .forks import renew_in_child
 from .native import allocate_lock, get_ident
+from .patches import Switch, mark, take_off
 from .records import UnitRecord
 from .task_ledger import NUMBERED, fold
 
@@ -114,6 +115,8 @@ class ThreadRegistry:
         self._lock = allocate_lock()
         self._next_uid = 0
         self._original: Callable[..., Any] | None = None
+        self._hook: Callable[..., Any] | None = None
+        self._switch = Switch()  # off: the hook passes through (see patches.py)
         self.ignored: set[int] = set()
         self.started_at = 0.0
         # called in each new thread as it starts (other probes install per-thread hooks)
@@ -143,15 +146,20 @@ class ThreadRegistry:
         original = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
         self._original = original
         registry = self
+        switch = self._switch = Switch()
 
         def _bootstrap_inner(thread: threading.Thread) -> None:
+            if not switch.on:
+                original(thread)
+                return
             info = registry._thread_began(thread)
             try:
                 original(thread)
             finally:
                 registry._thread_ended(info)
 
-        threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[attr-defined]
+        self._hook = mark(_bootstrap_inner, original, switch)
+        threading.Thread._bootstrap_inner = self._hook  # type: ignore[attr-defined]
 
     def _forked(self) -> None:
         """In a forked child: a lock another thread held at the fork is held forever."""
@@ -159,8 +167,8 @@ class ThreadRegistry:
 
     def stop(self) -> None:
         if self._original is not None:
-            threading.Thread._bootstrap_inner = self._original  # type: ignore[attr-defined]
-            self._original = None
+            take_off(threading.Thread, "_bootstrap_inner", self._hook, self._original, self._switch)
+            self._original = self._hook = None
 
     def drain(self) -> list[UnitRecord]:
         """Close the threads still alive (they ran until now) and return all records."""

@@ -228,3 +228,36 @@ def test_a_fork_while_a_probe_lock_is_held_does_not_hang_the_child(tmp_path: Pat
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout == "child exit 0\n"
+
+
+def test_two_profilers_stopped_in_the_order_they_started() -> None:
+    # a test's own profiler around a server whose agent starts one at its first request:
+    # the first stops while the second still runs
+    originals = (asyncio.events.Handle._run, asyncio.base_events.BaseEventLoop.create_task,
+                 threading.Thread._bootstrap_inner)  # type: ignore[attr-defined]
+
+    async def job() -> None:
+        await asyncio.sleep(0.005)
+
+    async def tasks(prefix: str, count: int) -> None:
+        await asyncio.gather(*(asyncio.create_task(job(), name=f"{prefix}-{index}") for index in range(count)))
+
+    def names(report: advisor.Report, prefix: str) -> int:
+        return sum(task.count for task in report.tasks if task.name.startswith(prefix))
+
+    first, second = advisor.Profiler(mode="light", calibrate=False), advisor.Profiler(mode="light", calibrate=False)
+    first.start()
+    second.start()
+    asyncio.run(tasks("both", 3))
+    first_report = first.stop()
+    asyncio.run(tasks("second-only", 4))  # the second still sees its tasks
+    second_report = second.stop()
+    asyncio.run(tasks("neither", 2))
+    assert (asyncio.events.Handle._run, asyncio.base_events.BaseEventLoop.create_task,
+            threading.Thread._bootstrap_inner) == originals  # type: ignore[attr-defined]
+    assert (names(first_report, "both"), names(first_report, "second-only")) == (3, 0)
+    assert (names(second_report, "both"), names(second_report, "second-only")) == (3, 4)
+    # the first one's hooks recorded nothing once it stopped (they passed calls through)
+    (capture, _threads), = first._detach
+    recorded = {record.name.split("-")[0] for record in capture.asyncio_probe.ledger.all_records()}
+    assert "both" in recorded and not recorded & {"second", "neither"}
