@@ -20,11 +20,8 @@ from .commands.saved import (
     command_rules,
     command_whatif,
 )
-from .errors import UsageError
+from .errors import USAGE_STATUS, UsageError
 from .frames import hide_launcher
-
-USAGE_STATUS = 2
-
 
 COMMANDS = {"run": command_run, "report": command_report, "rules": command_rules, "check": command_check,
             "diff": command_diff, "merge": command_merge, "fix": command_fix, "whatif": command_whatif}

@@ -5,3 +5,6 @@ from __future__ import annotations
 
 class UsageError(Exception):
     """Bad option, missing script, unreadable file: the message is the whole story."""
+
+
+USAGE_STATUS = 2  # the exit status of a UsageError

@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NoReturn, TextIO
 
 from ..errors import UsageError
@@ -117,14 +118,35 @@ def write_files(report: Report, options: argparse.Namespace, baseline: Report | 
     writers: dict[str, Callable[[Report], str]] = {
         "json": report_json, "md": lambda r: render_markdown(r, baseline), "html": render_html_lazily,
         "sarif": render_sarif, "collapsed": render_collapsed, "speedscope": render_speedscope}
+    failed: list[str] = []
     for name, render in writers.items():
         path = getattr(options, name, None)
         if path:
-            write_atomically(path, render(report))
+            failed += write_or_say_why(path, partial(render, report))
     if getattr(options, "pprof", None):
-        from ..export.pprof import write_pprof
+        from ..export.pprof import pprof_bytes
 
-        write_pprof(report, options.pprof)
+        failed += write_or_say_why(options.pprof, lambda: pprof_bytes(report))
+    if failed:  # after trying every file: one that cannot be written does not stop the others
+        raise UsageError("; ".join(failed))
+
+
+def write_or_say_why(path: str, content: Callable[[], str | bytes]) -> list[str]:
+    """Write a file atomically; [] when written, else why not in a few words. check_writable
+    asks only whether the directory looks writable: a full disk, a read-only mount or a
+    file system that refuses the name shows up here."""
+    try:
+        write_atomically(path, content())
+    except OSError as error:
+        return [f"{path}: cannot write: {error.strerror or error}"]
+    return []
+
+
+def write_output(path: str, content: str | bytes) -> None:
+    """Write a command's output file, or fail with one line (exit 2)."""
+    failed = write_or_say_why(path, lambda: content)
+    if failed:
+        raise UsageError(failed[0])
 
 
 def rule_names(text: str) -> list[str]:
@@ -142,8 +164,13 @@ def emit(report: Report, stderr_format: str, options: argparse.Namespace, baseli
          stream: TextIO | None = None) -> None:
     """Write the report where it was asked for; `stream` (stderr as advisor found it, so a
     target that swapped sys.stderr for its own object does not swallow the report) gets the
-    chosen format."""
-    write_files(report, options, baseline)
+    chosen format, also when a file could not be written (the UsageError comes after it)."""
+    try:
+        write_files(report, options, baseline)
+    except UsageError as error:
+        failed: UsageError | None = error
+    else:
+        failed = None
     out = stream if stream is not None else sys.stderr
     if stderr_format == "text":
         from rich.console import Console
@@ -157,6 +184,8 @@ def emit(report: Report, stderr_format: str, options: argparse.Namespace, baseli
     else:
         out.write(RENDERERS[stderr_format](report))
     out.flush()
+    if failed is not None:
+        raise failed
 
 
 def check_writable(path: str) -> None:

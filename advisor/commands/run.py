@@ -12,11 +12,12 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TextIO
 
 from ..capture import DEFAULT_SAMPLE_RATE, Capture, RawCapture
 from ..config import load_settings
 from ..engine import analyze, select_rules
-from ..errors import UsageError
+from ..errors import USAGE_STATUS, UsageError
 from ..live_status import live_status
 from ..profile import SEVERITIES, Report
 from ..report import RunFacts, build_report
@@ -177,6 +178,8 @@ def command_run(tokens: Sequence[str]) -> int:
                                                            greenlets=greenlets, calibrate=False),
                                   child_report, options.json)
 
+    unwritten: list[str] = []  # report files that could not be written
+
     def finish(outcome: Outcome) -> Report | None:
         """Stop the probes and write the report (also from the SIGTERM handler)."""
         if os.getpid() != parent:
@@ -192,19 +195,23 @@ def command_run(tokens: Sequence[str]) -> int:
                                                 exit_code=outcome.exit_code, partial=outcome.partial))
             report.run.code_version = version
             report = analyze(report, settings, options.select, options.ignore)
-            emit(report, options.format, options, baseline, own_stderr)
+            try:
+                emit(report, options.format, options, baseline, own_stderr)
+            except UsageError as error:  # a file that could not be written: said, and the status says so
+                unwritten.append(str(error))
+                _say(own_stderr, f"advisor: error: {error}\n")
             if provider is not None:
                 if stop_otel is not None:
                     stop_otel()
                 send_otlp(provider, report)
             return report
         except Exception as error:  # a bug of ours must not change how the target ended
-            try:
-                sys.stderr.write(f"advisor: internal error, no report: {type(error).__name__}: {error}\n")
-                if os.environ.get("ADVISOR_DEBUG"):
+            _say(sys.stderr, f"advisor: internal error, no report: {type(error).__name__}: {error}\n")
+            if os.environ.get("ADVISOR_DEBUG"):
+                try:
                     traceback.print_exc()
-            except Exception:
-                pass  # the target closed stderr (a daemon does): the files are written, nothing to say it on
+                except Exception:
+                    pass
             return None
 
     own_stderr = sys.stderr  # before the target runs: it may swap sys.stderr for an object of its own
@@ -229,7 +236,19 @@ def command_run(tokens: Sequence[str]) -> int:
     report = finish(outcome)
     hand_back(outcome)
     end_like_python(outcome)
+    if unwritten and outcome.exit_code == 0:
+        return USAGE_STATUS  # the report asked for is not there: no pipeline may read that as a pass
     if report is not None and outcome.exit_code == 0 and options.fail_on and severity_reached(report, options.fail_on):
         sys.stderr.write(f"advisor: findings at or above {options.fail_on}: exit {FAIL_ON_STATUS}\n")
         return FAIL_ON_STATUS
     return outcome.exit_code
+
+
+def _say(stream: TextIO, line: str) -> None:
+    """One line for the user, where the target may have closed the stream (a daemon does): the
+    files are written, there is then nothing to say it on."""
+    try:
+        stream.write(line)
+        stream.flush()
+    except Exception:
+        pass

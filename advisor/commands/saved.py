@@ -13,7 +13,7 @@ from ..diff import diff_json, diff_reports, diff_text
 from ..engine import analyze, select_rules
 from ..errors import UsageError
 from ..gate import check
-from ..profile import SEVERITIES, ReportError, load_report, report_json, write_atomically
+from ..profile import SEVERITIES, ReportError, load_report, report_json
 from ..render import RENDERERS
 from .options import (
     FAIL_ON_STATUS,
@@ -30,6 +30,7 @@ from .options import (
     rule_names,
     send_otlp,
     write_files,
+    write_output,
 )
 
 
@@ -122,7 +123,7 @@ def command_merge(tokens: Sequence[str]) -> int:
     # findings are judged again on the merged whole
     text = report_json(analyze(merged, load_settings()))
     if options.output:
-        write_atomically(options.output, text)
+        write_output(options.output, text)
     else:
         sys.stdout.write(text)
     return 0
