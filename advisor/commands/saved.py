@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -71,12 +73,23 @@ def command_report(tokens: Sequence[str]) -> int:
     return 0
 
 
+def _percent(text: str) -> float:
+    """A regression allowance: a finite percentage, zero or more (NaN would pass every run)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0.0:
+        raise argparse.ArgumentTypeError(f"must be a percentage of 0 or more, not {text!r}")
+    return value
+
+
 def command_check(tokens: Sequence[str]) -> int:
     parser = ArgumentParser(prog="advisor check", description="fail (exit 3) on findings, for CI")
     parser.add_argument("file", metavar="REPORT.json")
     parser.add_argument("--fail-on", choices=SEVERITIES, required=True, metavar="SEVERITY")
     parser.add_argument("--baseline", metavar="OLD.json", help="only findings new since this report count")
-    parser.add_argument("--max-regression", type=float, metavar="PCT",
+    parser.add_argument("--max-regression", type=_percent, metavar="PCT",
                         help="with --baseline: also fail when wall time grew by more than PCT percent")
     options = parser.parse_args(list(tokens))
     if options.max_regression is not None and options.baseline is None:
@@ -86,6 +99,9 @@ def command_check(tokens: Sequence[str]) -> int:
         baseline = load_report(options.baseline) if options.baseline else None
     except ReportError as error:
         raise UsageError(str(error)) from None
+    if options.max_regression is not None and baseline is not None and not baseline.run.wall_s > 0.0:
+        raise UsageError(f"{options.baseline}: its run.wall_s is {baseline.run.wall_s:g}: "
+                         "no wall time to measure a regression against")
     verdict = check(report, options.fail_on, baseline, options.max_regression)
     sys.stderr.write(f"advisor: {verdict.reason}\n")
     return FAIL_ON_STATUS if verdict.failed else 0

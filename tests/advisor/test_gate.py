@@ -67,3 +67,31 @@ def test_cli_exit_statuses(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps([1, 2]))
     assert advisor("check", str(broken), "--fail-on", "high").returncode == 2
+
+
+@pytest.mark.parametrize(("allowance", "message"), [
+    ("nan", "must be a percentage of 0 or more, not 'nan'"),  # NaN compares false: every run passed
+    ("inf", "must be a percentage of 0 or more, not 'inf'"),
+    ("-5", "must be a percentage of 0 or more, not '-5'"),  # an unchanged run failed
+    ("ten", "not a number: 'ten'"),
+])
+def test_a_regression_allowance_that_is_no_percentage_is_a_usage_error(
+        tmp_path: Path, allowance: str, message: str) -> None:
+    new, old = tmp_path / "new.json", tmp_path / "old.json"
+    new.write_text(report(wall=10.0).model_dump_json())
+    old.write_text(report(wall=1.0).model_dump_json())
+    done = subprocess.run([sys.executable, "-m", "advisor", "check", str(new), "--fail-on", "high", "--baseline",
+                           str(old), "--max-regression", allowance], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr == f"advisor: error: argument --max-regression: {message}\n"
+
+
+def test_a_baseline_without_wall_time_cannot_measure_a_regression(tmp_path: Path) -> None:
+    new, old = tmp_path / "new.json", tmp_path / "old.json"
+    new.write_text(report(wall=10.0).model_dump_json())
+    old.write_text(report(wall=0.0).model_dump_json())
+    done = subprocess.run([sys.executable, "-m", "advisor", "check", str(new), "--fail-on", "high", "--baseline",
+                           str(old), "--max-regression", "5"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr == (f"advisor: error: {old}: its run.wall_s is 0: "
+                           "no wall time to measure a regression against\n")
