@@ -9,6 +9,8 @@ have no entry (asyncio's own housekeeping) are left out, and so are references t
 
 from __future__ import annotations
 
+import math
+
 from advisor.probes.task_ledger import IO, LOCK, READY, TIMER, WAITING
 from advisor.probes.timeline import NEW, StepTimeline
 
@@ -58,7 +60,10 @@ def _tracks(timeline: StepTimeline, entries: dict[str, Task], started: float, of
             track.end_s.append(_r(ends[step] - started))
             track.cpu_s.append(_r(cpus[step]) if cpus[step] >= 0.0 else None)
             track.waits.append(WAIT_NAMES.get(kinds[step], "waiting"))
-            track.due_s.append(_r(dues[step] - started) if kinds[step] == TIMER and dues[step] > 0.0 else None)
+            # a timer that never fired (its task was cancelled while it waited) is due never:
+            # inf, which JSON writes as null and which the replay took as "at time 0"
+            due = dues[step]
+            track.due_s.append(_r(due - started) if kinds[step] == TIMER and 0.0 < due < math.inf else None)
         tracks.append(track)
     for uid, (_created, creator, _ident) in facts.items():
         if uid in index_of and creator in index_of:

@@ -207,3 +207,47 @@ def test_light_mode_keeps_no_timeline_and_replays_from_the_totals(
     assert document["timeline"] is None
     predictions = [finding["prediction"] for finding in document["findings"] if finding.get("prediction")]
     assert predictions and all(item["replayed_from"] == "aggregates" for item in predictions)
+
+
+CANCELLED_WHILE_WAITING = """
+import asyncio
+import time
+
+
+async def worker():
+    while True:
+        await asyncio.sleep(0.02)
+        time.sleep(0.01)  # holds the loop a little at each round
+
+
+async def main():
+    working = asyncio.create_task(worker())
+    await asyncio.sleep(0.3)
+    working.cancel()  # while it waits for its timer: that timer never fires
+    try:
+        await working
+    except asyncio.CancelledError:
+        pass
+
+
+asyncio.run(main())
+"""
+
+
+def test_a_timer_that_never_fired_does_not_make_the_run_free(
+        tmp_path: Path, run_advisor: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    # main waits 0.3 s whatever the worker does: awaiting instead of time.sleep saves ~nothing.
+    # The cancelled step's due time was inf in memory: the replay took the run to 0 s (the
+    # whole run "saved"), while the JSON (inf written as null) replayed right
+    (tmp_path / "prog.py").write_text(CANCELLED_WHILE_WAITING.lstrip(), encoding="utf-8")
+    result = run_advisor(["run", "--no-status", "--json", "report.json", "prog.py"])
+    assert result.returncode == 0, result.stderr
+    report = load_report(tmp_path / "report.json")
+    (finding,) = [finding for finding in report.findings if finding.rule == "blocking-sleep"]
+    assert finding.prediction is not None and finding.prediction.replayed_from == "timeline"
+    assert finding.estimated_savings_s < 0.1 * report.run.wall_s
+    assert finding.prediction.wall_after_s == pytest.approx(report.run.wall_s, rel=0.1)
+    assert report.timeline is not None
+    targets = {task.id: task.target for task in report.tasks}
+    (worker,) = [track for track in report.timeline.tracks if targets[track.unit].endswith("worker")]
+    assert worker.waits[-1] == "timer" and worker.due_s[-1] is None
