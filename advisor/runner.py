@@ -19,7 +19,8 @@ import signal
 import sys
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 from typing import Any
@@ -202,6 +203,8 @@ def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = N
         if current in (signal.SIG_DFL, None):
             def on_term(signum: int, frame: FrameType | None) -> None:
                 outcome = Outcome(128 + signal.SIGTERM, partial=True, signal=signal.SIGTERM)
+                for number in (signal.SIGTERM, signal.SIGINT):  # the report first: it dies by SIGTERM next
+                    signal.signal(number, signal.SIG_IGN)
                 if on_terminate is not None:
                     try:
                         on_terminate(outcome)
@@ -291,6 +294,36 @@ def _give_back_in_child(handler: Callable[[int, FrameType | None], None],
             pass
 
     return give_back
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """While advisor writes its report after the run: a Ctrl-C or SIGTERM waits for it to be
+    out (it used to cut the report short, or print a traceback of advisor's), then acts as
+    it would have: the handler that was there gets it, Python's Ctrl-C ends the process the
+    way Python ends one."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(number: int, frame: FrameType | None) -> None:
+        held.append(number)
+
+    previous: dict[int, Any] = {}
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, hold)
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+        if held:
+            first = held[0]
+            if previous.get(first) is signal.default_int_handler:
+                end_like_python(Outcome(128 + first, partial=True, signal=first))
+            else:
+                signal.raise_signal(first)
 
 
 def end_like_python(outcome: Outcome) -> None:

@@ -21,7 +21,7 @@ from ..errors import USAGE_STATUS, UsageError
 from ..live_status import live_status
 from ..profile import SEVERITIES, Report
 from ..report import RunFacts, build_report
-from ..runner import Outcome, Target, check_target, end_like_python, execute, hand_back, uses_gevent
+from ..runner import Outcome, Target, check_target, end_like_python, execute, hand_back, signals_held, uses_gevent
 from ..version import code_version
 from .options import (
     FAIL_ON_STATUS,
@@ -233,7 +233,8 @@ def command_run(tokens: Sequence[str]) -> int:
             status.stop()
         capture.stop()
         raise
-    report = finish(outcome)
+    with signals_held():
+        report = finish(outcome)
     hand_back(outcome)
     end_like_python(outcome)
     if unwritten and outcome.exit_code == 0:

@@ -177,6 +177,46 @@ def test_signal_ends_the_process_as_python_and_writes_a_partial_report(
     assert saved["run"]["wall_s"] > 0.0
 
 
+ENDS_THEN_SLOW_REPORT = """
+    import sys
+    import time
+
+    # the report phase, slowed from inside (the target shares advisor's process): a signal
+    # sent after "ready" lands while advisor analyses, not while the program runs
+    run_command = sys.modules["advisor.commands.run"]
+    analyze = run_command.analyze
+
+
+    def slow_analyze(*args, **kwargs):
+        time.sleep(1.5)
+        return analyze(*args, **kwargs)
+
+
+    run_command.analyze = slow_analyze
+    print("ready", flush=True)
+"""
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_report_is_made_waits_for_it(
+        name: str, program: Callable[[Path, str], Path], stop_when_ready: Callable[..., Any],
+        read_report: Callable[[Path], dict[str, Any]], tmp_path: Path) -> None:
+    # it cut the report short: SIGTERM killed advisor with no file written, Ctrl-C printed a
+    # traceback of advisor's own; now the report is out first, then the signal acts
+    signum = getattr(signal, name)
+    script = program(tmp_path / "ends.py", ENDS_THEN_SLOW_REPORT)
+    advisor = stop_when_ready([sys.executable, "-m", "advisor", "run", "--format", "json", "--json", "report.json",
+                               str(script)], tmp_path, signum, after_s=0.3)
+    assert advisor.returncode == -signum, advisor.stderr[-4000:]
+    assert "Traceback" not in advisor.stderr, advisor.stderr[-4000:]
+    saved = read_report(tmp_path / "report.json")
+    Report.model_validate(saved)
+    assert saved["run"]["exit_code"] == 0 and saved["run"]["partial"] is False  # the program had ended well
+    printed, report = target_stderr(advisor.stderr)
+    assert printed == "" and report == saved
+
+
 HANDLES_CTRL_C = """
     import sys
     import time
