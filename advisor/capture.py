@@ -10,8 +10,8 @@ recorded as inactive with the reason; the run goes on without it.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
+from time import perf_counter, process_time  # bound now: a program may replace time's functions
 from typing import Any
 
 from advisor.probes.asyncio_probe import AsyncioProbe
@@ -66,9 +66,9 @@ def measure_step_cost(rounds: int = 3000) -> float:
     def timed() -> float:
         loop = asyncio.new_event_loop()
         try:
-            begin = time.perf_counter()
+            begin = perf_counter()
             loop.run_until_complete(spin())
-            return time.perf_counter() - begin
+            return perf_counter() - begin
         finally:
             loop.close()
 
@@ -144,8 +144,8 @@ class Capture:
                 self._status.append((probe.name, True, ""))
             except Exception as error:  # a probe that cannot start leaves the others working
                 self._status.append((probe.name, False, f"failed to start: {error}"))
-        self._cpu0 = time.process_time()
-        self._started = time.perf_counter()
+        self._cpu0 = process_time()
+        self._started = perf_counter()
         self._start_spans()
 
     def _start_spans(self) -> None:
@@ -167,8 +167,8 @@ class Capture:
             deactivate(self.spans)
 
     def stop(self) -> RawCapture:
-        ended = time.perf_counter()
-        cpu = time.process_time() - self._cpu0
+        ended = perf_counter()
+        cpu = process_time() - self._cpu0
         self._stop_spans()
         for probe in reversed(self._probes()):
             try:
@@ -196,7 +196,7 @@ class Capture:
 
         Only an int and the lengths of dicts are read, each one operation under the GIL:
         no lock, nothing a probe waits for, cheap enough to call a few times a second."""
-        elapsed = time.perf_counter() - self._started if self._started else 0.0
+        elapsed = perf_counter() - self._started if self._started else 0.0
         alive = len(self.asyncio_probe.ledger.live) + len(self.greenlet_probe.ledger.live) + len(self.threads.alive)
         return CaptureStatus(elapsed, alive, self.sampler.ticks)
 
@@ -208,8 +208,8 @@ class Capture:
         """What was measured so far, as ``stop`` would hand it over, with every probe left
         running: the records are copies (a live unit is closed at now in its copy). Light
         and standard modes only: yappi's deep profile is read once, at stop."""
-        ended = time.perf_counter()
-        cpu = time.process_time() - self._cpu0
+        ended = perf_counter()
+        cpu = process_time() - self._cpu0
         units = self.asyncio_probe.snapshot() + self.greenlet_probe.snapshot() + self.threads.snapshot()
         # the sampler's CPU is only known once it stops: the time its ticks held the GIL
         # stands in. list() copies in C: the sampler thread may open a new call window meanwhile

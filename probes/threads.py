@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from time import clock_gettime  # bound now: a program may replace time's functions
 from typing import Any
 
 from .forks import renew_in_child
@@ -70,7 +71,7 @@ def read_clock(clock: int | None) -> float | None:
     if clock is None:
         return None
     try:
-        return time.clock_gettime(clock)
+        return clock_gettime(clock)
     except OSError:
         return None
 

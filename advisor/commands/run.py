@@ -159,6 +159,7 @@ def command_run(tokens: Sequence[str]) -> int:
                       exports=exports)
     started_at = dt.datetime.now(dt.timezone.utc)
     parent = os.getpid()
+    start_directory = os.getcwd()
     # started before the probes, so that its thread is known as advisor's before any sample
     status = None if options.no_status else live_status(capture.status, sys.stderr, os.environ,
                                                         on_thread=capture.ignore_thread)
@@ -233,6 +234,7 @@ def command_run(tokens: Sequence[str]) -> int:
             status.stop()
         capture.stop()
         raise
+    _out_of_a_removed_directory(start_directory)
     with signals_held():
         report = finish(outcome)
     hand_back(outcome)
@@ -253,3 +255,16 @@ def _say(stream: TextIO, line: str) -> None:
         stream.flush()
     except Exception:
         pass
+
+
+def _out_of_a_removed_directory(start_directory: str) -> None:
+    """A program that removed its working directory (a temporary one it had changed into)
+    leaves no directory to make the report's paths relative to: back to where advisor was
+    started (it was an internal error, and no report)."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        try:
+            os.chdir(start_directory)
+        except OSError:
+            pass

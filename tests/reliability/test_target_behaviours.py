@@ -131,6 +131,41 @@ def test_atexit_handlers_find_what_the_program_left(compare: Callable[..., Compa
     assert run.reports_on_stderr() == 1
 
 
+REMOVES_ITS_DIRECTORY = """
+    import os
+    import tempfile
+
+    scratch = tempfile.mkdtemp()
+    os.chdir(scratch)
+    os.rmdir(scratch)  # its working directory is gone when advisor makes the report
+    print("done")
+"""
+
+REPLACES_THE_CLOCK = """
+    import time
+    from unittest import mock
+
+    # a tool's timing code with a scripted clock, never put back: two readings, then none
+    time.perf_counter = mock.Mock(side_effect=[100.0, 103.5])
+    start = time.perf_counter()
+    total = sum(i * i for i in range(200_000))
+    print(f"took {time.perf_counter() - start:.1f}s total={total}")
+"""
+
+
+@pytest.mark.parametrize("source", [REMOVES_ITS_DIRECTORY, REPLACES_THE_CLOCK], ids=["removed-cwd", "mock-clock"])
+def test_what_the_program_leaves_behind_does_not_cost_the_report(
+        source: str, compare: Callable[..., Compared]) -> None:
+    # both were "advisor: internal error, no report" (os.getcwd() failed; capture.stop read
+    # time.perf_counter from the module, the program's exhausted mock)
+    run = compare(source)
+    assert "internal error" not in run.profiled.stderr, run.profiled.stderr[-3000:]
+    assert run.reports_on_stderr() == 1
+    report = run.report
+    assert report["run"]["cwd"] == str(run.work)
+    assert 0.0 < report["run"]["wall_s"] < 60.0
+
+
 # -- forking --
 
 FORKS = """
