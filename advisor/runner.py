@@ -27,6 +27,7 @@ from typing import Any
 
 from .errors import UsageError
 from .frames import is_advisor_file
+from .recursion import RecursionShift, headroom
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class ProgramState:
     path_index: int | None
     directory: str
     advisors_entry: str
+    recursion_limit: int
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,13 @@ def _run_module(name: str) -> None:
     runpy._run_module_as_main(name, alter_argv=True)  # type: ignore[attr-defined]
 
 
+# Levels between a call made from execute and the target's <module>, beyond what bare
+# Python has below it: exec's entry for a script (for -m, runpy's frames and entry are
+# bare Python's too; _run_script's or _run_module's frame is where the measured call sits)
+RUNNER_LEVELS_SCRIPT = 1
+RUNNER_LEVELS_MODULE = 0
+
+
 def _wait_for_threads() -> None:
     """Join non-daemon threads, as the interpreter does before it exits."""
     current = threading.current_thread()
@@ -223,6 +232,11 @@ def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = N
         directory = os.getcwd()
     sys.path[0] = directory
     outcome: Outcome
+    # the levels advisor runs the target from: the program's recursion limit is shifted by
+    # as many (see recursion.py); measured from here, less those bare Python has too
+    shift = RecursionShift(sys.getrecursionlimit() - headroom() + (
+        RUNNER_LEVELS_SCRIPT if target.script is not None else RUNNER_LEVELS_MODULE))
+    shift.install()
     try:
         try:
             if target.script is not None:
@@ -255,7 +269,7 @@ def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = N
         # advisor's own imports from here on must not find the program's modules first; the
         # program may have put entries before its directory (sys.path.insert(0, ...))
         path_index = sys.path.index(directory) if directory in sys.path else None
-        left = ProgramState(sys.argv, path_index, directory, saved_path0)
+        left = ProgramState(sys.argv, path_index, directory, saved_path0, shift.remove())
         sys.argv = saved_argv
         if path_index is not None:
             sys.path[path_index] = saved_path0
@@ -271,6 +285,10 @@ def hand_back(outcome: Outcome) -> None:
     if left is None:
         return
     sys.argv = left.argv
+    try:
+        sys.setrecursionlimit(left.recursion_limit)
+    except (RecursionError, ValueError):  # lower than the depth here: the report is out anyway
+        pass
     index = left.path_index
     if index is not None and index < len(sys.path) and sys.path[index] == left.advisors_entry:
         sys.path[index] = left.directory

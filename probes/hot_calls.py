@@ -13,7 +13,6 @@ cacheable-function and call-overhead rules need, at a cost bounded by the window
 
 from __future__ import annotations
 
-import functools
 import gc
 import inspect
 import threading
@@ -33,16 +32,21 @@ CHECK_EVERY_S = 0.1
 WINDOW_CALLS = 50_000
 WINDOW_S = 1.0
 MAX_DISTINCT = 4_096  # distinct argument hashes remembered per function
-# A counted function that recurses deeper than this ends its window: each counted call
-# adds the wrapper's frame, and a program recursing near the recursion limit would hit it
+# Counted calls nested deeper than this (of any counted functions together: a parser's
+# mutually recursive functions are counted at once) end the window of the function called:
+# each adds the wrapper's frame, and a program recursing near the recursion limit would hit it
 MAX_NESTING = 8
+# What the wrapper takes of the function it stands for: its names and docs (so that it reads
+# as the function in a traceback or repr) and its very attribute dict (``f.calls += 1`` inside
+# ``f`` must land on ``f``; functools.wraps copies the dict, and the increments were lost)
+_COPIED = ("__module__", "__name__", "__qualname__", "__doc__")
 _NOT_PLAIN = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
 
 
 class CallStats:
     """What one instrumented function's window saw."""
 
-    __slots__ = ("calls", "code", "distinct", "ended", "nesting", "started", "time_s", "unhashable", "where")
+    __slots__ = ("calls", "code", "distinct", "ended", "started", "time_s", "unhashable", "where")
 
     def __init__(self, code: types.CodeType, where: str) -> None:
         self.code = code
@@ -51,7 +55,6 @@ class CallStats:
         self.time_s = 0.0
         self.distinct: set[int] = set()
         self.unhashable = 0
-        self.nesting = 0
         self.started = 0.0
         self.ended = 0.0
 
@@ -119,6 +122,7 @@ class HotCallProbe:
         self._bindings: dict[types.CodeType, list[_Binding]] = {}
         self._lock = threading.Lock()
         self._last_check = 0.0
+        self._nesting = [0]  # counted calls under way, of all counted functions
         self.wrapper_cost_s = 0.0
         self.call_cost_s = 0.0
         self._prepared = False
@@ -225,8 +229,8 @@ class HotCallProbe:
         clock = self._clock
         distinct = stats.distinct
         probe = self
+        nesting = self._nesting
 
-        @functools.wraps(function)
         def counted(*args: Any, **kwargs: Any) -> Any:
             stats.calls += 1
             try:
@@ -235,8 +239,8 @@ class HotCallProbe:
                     distinct.add(key)
             except Exception:  # TypeError, or an argument whose own __hash__ raises
                 stats.unhashable += 1
-            stats.nesting += 1
-            if stats.nesting > MAX_NESTING:
+            nesting[0] += 1
+            if nesting[0] > MAX_NESTING:
                 # recursion: put the original back, so that deeper calls add no frame of ours
                 probe._close_window(stats, clock())
             begin = clock()
@@ -244,11 +248,14 @@ class HotCallProbe:
                 return function(*args, **kwargs)
             finally:
                 end = clock()
-                stats.nesting -= 1
+                nesting[0] -= 1
                 stats.time_s += end - begin
                 if stats.calls >= WINDOW_CALLS or end - stats.started >= WINDOW_S:
                     probe._close_window(stats, end)
 
+        for attribute in _COPIED:
+            setattr(counted, attribute, getattr(function, attribute))
+        counted.__dict__ = function.__dict__
         return counted
 
     def _close_window(self, stats: CallStats, now: float) -> None:

@@ -544,6 +544,65 @@ def test_recursion_near_the_limit_does_not_overflow(mode: str, compare: Callable
     assert down[0]["calls"] is not None and down[0]["calls"] > 0
 
 
+MEASURES_ITS_DEPTH = """
+    def depth(n=1):
+        try:
+            return depth(n + 1)
+        except RecursionError:
+            return n
+
+
+    print("deepest", depth())
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_the_program_recurses_exactly_as_deep_as_bare(
+        how: str, tmp_path: Path, program: Callable[[Path, str], Path], bare_python: Callable[..., Any],
+        run_advisor: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    # advisor's runner adds its frames below the program's (6 for a script): the limit grows
+    # by as many, where a program recursing near it failed
+    program(tmp_path / "measures.py", MEASURES_ITS_DEPTH)
+    target = ["measures.py"] if how == "script" else ["-m", "measures"]
+    bare = bare_python(target, tmp_path)
+    profiled = run_advisor(["run", "--mode", "light", "--format", "json", "--json", "report.json", *target])
+    assert profiled.returncode == bare.returncode == 0, profiled.stderr[-3000:]
+    assert profiled.stdout == bare.stdout
+
+
+MUTUAL_RECURSION = """
+    import sys
+    import time
+
+
+    def expression(n):
+        return 0 if n == 0 else 1 + term(n - 1)
+
+
+    def term(n):
+        return 0 if n == 0 else 1 + factor(n - 1)
+
+
+    def factor(n):
+        return 0 if n == 0 else 1 + expression(n - 1)
+
+
+    depth = sys.getrecursionlimit() - 20  # a parser's descent, close to the limit
+    started, rounds = time.perf_counter(), 0
+    while time.perf_counter() - started < 1.0:  # long enough for standard mode to count its calls
+        assert expression(depth) == depth
+        rounds += 1
+    print("ok")
+"""
+
+
+def test_counted_calls_add_few_frames_however_many_functions_recurse(compare: Callable[..., Compared]) -> None:
+    # standard mode's counting wrapper adds a frame per counted call; the cap on its nesting
+    # was per function, and three mutually recursive ones stacked 27 wrapper frames
+    run = compare(MUTUAL_RECURSION, mode="standard")
+    assert run.profiled.stdout == "ok\n"
+
+
 # -- stopped mid-run while tasks and a thread are alive --
 
 BUSY_SERVER = """
@@ -733,3 +792,18 @@ def test_a_fork_while_the_sampler_holds_its_lock_does_not_hang_the_child(
     assert process.returncode == 0, err[-3000:]
     assert out == "child\n" * 20 + f"parent {[0] * 20}\n"
     assert json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["run"]["exit_code"] == 0
+
+
+SETS_A_LOW_LIMIT = """
+    import sys
+
+    sys.setrecursionlimit(45)  # the program's own, low: advisor's report needs more
+    print(sys.getrecursionlimit())
+"""
+
+
+def test_the_program_sees_its_own_limit_and_a_low_one_costs_no_report(compare: Callable[..., Compared]) -> None:
+    run = compare(SETS_A_LOW_LIMIT)
+    assert run.profiled.stdout == "45\n"
+    assert "internal error" not in run.profiled.stderr, run.profiled.stderr[-3000:]
+    assert run.reports_on_stderr() == 1
