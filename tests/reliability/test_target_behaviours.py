@@ -807,3 +807,31 @@ def test_the_program_sees_its_own_limit_and_a_low_one_costs_no_report(compare: C
     assert run.profiled.stdout == "45\n"
     assert "internal error" not in run.profiled.stderr, run.profiled.stderr[-3000:]
     assert run.reports_on_stderr() == 1
+
+
+COUNTS_ON_ITSELF = """
+    import time
+
+
+    def tick(x):
+        tick.calls += 1
+        return x + 1
+
+
+    tick.calls = 0
+    made, started = 0, time.perf_counter()
+    while time.perf_counter() - started < 1.0:  # hot: standard mode counts its calls a while
+        for value in range(1000):
+            tick(value)
+        made += 1000
+    print("lost calls:", made - tick.calls)
+"""
+
+
+def test_a_counted_function_keeps_its_own_attributes(compare: Callable[..., Compared]) -> None:
+    # standard mode's counting wrapper copied the function's attribute dict: the increments
+    # made through it while it stood in were lost
+    run = compare(COUNTS_ON_ITSELF, mode="standard")
+    assert run.profiled.stdout == "lost calls: 0\n"
+    (tick,) = [entry for entry in run.report["functions"] if entry["function"].endswith(".tick")]
+    assert tick["calls"], tick  # it was counted
