@@ -45,14 +45,68 @@ def thread_cpu_clock(native_id: int) -> int | None:
     return ((~native_id) << 3) | 6
 
 
-def open_schedstat(native_id: int | None) -> int | None:
-    """A descriptor on the thread's scheduler statistics (Linux), or None."""
+# Descriptors advisor keeps open on threads' schedstat files: at most this many, within the
+# top eighth of the process's limit on open files (a program with a limit of 64 lost 11 of
+# its own to 40 threads' descriptors). A thread past them has no run-queue time: its time
+# off the CPU is not told apart into scheduling (128 threads with the usual limit of 1,024).
+MAX_SCHEDSTAT_FDS = 512
+SCHEDSTAT_FD_SHARE = 8
+_schedstat_fds = [0]
+
+
+def _descriptor_floor() -> int | None:
+    """The lowest number advisor's descriptors may take, or None when the limit on open
+    files leaves no room. Out of the low numbers the program's own files get: a program that
+    closes every descriptor from 3 up (as a daemon does) opened a pipe on a number advisor
+    still held, and advisor closed it when the thread ended; select() takes no number past
+    1023, and 1,100 threads pushed the program's sockets there."""
+    import resource  # POSIX only, as /proc is
+
+    try:
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return None
+    if soft == resource.RLIM_INFINITY or soft > 4096:
+        return 2048
+    floor = soft - soft // SCHEDSTAT_FD_SHARE
+    return floor if floor > 3 else None
+
+
+def open_schedstat(native_id: int | None) -> tuple[int, tuple[int, int]] | None:
+    """A descriptor on the thread's scheduler statistics (Linux), high in the descriptor
+    table, with the file's identity (device, inode); or None."""
     if not native_id or not sys.platform.startswith("linux"):
         return None
+    import fcntl
+
+    floor = _descriptor_floor()
+    if floor is None or _schedstat_fds[0] >= MAX_SCHEDSTAT_FDS:
+        return None
     try:
-        return os.open(f"/proc/self/task/{native_id}/schedstat", os.O_RDONLY)
+        low = os.open(f"/proc/self/task/{native_id}/schedstat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        fd = fcntl.fcntl(low, fcntl.F_DUPFD_CLOEXEC, floor)
+        status = os.fstat(fd)
+    except OSError:  # no free number that high: no run-queue time for this thread
+        return None
+    finally:
+        os.close(low)
+    _schedstat_fds[0] += 1
+    return fd, (status.st_dev, status.st_ino)
+
+
+def close_schedstat(fd: int, identity: tuple[int, int]) -> None:
+    """Close advisor's descriptor, if the number is still on the file it opened (the program
+    may have closed it and got the number for a file of its own)."""
+    _schedstat_fds[0] -= 1
+    try:
+        status = os.fstat(fd)
+        if (status.st_dev, status.st_ino) == identity:
+            os.close(fd)
+    except OSError:
+        pass
 
 
 def read_run_delay(fd: int | None) -> float | None:
@@ -79,7 +133,8 @@ def read_clock(clock: int | None) -> float | None:
 class ThreadInfo:
     """Registry entry of one thread: its record plus what the sampler needs."""
 
-    __slots__ = ("clock", "cpu0", "ident", "last_cpu", "last_delay", "last_t", "record", "schedstat", "thread")
+    __slots__ = ("clock", "cpu0", "ident", "last_cpu", "last_delay", "last_t", "record", "schedstat",
+                 "schedstat_id", "thread")
 
     def __init__(self, ident: int, record: UnitRecord, clock: int | None, cpu0: float,
                  thread: threading.Thread | None, native_id: int | None = None) -> None:
@@ -91,16 +146,16 @@ class ThreadInfo:
         self.last_cpu = cpu0
         self.thread = thread
         # the kernel's count of time this thread was runnable but not running
-        self.schedstat = open_schedstat(native_id)
+        opened = open_schedstat(native_id)
+        self.schedstat: int | None = opened[0] if opened is not None else None
+        self.schedstat_id: tuple[int, int] | None = opened[1] if opened is not None else None
         self.last_delay = read_run_delay(self.schedstat) or 0.0
 
     def close(self) -> None:
-        if self.schedstat is not None:
-            try:
-                os.close(self.schedstat)
-            except OSError:
-                pass
-            self.schedstat = None
+        fd, identity = self.schedstat, self.schedstat_id
+        self.schedstat = self.schedstat_id = None
+        if fd is not None and identity is not None:
+            close_schedstat(fd, identity)
 
 
 class ThreadRegistry:

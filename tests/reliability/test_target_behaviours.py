@@ -166,6 +166,66 @@ def test_what_the_program_leaves_behind_does_not_cost_the_report(
     assert 0.0 < report["run"]["wall_s"] < 60.0
 
 
+CLOSES_EVERY_DESCRIPTOR = """
+    import os
+    import threading
+    import time
+
+    done = threading.Event()
+    worker = threading.Thread(target=done.wait)
+    worker.start()
+    time.sleep(0.05)  # the sampler has seen the thread
+    os.closerange(3, 65536)  # as a daemon does
+    reader, writer = os.pipe()  # the lowest free numbers
+    done.set()
+    worker.join()  # the thread ends: advisor lets go of what it held for it
+    time.sleep(0.05)
+    os.write(writer, b"hello")
+    print(os.read(reader, 5))
+"""
+
+FEW_DESCRIPTORS = """
+    import resource
+    import threading
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    ready, go = threading.Barrier(41), threading.Event()
+    failed = []
+
+
+    def worker():
+        try:
+            held = open(__file__)
+        except OSError as error:
+            failed.append(error.errno)
+            held = None
+        ready.wait()
+        go.wait()
+        if held:
+            held.close()
+
+
+    threads = [threading.Thread(target=worker) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    go.set()
+    for thread in threads:
+        thread.join()
+    print("failed opens:", len(failed))
+"""
+
+
+@pytest.mark.parametrize("source", [CLOSES_EVERY_DESCRIPTOR, FEW_DESCRIPTORS], ids=["closerange", "limit-64"])
+def test_advisors_descriptors_stay_out_of_the_programs_way(source: str, compare: Callable[..., Compared]) -> None:
+    # one descriptor per thread (its schedstat file) sat among the program's: advisor closed
+    # the program's pipe that had got the number after a closerange, and 40 threads left a
+    # program with a limit of 64 short of 11 opens. They live high now, checked before close.
+    run = compare(source, mode="light")
+    assert run.profiled.stdout in ("b'hello'\n", "failed opens: 0\n")
+    assert run.reports_on_stderr() == 1
+
+
 # -- forking --
 
 FORKS = """
