@@ -211,6 +211,10 @@ def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = N
         current = signal.getsignal(signal.SIGTERM)
         if current in (signal.SIG_DFL, None):
             def on_term(signum: int, frame: FrameType | None) -> None:
+                if signal.getsignal(signal.SIGTERM) is not on_term:
+                    # called by a handler of the program's that chains the one it replaced:
+                    # bare, that was SIG_DFL, which no one can call; its handler decides
+                    return
                 outcome = Outcome(128 + signal.SIGTERM, partial=True, signal=signal.SIGTERM)
                 for number in (signal.SIGTERM, signal.SIGINT):  # the report first: it dies by SIGTERM next
                     signal.signal(number, signal.SIG_IGN)

@@ -226,6 +226,36 @@ def test_advisors_descriptors_stay_out_of_the_programs_way(source: str, compare:
     assert run.reports_on_stderr() == 1
 
 
+CHAINS_THE_HANDLER_IT_REPLACED = """
+    import os
+    import signal
+    import sys
+    import time
+
+
+    def on_term(signum, frame):
+        print("cleaning up", flush=True)
+        if callable(previous):
+            previous(signum, frame)  # whoever was there before runs too
+        sys.exit(0)  # a graceful end
+
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+    print("not reached")
+"""
+
+
+def test_a_handler_that_chains_the_one_it_replaced_ends_as_bare(compare: Callable[..., Compared]) -> None:
+    # bare, the handler replaced is SIG_DFL and nothing is chained; under advisor it is
+    # advisor's, which wrote a partial report and killed the process (status 143, no
+    # graceful end): called from a handler that replaced it, it now does nothing
+    run = compare(CHAINS_THE_HANDLER_IT_REPLACED)
+    assert run.profiled.stdout == "cleaning up\n" and run.profiled.returncode == 0
+    assert run.report["run"]["exit_code"] == 0 and run.report["run"]["partial"] is False
+
+
 # -- forking --
 
 FORKS = """
