@@ -12,17 +12,31 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from types import FrameType
 
 
-def headroom() -> int:
-    """How many calls deep one can go from the caller's frame (~0.3 ms)."""
+def unseen_levels() -> int:
+    """The recursion levels below the caller that no frame shows: the interpreter's entries
+    from C (the script's own run, runpy's exec under ``python -m advisor``). Found by diving
+    to the limit (~0.3 ms), so to be called before any probe runs: a deep dive that ends in
+    RecursionError under deep mode's yappi left its greenlet stats without their calls."""
     def dive(level: int) -> int:
         try:
             return dive(level + 1)
         except RecursionError:
             return level
 
-    return dive(1)
+    reachable = dive(1)  # calls from here: dive's frames, one level below this one's
+    return sys.getrecursionlimit() - reachable - depth(sys._getframe(1)) - 1
+
+
+def depth(frame: FrameType | None) -> int:
+    """How many frames there are from `frame` down to the bottom of the stack."""
+    count = 0
+    while frame is not None:
+        count += 1
+        frame = frame.f_back
+    return count
 
 
 class RecursionShift:

@@ -27,7 +27,7 @@ from typing import Any
 
 from .errors import UsageError
 from .frames import is_advisor_file
-from .recursion import RecursionShift, headroom
+from .recursion import RecursionShift, depth
 
 
 @dataclass(frozen=True)
@@ -174,15 +174,24 @@ def _run_module(name: str) -> None:
     runpy._run_module_as_main(name, alter_argv=True)  # type: ignore[attr-defined]
 
 
-# Levels between a call made from execute and the target's <module>, beyond what bare
-# Python has below it: exec's entry for a script (for -m, runpy's frames and entry are
-# bare Python's too; _run_script's or _run_module's frame is where the measured call sits)
-RUNNER_LEVELS_SCRIPT = 1
-RUNNER_LEVELS_MODULE = 0
+# Levels between execute's frame and the target's <module> that bare Python does not have:
+# _run_script's frame and exec's entry for a script; _run_module's frame for -m (runpy's
+# frames and its exec's entry, bare Python has too)
+RUNNER_LEVELS_SCRIPT = 2
+RUNNER_LEVELS_MODULE = 1
 
 
 def _wait_for_threads() -> None:
-    """Join non-daemon threads, as the interpreter does before it exits."""
+    """Wait for the program's non-daemon threads as the interpreter does before it exits:
+    with threading's own shutdown, which first runs the exit hooks threading keeps (how
+    ``concurrent.futures`` tells an executor's idle workers to end: a program that left a
+    ThreadPoolExecutor open waited for ever when advisor joined them), then waits for each
+    thread's end without calling a Thread subclass's ``join``. The interpreter's own call at
+    exit then returns at once (gevent's patched one too)."""
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None and threading.current_thread() is threading.main_thread():
+        shutdown()
+        return
     current = threading.current_thread()
     for thread in threading.enumerate():
         if thread is not current and not thread.daemon and thread.is_alive():
@@ -190,7 +199,8 @@ def _wait_for_threads() -> None:
 
 
 def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = None,
-            before_output: Callable[[], object] | None = None, terminate_in_children: bool = False) -> Outcome:
+            before_output: Callable[[], object] | None = None, terminate_in_children: bool = False,
+            unseen: int = 0) -> Outcome:
     """Run the target to its end and say how it ended; never raises for the target's sake.
 
     SIGTERM kills a Python program on the spot, without unwinding it. So does advisor: the
@@ -199,7 +209,8 @@ def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = N
     target forks gets the program's own SIGTERM disposition back, unless
     `terminate_in_children` (``--children``: a child writes its report when terminated).
     `before_output` is called before the runner itself prints to stderr (a traceback, an
-    exit message)."""
+    exit message). `unseen` is ``recursion.unseen_levels()`` as the caller measured it
+    before the probes started."""
     def report_uncaught(error: BaseException) -> None:
         if before_output is not None:
             before_output()
@@ -237,8 +248,9 @@ def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = N
     sys.path[0] = directory
     outcome: Outcome
     # the levels advisor runs the target from: the program's recursion limit is shifted by
-    # as many (see recursion.py); measured from here, less those bare Python has too
-    shift = RecursionShift(sys.getrecursionlimit() - headroom() + (
+    # as many (see recursion.py): the frames below this one, the levels no frame shows, and
+    # those between here and the program
+    shift = RecursionShift(depth(sys._getframe()) + unseen + (
         RUNNER_LEVELS_SCRIPT if target.script is not None else RUNNER_LEVELS_MODULE))
     shift.install()
     try:

@@ -20,6 +20,7 @@ from ..engine import analyze, select_rules
 from ..errors import USAGE_STATUS, UsageError
 from ..live_status import live_status
 from ..profile import SEVERITIES, Report
+from ..recursion import unseen_levels
 from ..report import RunFacts, build_report
 from ..runner import Outcome, Target, check_target, end_like_python, execute, hand_back, signals_held, uses_gevent
 from ..version import code_version
@@ -216,6 +217,7 @@ def command_run(tokens: Sequence[str]) -> int:
             return None
 
     own_stderr = sys.stderr  # before the target runs: it may swap sys.stderr for an object of its own
+    unseen = unseen_levels()  # before the probes start (see recursion.py)
     capture.start()
     if children is not None:
         children.install()
@@ -228,7 +230,7 @@ def command_run(tokens: Sequence[str]) -> int:
     gc.freeze()
     try:
         outcome = execute(target, on_terminate=finish, before_output=status.stop if status is not None else None,
-                          terminate_in_children=children is not None)
+                          terminate_in_children=children is not None, unseen=unseen)
     except BaseException:
         if status is not None:
             status.stop()

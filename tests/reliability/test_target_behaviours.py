@@ -256,6 +256,32 @@ def test_a_handler_that_chains_the_one_it_replaced_ends_as_bare(compare: Callabl
     assert run.report["run"]["exit_code"] == 0 and run.report["run"]["partial"] is False
 
 
+LEAVES_AN_EXECUTOR_OPEN = """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+
+    class Worker(threading.Thread):
+        def join(self, timeout=None):  # re-raises the thread's error: called by no exit of Python's
+            super().join(timeout)
+            raise RuntimeError("join() was called at exit")
+
+
+    pool = ThreadPoolExecutor(2)  # never shut down: Python's exit tells its workers to end
+    print(pool.submit(pow, 2, 10).result())
+    Worker(target=lambda: None).start()
+"""
+
+
+def test_the_programs_threads_end_as_at_pythons_exit(compare: Callable[..., Compared]) -> None:
+    # advisor joined every non-daemon thread: an open executor's idle workers, which only
+    # Python's exit hooks tell to end, were waited for for ever (the run hung), and a Thread
+    # subclass's join() ran where Python's exit never calls it
+    run = compare(LEAVES_AN_EXECUTOR_OPEN)
+    assert run.profiled.stdout == "1024\n" and run.profiled.returncode == 0
+    assert run.report["run"]["exit_code"] == 0
+
+
 # -- forking --
 
 FORKS = """
