@@ -66,6 +66,7 @@ class LiveStatus:
         self._finished = allocate_lock()
         self._running = False
         self._drawn = False
+        self._terminal = _identity(fd)
 
     def start(self) -> None:
         started = allocate_lock()
@@ -82,7 +83,7 @@ class LiveStatus:
             return
         self._running = False
         self._stopping.release()
-        if self._finished.acquire(timeout=2.0) and self._drawn:
+        if self._finished.acquire(timeout=2.0) and self._drawn and _identity(self._fd) == self._terminal:
             try:
                 self._write(ERASE_LINE)
             except OSError:
@@ -105,6 +106,10 @@ class LiveStatus:
             self._finished.release()
 
     def _draw(self) -> None:
+        if _identity(self._fd) != self._terminal:
+            # the program put something else on the descriptor (os.dup2 of its log file on
+            # 2): the line went into the file
+            raise OSError("the status line's terminal is gone")
         text = status_text(self._read())
         try:
             width = os.get_terminal_size(self._fd).columns
@@ -122,6 +127,15 @@ class LiveStatus:
         while data:
             written = os.write(self._fd, data)
             data = data[written:]
+
+
+def _identity(fd: int) -> tuple[int, int, int] | None:
+    """What a descriptor is open on (device, inode, the terminal's device), or None."""
+    try:
+        status = os.fstat(fd)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino, status.st_rdev
 
 
 def live_status(read: Callable[[], CaptureStatus], stream: TextIO, environ: Mapping[str, str],

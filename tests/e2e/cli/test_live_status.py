@@ -233,3 +233,26 @@ def test_what_the_target_ends_with_starts_on_a_clean_line(ending: str, first_out
     assert done.returncode == 1, done.terminal[-3000:]
     last_status = list(STATUS.finditer(done.terminal))[-1].end()
     assert done.terminal[last_status:].startswith(ERASE + first_output), done.terminal[last_status:last_status + 300]
+
+
+LOGS_TO_STDERR_FILE = """
+    import os
+    import time
+
+    log = os.open("program.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 2)  # the program's stderr is its log file from now on
+    for line in range(6):
+        os.write(2, f"log line {line}\\n".encode())
+        time.sleep(0.25)
+    print("done", flush=True)
+"""
+
+
+def test_no_status_line_goes_into_a_file_the_program_put_on_stderr(workdir: Path, program: Callable[..., Path]) -> None:
+    # the line was drawn on descriptor 2 by number: into the program's log once it was there
+    program(workdir / "logs.py", LOGS_TO_STDERR_FILE)
+    done = run_on_terminal(["run", "--format", "json", "--json", "report.json", "logs.py"], workdir, terminal_env())
+    assert done.returncode == 0, done.terminal[-3000:]
+    log = (workdir / "program.log").read_bytes()
+    assert b"log line 5\n" in log
+    assert not STATUS.search(log) and ERASE not in log, log[:2000]
