@@ -181,6 +181,49 @@ RUNNER_LEVELS_SCRIPT = 2
 RUNNER_LEVELS_MODULE = 1
 
 
+# Modules the probes use while the program runs: never set aside for a program's namesake
+# (bare, a program with its own asyncio.py or threading.py breaks itself anyway)
+PROBES_NEED = frozenset({
+    "abc", "advisor", "asyncio", "atexit", "collections", "concurrent", "contextvars", "dis", "encodings",
+    "enum", "fcntl", "functools", "gc", "gevent", "greenlet", "heapq", "importlib", "inspect", "io", "linecache",
+    "logging", "math", "opcode", "os", "re", "resource", "runpy", "select", "selectors", "signal", "site",
+    "socket", "ssl", "struct", "subprocess", "sys", "threading", "time", "traceback", "types", "typing",
+    "warnings", "weakref", "yappi",
+})
+
+
+def _step_aside(directory: str) -> dict[str, types.ModuleType]:
+    """Take out of ``sys.modules`` the modules advisor imported before the program whose
+    names the program's directory has modules of its own for (an ``email.py`` or a
+    ``statistics/`` package beside the script): bare, the script's directory comes first and
+    the program imports its own; under advisor the standard library's was there already (an
+    AttributeError on the program's own function). Given back by ``_step_back``."""
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return {}
+    local = {entry[:-3] for entry in entries if entry.endswith(".py")}
+    local |= {entry for entry in entries if os.path.isfile(os.path.join(directory, entry, "__init__.py"))}
+    aside: dict[str, types.ModuleType] = {}
+    for name in sorted(local - PROBES_NEED):
+        if name.startswith("__"):  # __main__.py of a directory run as the target, __init__.py
+            continue
+        module = sys.modules.get(name)
+        where = getattr(module, "__file__", None) if module is not None else None
+        if module is None or (where and os.path.dirname(os.path.abspath(where)) in (
+                directory, os.path.join(directory, name))):
+            continue  # not imported, or the program's own already
+        for key in [key for key in sys.modules if key == name or key.startswith(name + ".")]:
+            aside[key] = sys.modules.pop(key)
+    return aside
+
+
+def _step_back(aside: dict[str, types.ModuleType]) -> None:
+    """advisor's modules back in ``sys.modules`` for its report (the program keeps its own
+    through the names it bound them to)."""
+    sys.modules.update(aside)
+
+
 def _wait_for_threads() -> None:
     """Wait for the program's non-daemon threads as the interpreter does before it exits:
     with threading's own shutdown, which first runs the exit hooks threading keeps (how
@@ -218,6 +261,7 @@ def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = N
 
     saved_argv, saved_path0 = list(sys.argv), sys.path[0] if sys.path else ""
     previous_term = installed_term = None
+    aside: dict[str, types.ModuleType] = {}  # the program's namesakes' modules, while it runs
     if threading.current_thread() is threading.main_thread():
         current = signal.getsignal(signal.SIGTERM)
         if current in (signal.SIG_DFL, None):
@@ -227,6 +271,7 @@ def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = N
                     # bare, that was SIG_DFL, which no one can call; its handler decides
                     return
                 outcome = Outcome(128 + signal.SIGTERM, partial=True, signal=signal.SIGTERM)
+                _step_back(aside)  # the report is made now, with advisor's modules
                 for number in (signal.SIGTERM, signal.SIGINT):  # the report first: it dies by SIGTERM next
                     signal.signal(number, signal.SIG_IGN)
                 if on_terminate is not None:
@@ -246,6 +291,7 @@ def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = N
         sys.argv = [target.module or "", *target.args]
         directory = os.getcwd()
     sys.path[0] = directory
+    aside.update(_step_aside(directory))
     outcome: Outcome
     # the levels advisor runs the target from: the program's recursion limit is shifted by
     # as many (see recursion.py): the frames below this one, the levels no frame shows, and
@@ -286,6 +332,7 @@ def execute(target: Target, on_terminate: Callable[[Outcome], object] | None = N
         # program may have put entries before its directory (sys.path.insert(0, ...))
         path_index = sys.path.index(directory) if directory in sys.path else None
         left = ProgramState(sys.argv, path_index, directory, saved_path0, shift.remove())
+        _step_back(aside)
         sys.argv = saved_argv
         if path_index is not None:
             sys.path[path_index] = saved_path0

@@ -282,6 +282,34 @@ def test_the_programs_threads_end_as_at_pythons_exit(compare: Callable[..., Comp
     assert run.report["run"]["exit_code"] == 0
 
 
+OWN_NAMESAKES = """
+    import email
+    import statistics
+
+    print(email.send_welcome("ann"))
+    print(statistics.summarize([1, 2, 3]))
+"""
+
+
+def test_the_programs_own_modules_named_like_the_standard_librarys_are_its_own(
+        tmp_path: Path, program: Callable[[Path, str], Path], bare_python: Callable[..., Any],
+        run_advisor: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    # advisor imports email and statistics (among ~70 modules) before the program runs: the
+    # program's own, beside it, were shadowed (AttributeError); bare, its directory comes
+    # first. (In app/: `python -m advisor` run from the program's directory would import
+    # the program's email.py for advisor itself, as `python -m` does for any tool.)
+    app = tmp_path / "app"
+    program(app / "main.py", OWN_NAMESAKES)
+    program(app / "email.py", 'def send_welcome(name):\n    return f"welcome mail queued for {name}"\n')
+    program(app / "statistics.py", 'def summarize(values):\n    return {"n": len(values)}\n')
+    bare = bare_python(["app/main.py"], tmp_path)
+    profiled = run_advisor(["run", "--format", "json", "--json", "report.json", "app/main.py"])
+    assert bare.stdout == "welcome mail queued for ann\n{'n': 3}\n", bare.stderr
+    assert profiled.returncode == 0 and profiled.stdout == bare.stdout, profiled.stderr[-3000:]
+    assert "Traceback" not in profiled.stderr
+    assert (tmp_path / "report.json").exists()
+
+
 # -- forking --
 
 FORKS = """
