@@ -125,3 +125,14 @@ def route_named(report: dict[str, Any], name: str) -> dict[str, Any]:
     matches = [route for route in report["routes"] if route["route"] == name]
     assert len(matches) == 1, [route["route"] for route in report["routes"]]
     return matches[0]
+
+
+def run_program(tmp_path: Path, name: str, source: str) -> subprocess.CompletedProcess[str]:
+    """Write `source` as `name` in tmp_path and run it with this Python (a fork, a signal:
+    things not to do inside pytest's own process); it must end with status 0."""
+    script = tmp_path / name
+    script.write_text(source, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done

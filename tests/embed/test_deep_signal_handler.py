@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from advisor.embed.agent import Agent
+
+from .conftest import run_program
 
 
 def test_closing_the_agent_gives_the_program_its_handler_back() -> None:
@@ -61,11 +61,7 @@ agent.close()
 
 
 def test_a_forked_worker_captures_on_its_own_handler(tmp_path: Path) -> None:
-    script = tmp_path / "worker.py"
-    script.write_text(FORKED_WORKER, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_program(tmp_path, "worker.py", FORKED_WORKER)
     worker, parent = (json.loads(line) for line in done.stdout.splitlines())
     assert worker == {"own": True, "worker_captured": True, "parents_captured": False}
     assert parent == {"parent_captured": False}

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +13,8 @@ import pytest
 
 import advisor
 from advisor.profile import load_report, report_json
+
+from .conftest import run_program
 
 
 def spin(cpu_seconds: float) -> None:
@@ -164,11 +164,7 @@ print(json.dumps(sorted(task.name for task in report.tasks if task.name.endswith
 def test_a_forked_child_gets_the_bare_hooks_and_can_profile_itself(tmp_path: Path) -> None:
     # the inherited probes would slow the child for a report no one takes (2x on an asyncio
     # loop): in the child the profiler is stopped and the hooks are the program's
-    script = tmp_path / "forks.py"
-    script.write_text(FORKS_WHILE_PROFILED, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_program(tmp_path, "forks.py", FORKS_WHILE_PROFILED)
     child_line, parent_line = done.stdout.splitlines()
     child = json.loads(child_line)
     assert child["inherited"] == [False, child["bare"]]
@@ -222,11 +218,7 @@ profiler.stop()
 def test_a_fork_while_a_probe_lock_is_held_does_not_hang_the_child(tmp_path: Path) -> None:
     # the Profiler's at-fork hook runs before its probes' own (it was registered first):
     # it renews their locks itself before it stops them, or the child waits for ever
-    script = tmp_path / "held.py"
-    script.write_text(FORKS_WHILE_A_PROBE_LOCK_IS_HELD, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_program(tmp_path, "held.py", FORKS_WHILE_A_PROBE_LOCK_IS_HELD)
     assert done.stdout == "child exit 0\n"
 
 
