@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
@@ -95,6 +96,22 @@ def thread_name_from_frames(frame: FrameType) -> str:
     return ""
 
 
+# every probe alive: a stop finds whose a trace function it chained was (see _below_stopped)
+_PROBES: weakref.WeakSet[GreenletProbe] = weakref.WeakSet()
+
+
+def _below_stopped(trace: Any) -> Any:
+    """`trace`, or what is under it once stopped probes' trace functions are skipped: of two
+    profilers stopped in the order they started, the first one's was the second's previous,
+    and was put back, stopped, for good (a later profiler then chained it, not the C hook)."""
+    for _ in range(16):  # a chain of probes, not a cycle
+        owner = next((probe for probe in list(_PROBES) if probe._ours(trace)), None) if trace is not None else None
+        if owner is None or owner._active:
+            return trace
+        trace = owner._previous.get(get_ident())
+    return trace
+
+
 class GreenletProbe:
     """Traces greenlet switches in every thread, per greenlet and for the hub."""
 
@@ -114,6 +131,7 @@ class GreenletProbe:
         self._spawned: dict[int, float] = {}
         self._hubs: dict[int, tuple[UnitRecord, list[Any]]] = {}  # hub id -> record, [segment start]
         self._previous: dict[int, Any] = {}  # thread ident -> trace function we chained
+        _PROBES.add(self)
         self._chaining = False  # whether any of them is a function (not None)
         self._active = False
         self._greenlet: Any = None
@@ -165,7 +183,7 @@ class GreenletProbe:
             self.threads.on_thread_start.remove(self._install_here)
         greenlet = self._greenlet
         if greenlet is not None and self._ours(greenlet.gettrace()):
-            greenlet.settrace(self._previous.get(get_ident()))
+            greenlet.settrace(_below_stopped(self._previous.get(get_ident())))
         for owner, attribute, original, hook, switch in reversed(self._spawn_originals):
             take_off(owner, attribute, hook, original, switch)
         self._spawn_originals.clear()
@@ -231,7 +249,7 @@ class GreenletProbe:
         one installed there (a probe stopped from another thread)."""
         greenlet = self._greenlet
         if greenlet is not None and self._ours(greenlet.gettrace()):
-            greenlet.settrace(self._previous.pop(get_ident(), None))
+            greenlet.settrace(_below_stopped(self._previous.pop(get_ident(), None)))
             self._chaining = any(previous is not None for previous in list(self._previous.values()))
 
     def _install_here(self) -> None:

@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import greenlet
 import pytest
 
 import advisor
@@ -227,6 +228,7 @@ def test_two_profilers_stopped_in_the_order_they_started() -> None:
     # the first stops while the second still runs
     originals = (asyncio.events.Handle._run, asyncio.base_events.BaseEventLoop.create_task,
                  threading.Thread._bootstrap_inner)  # type: ignore[attr-defined]
+    trace_before = greenlet.gettrace()
 
     async def job() -> None:
         await asyncio.sleep(0.005)
@@ -247,6 +249,8 @@ def test_two_profilers_stopped_in_the_order_they_started() -> None:
     asyncio.run(tasks("neither", 2))
     assert (asyncio.events.Handle._run, asyncio.base_events.BaseEventLoop.create_task,
             threading.Thread._bootstrap_inner) == originals  # type: ignore[attr-defined]
+    # the greenlet trace too: the first one's was the second's previous, put back stopped
+    assert greenlet.gettrace() is trace_before
     assert (names(first_report, "both"), names(first_report, "second-only")) == (3, 0)
     assert (names(second_report, "both"), names(second_report, "second-only")) == (3, 4)
     # the first one's hooks recorded nothing once it stopped (they passed calls through)
