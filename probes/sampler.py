@@ -188,16 +188,19 @@ class Sampler:
         self._stopping = True
         self.lock = allocate_lock()
         self._running = allocate_lock()
-        if self._switch_interval is not None and is_sampling_interval(sys.getswitchinterval()):
-            sys.setswitchinterval(self._switch_interval)
+        self._give_back_interval()
 
     def stop(self) -> None:
         self._stopping = True
         if self._own != get_ident() and self._running.acquire(timeout=2.0):
             self._running.release()
+        self._give_back_interval()
+        self._switch_interval = None
+
+    def _give_back_interval(self) -> None:
+        """The program's switch interval back, where the sampler's is still set."""
         if self._switch_interval is not None and is_sampling_interval(sys.getswitchinterval()):
             sys.setswitchinterval(self._switch_interval)
-        self._switch_interval = None
 
     def drain(self) -> int:
         """The number of ticks taken (the samples live in the unit records)."""

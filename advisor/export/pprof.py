@@ -16,7 +16,7 @@ import datetime as dt
 import gzip
 from typing import Any
 
-from advisor.profile import Report, write_atomically
+from advisor.profile import Report
 
 from .pprof_schema import message_class
 
@@ -102,8 +102,3 @@ def build_profile(report: Report) -> Any:
 def pprof_bytes(report: Report) -> bytes:
     """gzip(Profile), as pprof files are."""
     return gzip.compress(build_profile(report).SerializeToString(), mtime=0)
-
-
-def write_pprof(report: Report, path: str) -> None:
-    """Write the report's pprof file so readers see the old or the new file, never half of it."""
-    write_atomically(path, pprof_bytes(report))
