@@ -149,6 +149,14 @@ def write_output(path: str, content: str | bytes) -> None:
         raise UsageError(failed[0])
 
 
+def parse_number(text: str) -> float:
+    """An option's number, or argparse's one-line error."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
 def rule_names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 

@@ -38,15 +38,13 @@ from .options import (
     emit,
     load_baseline,
     otlp_provider,
+    parse_number,
     send_otlp,
 )
 
 
 def _sample_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = parse_number(text)
     if not 1.0 <= value <= 1000.0:
         raise argparse.ArgumentTypeError("must be between 1 and 1000 samples a second")
     return value

@@ -29,6 +29,7 @@ from .options import (
     check_writable,
     load_baseline,
     otlp_provider,
+    parse_number,
     rule_names,
     send_otlp,
     write_files,
@@ -75,10 +76,7 @@ def command_report(tokens: Sequence[str]) -> int:
 
 def _percent(text: str) -> float:
     """A regression allowance: a finite percentage, zero or more (NaN would pass every run)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = parse_number(text)
     if not math.isfinite(value) or value < 0.0:
         raise argparse.ArgumentTypeError(f"must be a percentage of 0 or more, not {text!r}")
     return value
