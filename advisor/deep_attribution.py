@@ -1,11 +1,15 @@
 """Deep mode's deterministic stats, corrected for yappi's own cost, into the report.
 
-yappi adds a measured cost to every call it sees: part lands in the caller's own time,
-part in the callee's. Each function's self time loses ``calls x callee cost`` and
-``calls it made x caller cost``; its total time loses its own share and, through its
-call edges, its callees' overhead. Units lose the cost of the calls made inside them
-from their compute. What remains is what the code took without the profiler, which is
-checked against bare runs in the tests.
+yappi adds a measured cost to every call it sees, of Python and of C functions alike:
+part lands in the caller's own time, part in the callee's. And on Python 3.11 every
+instruction runs slower under it (by the calibrated bytecode factor). Each function's self
+time loses ``calls x callee cost`` and ``calls it made x caller cost``, and what is left
+is divided by the bytecode factor; its total time loses its own share and, through its
+call edges, its callees'. Units lose the cost of the calls made inside them from their
+compute, and the bytecode's slow-down of their functions' own time. C functions are
+counted for that, then left out of the tables, as they were before yappi was asked
+for them. What remains is what the code took without the profiler, which is checked
+against bare runs in the tests.
 """
 
 from __future__ import annotations
@@ -17,10 +21,14 @@ from dataclasses import dataclass
 from advisor.probes.deep import CallCost, DeepFunction, DeepProfile
 from advisor.probes.records import UnitRecord
 
+from .code_shape import SHAPES
 from .frames import display_path, is_advisor_file, module_name
 from .profile import CallEdge, FunctionStat, UnitFunction
 
 Key = tuple[str, str, int]  # file, name, first line
+# A function with no loop takes at most its instructions times this many mean instructions
+# a call (an instruction's time varies: a global look-up is not an integer add)
+BOUND_MARGIN = 4.0
 TOP_PER_UNIT = 10
 MAX_CALLERS = 5
 
@@ -31,6 +39,9 @@ class Totals:
     tsub: float = 0.0
     ttot: float = 0.0
     calls_made: int = 0
+    c_calls_made: int = 0  # of which calls of C functions
+    c_methods_made: int = 0  # of which calls of C methods
+    builtin: bool = False
 
 
 def _key(module: str, name: str, lineno: int) -> Key:
@@ -39,6 +50,8 @@ def _key(module: str, name: str, lineno: int) -> Key:
 
 def aggregate(functions: Iterable[DeepFunction]) -> tuple[dict[Key, Totals], dict[Key, dict[Key, int]]]:
     """Totals per function over every context, and call edges caller -> callee -> calls."""
+    functions = list(functions)
+    builtins = {_key(f.module, f.name, f.lineno) for f in functions if f.builtin}
     totals: dict[Key, Totals] = defaultdict(Totals)
     edges: dict[Key, dict[Key, int]] = defaultdict(lambda: defaultdict(int))
     for function in functions:
@@ -47,32 +60,83 @@ def aggregate(functions: Iterable[DeepFunction]) -> tuple[dict[Key, Totals], dic
         total.ncall += function.ncall
         total.tsub += function.tsub
         total.ttot += function.ttot
+        total.builtin = function.builtin
         for module, name, lineno, ncall, _tsub, _ttot in function.children:
-            edges[key][_key(module, name, lineno)] += ncall
+            callee = _key(module, name, lineno)
+            edges[key][callee] += ncall
             total.calls_made += ncall
+            if callee in builtins:
+                total.c_calls_made += ncall
+                total.c_methods_made += ncall if is_c_method(name) else 0
     return totals, edges
 
 
 def splice_out(totals: dict[Key, Totals], edges: dict[Key, dict[Key, int]],
                drop: Callable[[Key], bool]) -> None:
-    """Remove functions (advisor's own wrappers) from the call graph, linking their callers
-    straight to their callees, in proportion to the calls each callee got from them."""
+    """Remove functions (advisor's own wrappers, C functions) from the call graph, linking
+    their callers straight to their callees: each caller gets the callees' calls in
+    proportion to its share of the calls the removed function got (``sorted`` called once
+    by ``f``, calling its key 3 times, leaves ``f`` -> key 3 times)."""
     for middle in [key for key in totals if drop(key)]:
         outgoing = {callee: calls for callee, calls in edges.pop(middle, {}).items() if callee != middle}
-        out_total = sum(outgoing.values())
+        in_total = sum(callees.get(middle, 0) for caller, callees in edges.items() if caller != middle)
         for callees in list(edges.values()):
             calls = callees.pop(middle, 0)
-            if not calls or not out_total:
+            if not calls or not in_total:
                 continue
             for callee, share in outgoing.items():
-                callees[callee] = callees.get(callee, 0) + round(calls * share / out_total)
+                callees[callee] = callees.get(callee, 0) + round(share * calls / in_total)
         del totals[middle]
+
+
+def is_c_method(name: str) -> bool:
+    """yappi's name of a C method: ``<method 'append' of 'list' objects>``."""
+    return name.startswith("<method ")
+
+
+def call_overhead(total: Totals, cost: CallCost) -> float:
+    """What yappi's calls added to a function's own time (as yappi timed it)."""
+    if total.builtin:
+        return total.ncall * cost.builtin_callee_s
+    c_functions = total.c_calls_made - total.c_methods_made
+    method_wall_s = cost.builtin_method_wall_s or cost.builtin_wall_s
+    return (total.ncall * cost.callee_s + (total.calls_made - total.c_calls_made) * cost.caller_s
+            + c_functions * max(0.0, cost.builtin_wall_s - cost.builtin_callee_s)
+            + total.c_methods_made * max(0.0, method_wall_s - cost.builtin_callee_s))
+
+
+def bytecode_time(key: Key, total: Totals, cost: CallCost) -> float:
+    """The part of a Python function's own time (yappi's calls taken out) that was its
+    bytecode, slowed by the bytecode factor: all of it, but in a function with no loop,
+    no more than its instructions can take (generously: BOUND_MARGIN times the mean
+    instruction), the rest being C code it ran without a call yappi sees."""
+    if total.builtin:
+        return 0.0
+    own = max(0.0, total.tsub - call_overhead(total, cost))
+    if cost.instruction_s <= 0.0:
+        return own
+    shape = SHAPES.find(*key)
+    if shape is None or shape.loops:
+        return own
+    return min(own, total.ncall * shape.instructions * BOUND_MARGIN * cost.instruction_s)
+
+
+def bytecode_seconds(totals: dict[Key, Totals], cost: CallCost) -> float:
+    """The Python functions' bytecode time: what ran slower by the bytecode factor."""
+    return sum(bytecode_time(key, total, cost) for key, total in totals.items())
+
+
+def slowdown_share(cost: CallCost) -> float:
+    """The share of a bytecode time under yappi that is yappi's: 1 - 1/factor."""
+    return 1.0 - 1.0 / cost.bytecode_factor if cost.bytecode_factor > 1.0 else 0.0
 
 
 def corrected(totals: dict[Key, Totals], edges: dict[Key, dict[Key, int]],
               cost: CallCost) -> dict[Key, tuple[float, float]]:
-    """(self, total) seconds per function without yappi's per-call cost."""
-    own_overhead = {key: total.ncall * cost.callee_s + total.calls_made * cost.caller_s
+    """(self, total) seconds per function without yappi's per-call cost and its slow-down
+    of bytecode."""
+    share = slowdown_share(cost)
+    own_overhead = {key: call_overhead(total, cost) + bytecode_time(key, total, cost) * share
                     for key, total in totals.items()}
     subtree: dict[Key, float] = {}
 
@@ -121,6 +185,7 @@ def deep_functions(profile: DeepProfile, sampled: list[FunctionStat], limit: int
     totals, edges = aggregate(profile.functions)
     splice_out(totals, edges, lambda key: is_advisor_file(key[0]))
     times = corrected(totals, edges, profile.cost)
+    splice_out(totals, edges, lambda key: totals[key].builtin)
     cpu_by_place = {(f.file, f.line): f for f in sampled}
     callers: dict[Key, list[tuple[Key, int]]] = defaultdict(list)
     for caller, callees in edges.items():
@@ -146,7 +211,12 @@ def deep_functions(profile: DeepProfile, sampled: list[FunctionStat], limit: int
 
 def call_cost(function: DeepFunction, cost: CallCost) -> float:
     """What yappi adds to one call of this function, by its kind (measured at start-up and at
-    the end of the run): a recursive function or method, a constructor, a method, a function."""
+    the end of the run): a C function, a recursive function or method, a constructor, a
+    method, a function."""
+    if function.builtin and is_c_method(function.name):
+        return cost.builtin_method_wall_s or cost.builtin_wall_s
+    if function.builtin:
+        return cost.builtin_wall_s
     method = "." in function.name
     if any(child[:3] == (function.module, function.name, function.lineno) for child in function.children):
         return (cost.recursive_method_wall_s or cost.recursive_wall_s) if method else cost.recursive_wall_s
@@ -162,9 +232,26 @@ def profiler_seconds(functions: Iterable[DeepFunction], cost: CallCost) -> float
     return sum(function.ncall * call_cost(function, cost) for function in functions)
 
 
-def unit_functions(profile: DeepProfile, record: UnitRecord) -> tuple[list[UnitFunction], float]:
-    """A unit's own deterministic stats (top functions by corrected self time), and the wall
-    seconds yappi added to its calls."""
+@dataclass
+class UnitCost:
+    """What yappi added to one unit: the wall seconds of its calls, and the own time of its
+    Python functions (those calls taken out), which ran slower by `factor`."""
+
+    calls_s: float = 0.0
+    bytecode_s: float = 0.0
+    factor: float = 1.0
+
+    def taken_out(self, compute_s: float) -> float:
+        """The seconds of a unit's measured compute that were yappi's: its calls, and the
+        slow-down of the bytecode left (never more than the compute left by the calls)."""
+        left = max(0.0, compute_s - self.calls_s)
+        share = 1.0 - 1.0 / self.factor if self.factor > 1.0 else 0.0
+        return self.calls_s + min(self.bytecode_s, left) * share
+
+
+def unit_functions(profile: DeepProfile, record: UnitRecord) -> tuple[list[UnitFunction], UnitCost]:
+    """A unit's own deterministic stats (top functions by corrected self time), and what
+    yappi added to it."""
     if record.kind == "asyncio-task":
         mine = [f for tag in record.contexts or () for f in profile.by_tag.get(tag, ())]
     elif record.kind == "thread":
@@ -175,11 +262,13 @@ def unit_functions(profile: DeepProfile, record: UnitRecord) -> tuple[list[UnitF
     totals, edges = aggregate(mine)
     splice_out(totals, edges, lambda key: is_advisor_file(key[0]))
     times = corrected(totals, edges, profile.cost)
-    ranked = sorted(totals, key=lambda key: -times[key][0])[:TOP_PER_UNIT]
+    bytecode_s = bytecode_seconds(totals, profile.cost)
+    ranked = sorted((key for key in totals if not totals[key].builtin), key=lambda key: -times[key][0])
+    ranked = ranked[:TOP_PER_UNIT]
     entries = []
     for key in ranked:
         function, file, line = display(key)
         entries.append(UnitFunction(function=function, file=file, line=line, calls=totals[key].ncall,
                                     self_s=round(times[key][0], 6), total_s=round(times[key][1], 6)))
     # advisor's own wrappers were profiled calls too: their cost is taken out as well
-    return entries, profiler_seconds(mine, profile.cost)
+    return entries, UnitCost(profiler_seconds(mine, profile.cost), bytecode_s, profile.cost.bytecode_factor)

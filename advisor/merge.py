@@ -105,6 +105,7 @@ def merged_overhead(runs: Sequence[RunInfo]) -> Overhead:
         sample_interval_s=overheads[0].sample_interval_s,
         python_call_s=round(mean(o.python_call_s for o in overheads), 9),
         profiler_call_s=round(mean(o.profiler_call_s for o in overheads), 9),
+        bytecode_factor=round(mean(o.bytecode_factor for o in overheads), 4),
         deep_paused_s=_r(sum(o.deep_paused_s for o in overheads)),
         call_wrapper_s=round(mean(o.call_wrapper_s for o in overheads), 9),
     )

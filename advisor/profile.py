@@ -49,6 +49,7 @@ class Overhead(Model):
     sample_interval_s: float = 0.0
     python_call_s: float = 0.0  # what one call of a one-line method costs here
     profiler_call_s: float = 0.0  # deep mode: what yappi adds to one call (subtracted)
+    bytecode_factor: float = 1.0  # deep mode: how much slower bytecode runs under yappi (taken out)
     deep_paused_s: float = 0.0  # deep mode: time the profile paused (too many live tasks)
     call_wrapper_s: float = 0.0  # what standard mode's call counting adds to one call
 

@@ -82,18 +82,26 @@ def build_report(raw: RawCapture, facts: RunFacts) -> Report:
         functions = deep_functions(deep, functions)
 
         def enrich(record: UnitRecord, entry: Task) -> None:
-            entry.functions, added = unit_functions(deep, record)
-            corrections[id(record)] = corrections.get(id(record), 0.0) + added
+            entry.functions, cost = unit_functions(deep, record)
+            corrections[id(record)] = corrections.get(id(record), 0.0) + cost.taken_out(entry.breakdown.compute_s)
+            if record.kind == "thread":  # a thread's units run on it: counted once, in its own
+                slowed.append(cost.taken_out(entry.breakdown.compute_s) - cost.calls_s)
 
         run.overhead.profiler_call_s = round(deep.cost.wall_s, 9)
+        run.overhead.bytecode_factor = round(deep.cost.bytecode_factor, 4)
         run.overhead.deep_paused_s = round(deep.paused_s, 6)
         run.overhead.overhead_s = round(run.overhead.overhead_s + profiler_seconds(deep.functions, deep.cost), 6)
+    slowed: list[float] = []
+    run.overhead.corrected = bool(corrections) or deep is not None
+    tasks = unit_entries(raw.units, corrections, enrich, span=(raw.started, raw.ended))
+    if deep is not None:
+        # the bytecode's slow-down is known per thread once the units are built
+        run.overhead.overhead_s = round(run.overhead.overhead_s + sum(slowed), 6)
         wall = max(raw.ended - raw.started, 1e-9)
         run.overhead.factor_estimate = round(wall / max(wall - run.overhead.overhead_s, wall * 0.02), 4)
-    run.overhead.corrected = bool(corrections) or deep is not None
     report = Report(
         run=run,
-        tasks=unit_entries(raw.units, corrections, enrich, span=(raw.started, raw.ended)),
+        tasks=tasks,
         functions=functions,
         samples=sample_table(((unit_id(record), record) for record in raw.units), raw.sample_interval),
     )

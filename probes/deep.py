@@ -4,8 +4,10 @@ yappi runs with its wall clock (a CPU clock read per call costs several times mo
 Asyncio tasks are told apart by a tag: a ``ContextVar`` whose C-level ``get`` is yappi's
 tag callback (no Python frame per call), set in each task's context by the asyncio
 probe. Greenlets use yappi's greenlet context backend when the program uses gevent.
-Before the run, the cost yappi adds to one call is measured, split into what lands in
-the caller's and in the callee's own time, so the report can subtract it; it is measured
+Before the run, the cost yappi adds to one call is measured (by kind of call, C calls
+included: yappi times every one, so it is started with builtins on, to count them), split
+into what lands in the caller's and in the callee's own time, and so is how much slower
+bytecode runs under it, so the report can take both out; they are measured
 again once the run's stats are read, and the two are averaged, so that a machine whose
 load changed during the run is corrected at a cost nearer the one it had meanwhile (when
 the two disagree by more than 20%, one of them caught a slow spell: the lower is taken; in a
@@ -18,13 +20,13 @@ profile pauses while more than ``MAX_LIVE_TASKS`` tasks are alive, and says so.
 from __future__ import annotations
 
 import contextvars
+import dis
 import statistics
 import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from .gc_hold import collections_held
@@ -53,30 +55,47 @@ class CallCost:
     method_wall_s: float = 0.0
     init_wall_s: float = 0.0
     recursive_method_wall_s: float = 0.0
+    # a call of a C function (``len``, ``list.append``): yappi times every one of them,
+    # even when builtins are left out of its stats, and one costs more than a Python call
+    builtin_wall_s: float = 0.0
+    builtin_callee_s: float = 0.0  # of which in the C function's own time
+    # a C method called on its object (``items.append(x)``): the interpreter makes a bound
+    # method for yappi's callback on each call
+    builtin_method_wall_s: float = 0.0
+    # On Python 3.11 a profile function turns off the specialised instructions for every
+    # instruction the thread runs: bytecode runs this many times slower under yappi, calls
+    # or none (the costs per call above are what is left once that is taken out)
+    bytecode_factor: float = 1.0
+    # the mean time of one instruction of the calibration's loop under yappi: a function
+    # with no loop cannot run much longer a call than its instructions take (see
+    # advisor/code_shape.py)
+    instruction_s: float = 0.0
 
     @property
     def total_s(self) -> float:
         return self.caller_s + self.callee_s
 
-    def mean(self, other: CallCost) -> CallCost:
-        """The mean of two calibrations, field by field (one missing: the other)."""
+    def combined(self, other: CallCost) -> CallCost:
+        """The start-up's and the end's calibrations made one, field by field: their mean
+        where they agree (within DISAGREEMENT), else the lower one. A calibration lasts a
+        fraction of a second, and a shared machine's slow spell caught in it (seen: 0.80 µs a
+        call at the start against 0.46 µs at the end, and 0.46-0.49 µs in both in five other
+        runs) would be charged to every call of a run of seconds: the mean of those two took
+        out all but 0.19 s of a program that runs 0.30-0.47 s bare, or all of it. A spell
+        may catch one kind of call's loop alone (seen: 856 ns a method call against 506 ns in
+        the same calibration's other loops), hence field by field. The bytecode factor is
+        compared by what it adds (1.9 and 2.0 agree as 0.9 and 1.0 do)."""
         if not other.wall_s:
             return self
         if not self.wall_s:
             return other
-        return CallCost(**{name: (value + getattr(other, name)) / 2 for name, value in vars(self).items()})
-
-    def combined(self, other: CallCost) -> CallCost:
-        """The start-up's and the end's calibrations made one: their mean when they agree
-        (within DISAGREEMENT), else the lower one. A calibration lasts a fraction of a
-        second, and a shared machine's slow spell caught in it (seen: 0.80 µs a call at the
-        start against 0.46 µs at the end, and 0.46-0.49 µs in both in five other runs)
-        would be charged to every call of a run of seconds: the mean of those two took out
-        all but 0.19 s of a program that runs 0.30-0.47 s bare, or all of it."""
-        if self.wall_s and other.wall_s and max(self.wall_s, other.wall_s) > DISAGREEMENT * min(
-                self.wall_s, other.wall_s):
-            return self if self.wall_s < other.wall_s else other
-        return self.mean(other)
+        values = {}
+        for name, mine in vars(self).items():
+            theirs = getattr(other, name)
+            base = 1.0 if name == "bytecode_factor" else 0.0
+            low, high = sorted((mine - base, theirs - base))
+            values[name] = min(mine, theirs) if high > DISAGREEMENT * low else (mine + theirs) / 2
+        return CallCost(**values)
 
 
 @dataclass
@@ -93,6 +112,7 @@ class DeepFunction:
     tag: int
     # callees: (module, name, first line, calls, tsub, ttot)
     children: list[tuple[str, str, int, int, float, float]] = field(default_factory=list)
+    builtin: bool = False  # a C function (module "builtins" or the C module, line 0)
 
 
 @dataclass
@@ -158,29 +178,61 @@ class _Link:
         return 1 if self.rest is None else 1 + self.rest.length()
 
 
-def _extra(yappi: Any, timer: Callable[[], float], pairs: int = 7, threads: bool = True) -> float:
-    """What yappi adds to a timed loop: the median, over `pairs` runs of the loop without and
-    then with yappi, of the difference. Taken in pairs, a slower spell of the machine lands on
-    both sides of one difference rather than on one side of all of them."""
-    differences = []
+_SCALE = 3
+
+
+def _bytecode(count: int) -> float:
+    """A loop of no calls, with the instructions a program's bodies are made of (global and
+    attribute loads, an attribute store, int and float arithmetic, a compare and a branch,
+    list and dict subscripts): timed bare and under yappi, it gives the bytecode factor.
+    The factor differs by instruction (measured here: 1.5x for int arithmetic, 1.6-1.75x
+    for attribute loads, subscripts and strings, 2.1-2.6x for this mix)."""
+    point = _Point(1, 2)
+    table = {"a": 1}
+    items = [1, 2]
+    total = 0.0
+    for index in range(count):
+        value = point.x * index + _SCALE
+        if value > 10:
+            total += items[index & 1] + table["a"] * 0.5
+        else:
+            point.y = index - 1
+    return total
+
+
+def _extra(yappi: Any, timer: Callable[[], float], pairs: int = 7, threads: bool = True) -> tuple[float, float]:
+    """What yappi adds to a timed loop, and the loop's bare time: the medians, over `pairs`
+    runs of the loop without and then with yappi, of the difference and of the bare run.
+    Taken in pairs, a slower spell of the machine lands on both sides of one difference
+    rather than on one side of all of them."""
+    differences, bares = [], []
     for _ in range(pairs):
         bare = timer()
-        yappi.start(builtins=False, profile_threads=threads)
+        yappi.start(builtins=True, profile_threads=threads)
         try:
             profiled = timer()
         finally:
             yappi.stop()
         differences.append(profiled - bare)
-    return statistics.median(differences)
+        bares.append(bare)
+    return statistics.median(differences), statistics.median(bares)
+
+
+def _per_call(extra: tuple[float, float], calls: int, factor: float) -> float:
+    """yappi's own cost per call of a timed loop of `calls` calls: what it added, less what
+    the loop's bytecode lost to the bytecode factor (taken out of each function's own time
+    instead, so that a body heavier than the calibration's is corrected too)."""
+    added, bare = extra
+    return max(0.0, (added - (factor - 1.0) * bare) / calls)
 
 
 def _calibrate(yappi: Any, rounds: int = 20_000, ignored: Collection[int] = ()) -> CallCost:
     """Measure yappi's per-call cost on an empty function called from a loop, and by kind of
-    call (recursive functions and methods, constructors, methods). It starts, stops and
-    clears yappi dozens of times. Where other threads run (a server), it profiles its own
-    thread alone, so that no other thread is inside yappi's callback when a clear frees
-    yappi's tables; and collections are held off, so that no finalizer cuts a thread inside
-    the callback meanwhile."""
+    call (recursive functions and methods, constructors, methods, C functions), and how much
+    slower bytecode runs under it. It starts, stops and clears yappi dozens of times. Where
+    other threads run (a server), it profiles its own thread alone, so that no other thread
+    is inside yappi's callback when a clear frees yappi's tables; and collections are held
+    off, so that no finalizer cuts a thread inside the callback meanwhile."""
     alone = not others_run(ignored)
     with collections_held():
         return _measure_calls(yappi, rounds, alone)
@@ -197,89 +249,143 @@ def others_run(ignored: Collection[int] = ()) -> bool:
     return any(ident != own and ident not in ignored for ident in idents)
 
 
-def _measure_calls(yappi: Any, rounds: int, threads: bool) -> CallCost:
-    def bare_loop(count: int) -> float:
+def _timed(work: Callable[[int], object], count: int) -> Callable[[], float]:
+    def timer() -> float:
         begin = _cpu_clock()
+        work(count)
+        return _cpu_clock() - begin
+    return timer
+
+
+def _loop_instructions(function: Callable[..., object]) -> int:
+    """The instructions of a function's loop, from its FOR_ITER to its backward jump."""
+    names = [instruction.opname for instruction in dis.get_instructions(function)]
+    try:
+        return names.index("JUMP_BACKWARD") - names.index("FOR_ITER") + 1
+    except ValueError:  # another version's bytecode
+        return len(names)
+
+
+def _bytecode_factor(yappi: Any, rounds: int, threads: bool) -> tuple[float, float]:
+    """How much slower bytecode runs under yappi, and an instruction's mean time under it."""
+    added, bare = _extra(yappi, _timed(_bytecode, rounds), threads=threads)
+    yappi.clear_stats()
+    if bare <= 0.0:
+        return 1.0, 0.0
+    return 1.0 + max(0.0, added) / bare, (bare + max(0.0, added)) / (rounds * _loop_instructions(_bytecode))
+
+
+def _measure_calls(yappi: Any, rounds: int, threads: bool) -> CallCost:
+    def loop(count: int) -> None:
         for _ in range(count):
             pass
-        return _cpu_clock() - begin
 
-    def bare_calls(count: int) -> float:
-        begin = _cpu_clock()
-        _caller(count)
-        return _cpu_clock() - begin
-
-    loop_only = _typical(bare_loop(rounds) for _ in range(5))
-    with_calls = _typical(bare_calls(rounds) for _ in range(5))
+    loop_only = _typical(_timed(loop, rounds)() for _ in range(5))
+    with_calls = _typical(_timed(_caller, rounds)() for _ in range(5))
+    factor, instruction = _bytecode_factor(yappi, rounds // 2, threads)
     passes = 7
     yappi.clear_stats()
-    wall = max(0.0, _extra(yappi, partial(bare_calls, rounds), passes, threads) / rounds)
+    wall = _per_call(_extra(yappi, _timed(_caller, rounds), passes, threads), rounds, factor)
     stats = {stat.name: stat for stat in yappi.get_func_stats() if stat.name in ("_empty", "_caller")}
     yappi.clear_stats()
     if "_empty" not in stats or "_caller" not in stats:
         return CallCost()
     calls = rounds * passes
-    empty_bare = max(0.0, (with_calls - loop_only) / rounds)
+    # the bare call's own time splits between the two; under yappi it runs `factor` slower
+    empty_bare = max(0.0, (with_calls - loop_only) / rounds) * factor
     callee = max(0.0, stats["_empty"].tsub / calls - empty_bare / 2)
-    caller_own = max(0.0, (stats["_caller"].tsub - loop_only * passes) / calls - empty_bare / 2)
-    recursive = _recursive_cost(yappi, threads=threads)
-    method, init, recursive_method = _object_costs(yappi, threads=threads)
+    caller_own = max(0.0, (stats["_caller"].tsub - factor * loop_only * passes) / calls - empty_bare / 2)
+    recursive = _recursive_cost(yappi, factor, threads=threads)
+    method, init, recursive_method = _object_costs(yappi, factor, threads=threads)
+    builtin, builtin_callee, builtin_method = _builtin_cost(yappi, factor, rounds // 4, threads=threads)
     wall = max(wall, caller_own + callee)
     return CallCost(caller_s=caller_own, callee_s=callee, wall_s=wall,
                     recursive_wall_s=max(recursive, wall), method_wall_s=max(method, wall),
-                    init_wall_s=max(init, wall), recursive_method_wall_s=max(recursive_method, wall))
+                    init_wall_s=max(init, wall), recursive_method_wall_s=max(recursive_method, wall),
+                    builtin_wall_s=max(builtin, builtin_callee), builtin_callee_s=builtin_callee,
+                    builtin_method_wall_s=max(builtin_method, builtin, builtin_callee),
+                    bytecode_factor=factor, instruction_s=instruction)
 
 
-def _object_costs(yappi: Any, rounds: int = 10_000, threads: bool = True) -> tuple[float, float, float]:
+def _lengths(count: int) -> int:
+    items = [1]
+    total = 0
+    for _ in range(count):
+        total += len(items)
+    return total
+
+
+def _counts(count: int) -> int:
+    items = [1]
+    total = 0
+    for _ in range(count):
+        total += items.count(0)
+    return total
+
+
+def _builtin_cost(yappi: Any, factor: float, rounds: int, threads: bool = True) -> tuple[float, float, float]:
+    """yappi's cost per call of a C function (``len``), the part of it timed as the C
+    function's own, and its cost per call of a C method (``items.count(0)``): yappi times
+    C calls whether or not builtins are shown in its stats."""
+    def bare_loop(count: int) -> None:  # _lengths without its len() call
+        total, step = 0, 1
+        for _ in range(count):
+            total += step
+
+    loop_only = _typical(_timed(bare_loop, rounds)() for _ in range(5))
+    with_calls = _typical(_timed(_lengths, rounds)() for _ in range(5))
+    passes = 7
+    yappi.clear_stats()
+    try:
+        wall = _per_call(_extra(yappi, _timed(_lengths, rounds), passes, threads), rounds, factor)
+        timed = [stat for stat in yappi.get_func_stats() if stat.builtin and stat.name == "len"]
+        yappi.clear_stats()
+        method = _per_call(_extra(yappi, _timed(_counts, rounds), threads=threads), rounds, factor)
+    finally:
+        yappi.clear_stats()
+    own = max(0.0, (with_calls - loop_only) / rounds)  # a bare len() call: C code, not slowed
+    callee = max(0.0, timed[0].tsub / (rounds * passes) - own) if timed else 0.0
+    return wall, callee, method
+
+
+def _object_costs(yappi: Any, factor: float, rounds: int = 10_000,
+                  threads: bool = True) -> tuple[float, float, float]:
     """yappi's wall cost per method call, per constructor call (``__init__``, called from C by the
-    class) and per call of a recursive method.
+    class) and per call of a recursive method, the bytecode factor taken out.
 
-    Each is timed on its own loop: on Python 3.11 a profile function turns off the adaptive
-    interpreter for every instruction, so what a call costs under yappi depends on what its body
-    does (attribute access slows down most), and a constructor's cost is not a method's."""
+    Each is timed on its own loop: what a call costs under yappi depends on its kind, and a
+    constructor's cost is not a method's."""
     depth = 50
     chain = _Link(None)
     for _ in range(depth - 1):
         chain = _Link(chain)
 
-    def methods(count: int) -> float:
+    def methods(count: int) -> None:
         point = _Point(1, 2)
-        begin = _cpu_clock()
         for _ in range(count):
             point.norm()
-        return _cpu_clock() - begin
 
-    def constructors(count: int) -> float:
-        begin = _cpu_clock()
+    def constructors(count: int) -> None:
         for index in range(count):
             _Point(index, 2)
-        return _cpu_clock() - begin
 
-    def walks(count: int) -> float:
-        begin = _cpu_clock()
+    def walks(count: int) -> None:
         for _ in range(count // depth):
             chain.length()
-        return _cpu_clock() - begin
 
     try:
-        method, init, walk = (max(0.0, _extra(yappi, partial(timer, rounds), threads=threads) / rounds)
-                              for timer in (methods, constructors, walks))
+        method, init, walk = (_per_call(_extra(yappi, _timed(work, rounds), threads=threads), rounds, factor)
+                              for work in (methods, constructors, walks))
     finally:
         yappi.clear_stats()
     return method, init, walk
 
 
-def _recursive_cost(yappi: Any, depth: int = 18, threads: bool = True) -> float:
+def _recursive_cost(yappi: Any, factor: float, depth: int = 18, threads: bool = True) -> float:
     """yappi's wall cost per call of a recursive function (a small Fibonacci)."""
     calls = 2 * _fib(depth + 1) - 1  # calls made by _fib(depth)
-
-    def timed() -> float:
-        begin = _cpu_clock()
-        _fib(depth)
-        return _cpu_clock() - begin
-
     try:
-        return max(0.0, _extra(yappi, timed, threads=threads) / calls)
+        return _per_call(_extra(yappi, _timed(_fib, depth), threads=threads), calls, factor)
     finally:
         yappi.clear_stats()
 
@@ -313,7 +419,7 @@ def use_c_context_callbacks(yappi: Any, greenlets: bool) -> bool:
 def _plain(stats: Any) -> list[DeepFunction]:
     return [DeepFunction(stat.module, stat.name, stat.lineno, stat.ncall, stat.tsub, stat.ttot, stat.ctx_id,
                          stat.tag, [(child.module, child.name, child.lineno, child.ncall, child.tsub, child.ttot)
-                                    for child in stat.children])
+                                    for child in stat.children], bool(stat.builtin))
             for stat in stats]
 
 
@@ -367,7 +473,7 @@ class DeepProbe:
     def start(self) -> None:
         if self._yappi is None:
             self.prepare()
-        self._yappi.start(builtins=False, profile_threads=True)
+        self._yappi.start(builtins=True, profile_threads=True)
 
     def stop(self) -> None:
         yappi = self._yappi
@@ -393,7 +499,7 @@ class DeepProbe:
         elif self._paused_at is not None and live < RESUME_BELOW:
             self.paused_s += now - self._paused_at
             self._paused_at = None
-            self._yappi.start(builtins=False, profile_threads=True)
+            self._yappi.start(builtins=True, profile_threads=True)
 
     def save(self, path: str, kind: str) -> None:
         """Write the whole profile in a peer tool's format: ``pstat`` or ``callgrind``."""

@@ -44,6 +44,7 @@ OVERHEAD_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("sample_interval_s", "sample interval", "time between two samples"),
     ("call_wrapper_s", "call counting", "what counting one call added (standard mode)"),
     ("profiler_call_s", "yappi per call", "what yappi added to one call (deep mode), subtracted"),
+    ("bytecode_factor", "yappi bytecode slow-down", "how much slower bytecode ran under yappi (deep mode), taken out"),
     ("deep_paused_s", "deep profile paused", "time yappi was paused with too many live tasks"),
 )
 
@@ -176,9 +177,10 @@ def overhead_rows(report: Report) -> list[tuple[str, str, str]]:
              if isinstance(value, (int, float)) and not isinstance(value, bool)]
     rows = []
     for field, label, meaning, value in known + newer:
-        if field != "factor_estimate" and not value:
+        factor = field in ("factor_estimate", "bytecode_factor")
+        if not (value if not factor else field == "factor_estimate" or value != 1.0):
             continue
-        if field == "factor_estimate":
+        if factor:
             shown = f"×{value:.3f}"
         elif isinstance(value, int):
             shown = f"{value:,}"

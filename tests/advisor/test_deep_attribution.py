@@ -7,9 +7,22 @@ stats are those times plus its per-call cost (``callee_s`` in the callee's own t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from advisor.deep_attribution import Key, Totals, aggregate, corrected, profiler_seconds
+from advisor.code_shape import SHAPES
+from advisor.deep_attribution import (
+    BOUND_MARGIN,
+    Key,
+    Totals,
+    UnitCost,
+    aggregate,
+    bytecode_seconds,
+    corrected,
+    profiler_seconds,
+    splice_out,
+)
 from advisor.probes.deep import CallCost, DeepFunction
 
 FILE = "/app/app.py"
@@ -188,3 +201,86 @@ def test_profiler_seconds_charge_recursive_calls_at_the_recursive_cost() -> None
 def test_profiler_seconds_of_nothing_is_zero() -> None:
     assert profiler_seconds([], COST) == 0.0
     assert profiler_seconds([fn("f", 10, 0.1, 0.1)], CallCost()) == 0.0
+
+
+# -- C functions and the bytecode factor --------------------------------------------------------
+
+C_COST = CallCost(caller_s=1e-7, callee_s=2e-7, wall_s=4e-7, builtin_wall_s=5e-7, builtin_callee_s=1e-7,
+                  builtin_method_wall_s=7e-7, bytecode_factor=2.0, instruction_s=1e-8)
+APPEND = "<method 'append' of 'list' objects>"
+
+
+def builtin(name: str, ncall: int, tsub: float, children: list[tuple[str, int, float, float]] = ()) -> DeepFunction:
+    """A C function as yappi names it (module "builtins", line 0)."""
+    return DeepFunction("builtins", name, 0, ncall, tsub, tsub, 1, 0,
+                        [(FILE, child, _line(child), calls, sub, tot) for child, calls, sub, tot in children],
+                        builtin=True)
+
+
+def c_child(name: str, calls: int) -> tuple[str, str, int, int, float, float]:
+    return "builtins", name, 0, calls, 0.0, 0.0
+
+
+def test_c_calls_are_counted_apart_and_charged_their_own_cost() -> None:
+    """A loop of 1,000 len() and 500 list.append() calls: 0.01 s of bytecode bare, 20 µs
+    in the two C functions bare. Under yappi the bytecode took twice as long, each C call
+    put its callee share in the C function and the rest in the caller."""
+    bare_own, bare_len, bare_append = 0.01, 1e-5, 1e-5
+    loop = DeepFunction(FILE, "loop", _line("loop"), 1, 0.0, 0.0, 1, 0,
+                        [c_child("len", 1000), c_child(APPEND, 500)])
+    loop.tsub = (2.0 * bare_own + C_COST.callee_s + 1000 * (C_COST.builtin_wall_s - C_COST.builtin_callee_s)
+                 + 500 * (C_COST.builtin_method_wall_s - C_COST.builtin_callee_s))
+    functions = [loop, builtin("len", 1000, bare_len + 1000 * C_COST.builtin_callee_s),
+                 builtin(APPEND, 500, bare_append + 500 * C_COST.builtin_callee_s)]
+    totals, edges = aggregate(functions)
+    assert totals[key("loop")].c_calls_made == 1500 and totals[key("loop")].c_methods_made == 500
+    times = corrected(totals, edges, C_COST)
+    assert times[key("loop")][0] == pytest.approx(bare_own, rel=1e-9)
+    assert times[("builtins", "len", 0)][0] == pytest.approx(bare_len, rel=1e-9)
+    assert times[("builtins", APPEND, 0)][0] == pytest.approx(bare_append, rel=1e-9)
+    # the unit's compute loses every call's whole cost, by kind
+    assert profiler_seconds(functions, C_COST) == pytest.approx(
+        C_COST.wall_s + 1000 * C_COST.builtin_wall_s + 500 * C_COST.builtin_method_wall_s, rel=1e-12)
+    assert bytecode_seconds(totals, C_COST) == pytest.approx(2.0 * bare_own, rel=1e-9)
+
+
+def test_c_functions_leave_the_table_and_link_their_callers_to_what_they_called() -> None:
+    """sorted(), called twice by `f`, calls its key 30 times: f -> key 30 times."""
+    functions = [
+        DeepFunction(FILE, "f", _line("f"), 1, 0.01, 0.02, 1, 0, [c_child("sorted", 2)]),
+        builtin("sorted", 2, 0.005, [("key", 30, 0.001, 0.001)]),
+        fn("key", 30, 0.001, 0.001),
+    ]
+    totals, edges = aggregate(functions)
+    splice_out(totals, edges, lambda k: totals[k].builtin)
+    assert ("builtins", "sorted", 0) not in totals
+    assert dict(edges[key("f")]) == {key("key"): 30}
+
+
+def test_a_function_without_a_loop_is_slowed_only_as_far_as_its_instructions_go(tmp_path: Path) -> None:
+    """`encode` has no loop: of its 0.5 s a call, its few instructions can take a few µs;
+    the rest is C code it called unseen (json's encoder), which yappi does not slow. `crunch`
+    loops: all of its own time is bytecode."""
+    source = tmp_path / "app.py"
+    source.write_text("def encode(o):\n    return _c_encoder(o, 0)\n\n\n"
+                      "def crunch(n):\n    t = 0\n    for i in range(n):\n        t += i\n    return t\n")
+    path = str(source)
+    instructions = SHAPES.find(path, "encode", 1)
+    assert instructions is not None and not instructions.loops
+    functions = [DeepFunction(path, "encode", 1, 2, 1.0 + 2 * C_COST.callee_s, 1.0, 1, 0),
+                 DeepFunction(path, "crunch", 5, 1, 0.4 + C_COST.callee_s, 0.4, 1, 0)]
+    totals, edges = aggregate(functions)
+    times = corrected(totals, edges, C_COST)
+    bound = 2 * instructions.instructions * BOUND_MARGIN * C_COST.instruction_s
+    assert times[(path, "encode", 1)][0] == pytest.approx(1.0 - bound / 2, rel=1e-9)
+    assert times[(path, "crunch", 5)][0] == pytest.approx(0.2, rel=1e-9)
+    assert bytecode_seconds(totals, C_COST) == pytest.approx(bound + 0.4, rel=1e-9)
+
+
+def test_a_unit_loses_its_calls_and_its_bytecodes_slow_down_never_more_than_it_computed() -> None:
+    cost = UnitCost(calls_s=1.0, bytecode_s=0.8, factor=2.0)
+    assert cost.taken_out(2.0) == pytest.approx(1.0 + 0.4)
+    # the bytecode time (wall, from yappi) above what the calls leave of the compute (CPU)
+    assert cost.taken_out(1.5) == pytest.approx(1.0 + 0.25)
+    assert cost.taken_out(0.5) == pytest.approx(1.0)
+    assert UnitCost(calls_s=1.0, bytecode_s=0.8).taken_out(2.0) == pytest.approx(1.0)  # factor 1: none

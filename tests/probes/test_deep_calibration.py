@@ -17,7 +17,14 @@ from advisor.probes import deep
 from advisor.probes.deep import CallCost, DeepFunction, DeepProbe, _extra
 
 COST = CallCost(caller_s=1.0, callee_s=2.0, wall_s=3.0, recursive_wall_s=4.0, method_wall_s=5.0,
-                init_wall_s=6.0, recursive_method_wall_s=7.0)
+                init_wall_s=6.0, recursive_method_wall_s=7.0, builtin_wall_s=8.0, builtin_callee_s=1.5,
+                builtin_method_wall_s=9.0, bytecode_factor=2.0, instruction_s=0.1)
+
+
+def scaled(cost: CallCost, by: float) -> CallCost:
+    """Every cost `by` times as high, the bytecode factor's excess over 1 too."""
+    return CallCost(**{name: (1.0 + (value - 1.0) * by if name == "bytecode_factor" else value * by)
+                       for name, value in vars(cost).items()})
 
 
 class FakeYappi:
@@ -48,24 +55,49 @@ def test_extra_is_the_median_of_paired_differences() -> None:
             return current[0][0]
         return current[0][1]
 
-    assert _extra(yappi, timer, pairs=5) == pytest.approx(3.0)
+    assert _extra(yappi, timer, pairs=5) == pytest.approx((3.0, 1.0))
     assert yappi.starts == 5 and not yappi.running
 
 
-def test_mean_of_two_calibrations_is_field_by_field_and_skips_a_missing_one() -> None:
-    other = CallCost(**{name: 3 * value for name, value in vars(COST).items()})
-    mean = COST.mean(other)
-    assert vars(mean) == {name: 2 * value for name, value in vars(COST).items()}
-    assert COST.mean(CallCost()) == COST
-    assert CallCost().mean(COST) == COST
+def test_the_cost_per_call_leaves_out_the_loops_slower_bytecode() -> None:
+    # a loop of 10 calls: 1.0 s bare, 3.0 s more under yappi, whose bytecode runs 1.5x slower:
+    # 0.5 s of the 3.0 is the loop's bytecode, 2.5 s its 10 calls
+    assert deep._per_call((3.0, 1.0), 10, 1.5) == pytest.approx(0.25)
+    assert deep._per_call((3.0, 1.0), 10, 1.0) == pytest.approx(0.3)
+    assert deep._per_call((0.2, 1.0), 10, 1.5) == 0.0  # never below nothing
+
+
+def test_the_bytecode_factor_and_an_instructions_time_come_from_the_paired_loop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    yappi = FakeYappi()
+    yappi.clear_stats = lambda: None  # type: ignore[attr-defined]
+    # 1,000 rounds of the loop: 1.0 s bare, 0.9 s more under yappi
+    monkeypatch.setattr(deep, "_extra", lambda *args, **options: (0.9, 1.0))
+    factor, instruction = deep._bytecode_factor(yappi, 1_000, threads=False)
+    assert factor == pytest.approx(1.9)
+    assert instruction == pytest.approx(1.9 / (1_000 * deep._loop_instructions(deep._bytecode)))
+    monkeypatch.setattr(deep, "_extra", lambda *args, **options: (0.9, 0.0))  # a clock that did not move
+    assert deep._bytecode_factor(yappi, 1_000, threads=False) == (1.0, 0.0)
+
+
+def test_the_calibrations_loop_is_counted_from_its_bytecode() -> None:
+    # _bytecode's loop: from FOR_ITER to the backward jump, both branches of its `if`
+    assert 20 <= deep._loop_instructions(deep._bytecode) <= 40
 
 
 def test_calibrations_that_agree_are_averaged_and_ones_that_do_not_give_the_lower() -> None:
-    near = CallCost(**{name: 1.1 * value for name, value in vars(COST).items()})
-    assert vars(COST.combined(near)) == pytest.approx({name: 1.05 * value for name, value in vars(COST).items()})
-    slow_spell = CallCost(**{name: 1.75 * value for name, value in vars(COST).items()})
+    assert vars(COST.combined(scaled(COST, 1.1))) == pytest.approx(vars(scaled(COST, 1.05)))
+    slow_spell = scaled(COST, 1.75)
     assert COST.combined(slow_spell) == COST
     assert slow_spell.combined(COST) == COST
+
+
+def test_a_slow_spell_in_one_loop_of_a_calibration_costs_only_that_field() -> None:
+    spell = CallCost(**{**vars(scaled(COST, 1.1)), "method_wall_s": 1.7 * COST.method_wall_s})
+    combined = COST.combined(spell)
+    assert combined.method_wall_s == COST.method_wall_s
+    assert combined.wall_s == pytest.approx(1.05 * COST.wall_s)
+    assert combined.bytecode_factor == pytest.approx(2.05)
     assert COST.combined(CallCost()) == COST
     assert CallCost().combined(COST) == COST
 
@@ -124,7 +156,11 @@ def test_the_end_of_run_calibration_keeps_the_runs_stats_and_adds_none(
     calls = {f.name: f.ncall for f in profile.functions if f.module == __file__}
     assert calls.get("busy") == 1_000, calls
     names = {f.name for f in profile.functions}
-    assert not names & {"_empty", "_caller", "_fib", "_Point.norm", "_Point.__init__", "_Link.length"}, names
+    assert not names & {"_empty", "_caller", "_fib", "_Point.norm", "_Point.__init__", "_Link.length", "_bytecode",
+                        "_lengths", "_counts", "len", "<method 'count' of 'list' objects>"}, names
+    for cost in measured:  # every part was measured
+        assert cost.bytecode_factor > 1.0 and cost.instruction_s > 0.0, cost
+        assert cost.builtin_wall_s > 0.0 and cost.builtin_method_wall_s >= cost.builtin_wall_s, cost
     # a second measure was taken at the end, and the report's cost is the two made one
     # (their mean, or the lower when they disagree: either may equal the start-up's)
     assert len(measured) == 2 and measured[0] == start

@@ -240,15 +240,93 @@ def test_heavier_bodies_are_not_over_corrected(deep_once: DeepOnce, bare_once: B
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "on Python 3.11 a profile function turns off the specialised instructions for the whole program, so "
-    "what yappi adds to a call grows with the instructions its body runs (measured: 250 ns for an empty "
-    "function, 275 ns for clamp(), 323 ns a call of the recursive Node.total, ~350 ns a call in simulate's "
-    "loop), while the calibration's bodies are small: compute_s ends 50-110% above the bare CPU here "
-    "(12 runs: mean +74%, sd 16%)."))
+    "on Python 3.11 a profile function turns off the specialised instructions for the whole program: its "
+    "bytecode runs ~1.9x slower under yappi. That is now calibrated (the bytecode factor) and taken out of "
+    "each function's own time, where compute_s ended 50-110% above the bare CPU before (12 runs: mean +74%, "
+    "sd 16%; 5 runs on 2026-12-07: +59% to +86%). On 2026-12-07's machine, whose speed flipped between two "
+    "states 1.5x apart from one second to the next (a calibration loop: 3.3-3.7 ms or 5.0-5.6 ms, at random), "
+    "11 runs gave -58% to +35% (median +22%), 5 of them within 20%: the factor differs by instruction "
+    "(1.5x for integer arithmetic, 1.6-1.75x for attribute loads, subscripts and strings, 2.1-2.6x for a "
+    "mix with global loads and attribute stores), and a run's costs move with the machine's state."))
 def test_heavier_bodies_compute_is_within_20_percent_of_the_bare_cpu(deep_once: DeepOnce,
                                                                      bare_once: BareOnce) -> None:
     bare, compute = small_methods_vs_bare(deep_once, bare_once)
     assert abs(compute - bare) <= 0.2 * bare, f"MainThread compute_s {compute:.3f} s vs bare CPU {bare:.3f} s"
+
+
+C_CALLS = """
+    import json
+    import time
+
+
+    class Reading:
+        def __init__(self):
+            self.scale = 1.5
+            self.offset = 2
+
+
+    def tally(n):
+        reading = Reading()
+        acc = 0.0
+        window = []
+        for i in range(n):
+            value = reading.scale * i + reading.offset
+            if value > 100.0:
+                acc += value % 7
+            else:
+                acc -= 1
+            window.append(value)
+            if len(window) > 64:
+                window.clear()
+        return acc
+
+
+    def main():
+        cpu0 = time.thread_time()
+        for _ in range(15):
+            tally(100_000)
+        print(json.dumps({"cpu_s": time.thread_time() - cpu0}))
+
+
+    main()
+"""
+
+
+def c_calls_vs_bare(deep_once: DeepOnce, bare_once: BareOnce) -> tuple[float, Profiled]:
+    """(bare CPU, the deep run) of a loop of 3M C calls (``len``, ``list.append``) and no
+    Python call: yappi times every C call, whether or not its stats show them."""
+    run = deep_once("c-calls", C_CALLS)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(bare_once("c-calls", C_CALLS))["cpu_s"], run
+
+
+def test_c_calls_are_taken_out_of_the_compute(deep_once: DeepOnce, bare_once: BareOnce) -> None:
+    """Before C calls were counted, compute_s here was what the program took under yappi:
+    6-7x its bare CPU (the loop's 15 Python calls had nothing to correct). Now 1.0-2.8x on a
+    machine whose speed flips by 1.5x (the bytecode factor's spread is the rest): the bound
+    is set between the two."""
+    bare, run = c_calls_vs_bare(deep_once, bare_once)
+    compute = run.unit("MainThread")["breakdown"]["compute_s"]
+    profiled = json.loads(run.stdout)["cpu_s"]
+    assert profiled > 3.0 * bare, f"yappi's C calls: bare {bare:.3f} s, under deep mode {profiled:.3f} s"
+    assert compute < 3.5 * bare, f"MainThread compute_s {compute:.3f} s vs bare CPU {bare:.3f} s"
+    # the C functions were counted for the correction, and left out of the tables as before
+    assert not [entry for entry in run.report["functions"] if "append" in entry["function"]
+                or entry["function"] in ("len", "builtins.len")]
+    assert run.function("prog.tally")["calls"] == 15
+
+
+def test_the_slow_down_factor_says_what_yappi_cost_c_calls_and_bytecode_included(
+        deep_once: DeepOnce, bare_once: BareOnce) -> None:
+    """run.overhead.factor_estimate is advisor's word on how much slower the run was: it said
+    1.02x here, for a program that ran 6-7x slower under deep mode. It is as good as the
+    correction of the compute (the bare time it implies is the run's wall less what was
+    taken out), so it is held to the same bound."""
+    bare, run = c_calls_vs_bare(deep_once, bare_once)
+    slower = json.loads(run.stdout)["cpu_s"] / bare
+    overhead = run.report["run"]["overhead"]
+    assert overhead["factor_estimate"] >= slower / 3.5, (overhead, slower)
+    assert 1.3 < overhead["bytecode_factor"] < 4.0, overhead
 
 
 # -- (b) asyncio tasks, (c) exports ---------------------------------------------------------------
