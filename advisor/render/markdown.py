@@ -10,7 +10,7 @@ from __future__ import annotations
 from advisor.profile import SEVERITIES, Finding, Report
 from advisor.version import describe
 
-from .text import KIND_LABELS, replay_line, seconds
+from .text import KIND_LABELS, deep_caution, replay_line, seconds
 
 MAX_UNITS = 30
 
@@ -114,5 +114,9 @@ def render_markdown(report: Report, baseline: Report | None = None) -> str:
     out += ["", "## Run", "",
             f"- Python {run.python} on {run.cpu_count} CPUs, started {run.started_at}",
             f"- probe overhead ≈ ×{overhead.factor_estimate:.2f} ({overhead.hooked_steps} hooked steps, "
-            f"{overhead.sampler_ticks} samples{', figures corrected' if overhead.corrected else ''})", ""]
+            f"{overhead.sampler_ticks} samples{', figures corrected' if overhead.corrected else ''})"]
+    caution = deep_caution(report)
+    if caution is not None:
+        out.append(f"- {caution}")
+    out.append("")
     return "\n".join(out)

@@ -39,6 +39,20 @@ def percent(part: float, whole: float) -> str:
     return f"{100.0 * part / whole:.0f}%" if whole > 0 else "-"
 
 
+# Past this slow-down deep mode's times are mostly what was taken out for yappi: a few %
+# of error in its calibrated cost per call is tens of % of what is left
+DEEP_CAUTION_FACTOR = 3.0
+
+
+def deep_caution(report: Report) -> str | None:
+    """A word on how far a deep run's times can be trusted, when the profile was most of the run."""
+    factor = report.run.overhead.factor_estimate
+    if report.run.mode != "deep" or factor < DEEP_CAUTION_FACTOR:
+        return None
+    return (f"deep mode ran this program ~×{factor:.1f} slower: its times are mostly yappi's cost taken out "
+            "and can move by 20% or more from run to run; read call counts and edges here, time in standard mode")
+
+
 def summary_line(report: Report) -> Text:
     run = report.run
     text = Text()
@@ -54,6 +68,9 @@ def summary_line(report: Report) -> Text:
     text.append(f"\nprobe overhead ≈ ×{overhead.factor_estimate:.2f} "
                 f"({overhead.hooked_steps} hooked steps, {overhead.sampler_ticks} samples"
                 f"{', figures corrected' if overhead.corrected else ''})", style="dim")
+    caution = deep_caution(report)
+    if caution is not None:
+        text.append(f"\n{caution}", style="yellow")
     for probe in run.probes:
         if not probe.active:
             text.append(f"\nprobe {probe.name} inactive: {probe.note}", style="yellow")

@@ -61,3 +61,17 @@ def test_with_a_baseline_new_fixed_and_regressed_are_listed() -> None:
     assert "**Fixed findings** (1)\n- ADV201 blocking-io at `app.py:50` (medium)" in section
     assert "**Regressed units** (1)\n- poller\\|1: wall 500.0 ms → 1.00 s" in section
     assert "## Since the baseline" not in render_markdown(new)
+
+
+def test_a_deep_run_that_was_mostly_yappi_says_its_times_are_mostly_correction() -> None:
+    report = fixed_report()
+    report.run.mode = "deep"
+    report.run.overhead.factor_estimate = 6.5
+    caution = "- deep mode ran this program ~×6.5 slower: its times are mostly yappi's cost taken out"
+    assert caution in render_markdown(report)
+    assert "~×6.5 slower" in RENDERERS["text"](report)
+    report.run.overhead.factor_estimate = 1.4  # a run yappi slowed little: its times stand
+    assert "slower:" not in render_markdown(report) and "slower:" not in RENDERERS["text"](report)
+    report.run.overhead.factor_estimate = 6.5
+    report.run.mode = "standard"  # standard mode's correction is of its own few wrapped calls
+    assert "slower:" not in render_markdown(report) and "slower:" not in RENDERERS["text"](report)
