@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -54,11 +53,6 @@ class ForkedChildren:
             inherited = self.capture or self._inherited
             inherited.abandon_after_fork()
             self.capture = None
-            # Python 3.11 leaves the parent's kernel thread id on the forking thread's object;
-            # the thread registry reads this thread's CPU clock by it
-            renew_native_id = getattr(threading.current_thread(), "_set_native_id", None)
-            if renew_native_id is not None:
-                renew_native_id()
             capture = self._new_capture()
             capture.per_step_cost = inherited.per_step_cost  # measured once, in the first process
             capture.start()

@@ -45,6 +45,25 @@ def thread_cpu_clock(native_id: int) -> int | None:
     return ((~native_id) << 3) | 6
 
 
+def main_native_id() -> int | None:
+    """The kernel id of the process's main thread. Not ``threading.main_thread().native_id``
+    alone: in a forked child Python 3.11 leaves the parent's id there (the forking thread's
+    object is kept), and a profiler started in a pre-forked worker read its main thread's
+    CPU clock by it and got none. On Linux the main thread's id is the pid."""
+    if sys.platform.startswith("linux"):
+        return os.getpid()
+    return threading.main_thread().native_id
+
+
+def native_id_of(thread: threading.Thread | None) -> int | None:
+    """A thread's kernel id, the main thread's from main_native_id()."""
+    if thread is None:
+        return None
+    if thread is threading.main_thread():
+        return main_native_id()
+    return getattr(thread, "native_id", None)
+
+
 # Descriptors advisor keeps open on threads' schedstat files: at most this many, within the
 # top eighth of the process's limit on open files (a program with a limit of 64 lost 11 of
 # its own to 40 threads' descriptors). A thread past them has no run-queue time: its time
@@ -189,7 +208,7 @@ class ThreadRegistry:
         # first) current_thread() and main.ident name greenlets, not the OS thread; and from
         # another thread main.is_alive() would wait on a gevent lock there (a deadlock), so
         # the main thread counts as alive unless it is known to have stopped
-        on_main = main.native_id == threading.get_native_id()
+        on_main = main_native_id() == threading.get_native_id()
         if on_main or not getattr(main, "_is_stopped", False):
             ident = get_ident() if on_main else (main.ident or 0)
             info = self.adopt(ident, main, self.started_at, time.thread_time() if on_main else None)
@@ -258,7 +277,7 @@ class ThreadRegistry:
     def adopt(self, ident: int, thread: threading.Thread | None, t: float,
               cpu_now: float | None) -> ThreadInfo | None:
         """Start tracking a thread that is already running."""
-        native = getattr(thread, "native_id", None) if thread is not None else None
+        native = native_id_of(thread)
         clock = thread_cpu_clock(native) if native else None
         cpu = cpu_now if cpu_now is not None else read_clock(clock)
         if cpu is None and clock is not None:

@@ -13,13 +13,12 @@ import _thread
 import atexit
 import os
 import signal
-import sys
-import threading
 import weakref
 from pathlib import Path
 from typing import Any
 
 from advisor.probes.native import allocate_lock
+from advisor.probes.threads import main_native_id
 
 from ..api import Mode, Profiler
 from ..profile import Report
@@ -50,11 +49,8 @@ def on_main_os_thread() -> bool:
     """Whether this is the process's main thread, the one a signal handler is set from. Not
     ``threading.main_thread()``: under gevent a request's "thread" is its greenlet, and in a
     forked worker Python 3.11 leaves the parent's native id on that object (a worker then
-    never had its handler). On Linux the main thread's id is the pid, in a forked child too."""
-    native = _thread.get_native_id()
-    if sys.platform.startswith("linux"):
-        return native == os.getpid()
-    return threading.main_thread().native_id == native
+    never had its handler): by kernel id (see ``main_native_id``)."""
+    return _thread.get_native_id() == main_native_id()
 
 
 class Agent:

@@ -257,3 +257,42 @@ def test_two_profilers_stopped_in_the_order_they_started() -> None:
     (capture, _threads), = first._detach
     recorded = {record.name.split("-")[0] for record in capture.asyncio_probe.ledger.all_records()}
     assert "both" in recorded and not recorded & {"second", "neither"}
+
+
+PROFILES_A_FORKED_WORKER = """
+import json
+import os
+import threading
+import time
+
+import advisor
+
+
+def spin(seconds):
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+pid = os.fork()  # a pre-forking server's worker: nothing of advisor's ran before the fork
+if pid == 0:
+    stale = threading.main_thread().native_id != threading.get_native_id()
+    with advisor.Profiler(mode="light") as profiler:
+        spin(0.3)
+    main = [task for task in profiler.last_report.tasks if task.name == "MainThread"]
+    print(json.dumps({"stale": stale, "main": [(task.cpu_s, task.breakdown.compute_s) for task in main]}),
+          flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+def test_a_profiler_started_in_a_forked_worker_reads_its_main_threads_cpu(tmp_path: Path) -> None:
+    """Python 3.11 leaves the parent's kernel thread id on main_thread() in a forked child:
+    read by it, the worker's main thread had no CPU clock and its 0.3 s of CPU went
+    unseen (a gunicorn --preload worker's profiler)."""
+    done = run_program(tmp_path, "worker.py", PROFILES_A_FORKED_WORKER)
+    child = json.loads(done.stdout)
+    assert len(child["main"]) == 1, child
+    cpu, compute = child["main"][0]
+    assert 0.25 <= cpu <= 0.6 and 0.25 <= compute <= 0.6, child

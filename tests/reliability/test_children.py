@@ -21,6 +21,7 @@ WORKERS = """
     import multiprocessing
     import os
     import sys
+    import time
 
 
     async def child_work(n):
@@ -49,6 +50,9 @@ WORKERS = """
         pid = os.fork()
         if pid == 0:
             asyncio.run(child_work(1))
+            spin_until = time.thread_time() + 0.2  # CPU the child's report must see on its main thread
+            while time.thread_time() < spin_until:
+                pass
             sys.exit(5)  # through advisor's runner, as a program's own fork ends
         print("fork exit", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 """
@@ -86,6 +90,10 @@ def test_forked_children_write_their_own_reports_and_merge(
     assert sorted(document["run"]["exit_code"] for document in found.values()) == [0, 0, 0, 5]
     # 6 squares of 2 tasks in the pool, 2 in the Process, 1 in the fork
     assert sum(named_tasks(document) for document in found.values()) == 15
+    (forked,) = [document for document in found.values() if document["run"]["exit_code"] == 5]
+    (forked_main,) = [task for task in forked["tasks"] if task["name"] == "MainThread"]
+    # read on the child's own main thread's clock (Python 3.11 leaves the parent's id on it)
+    assert 0.2 <= forked_main["breakdown"]["compute_s"] <= 0.5, forked_main
     for document in found.values():
         assert document["run"]["mode"] == mode
         assert [task["name"] for task in document["tasks"] if task["kind"] == "thread"] == ["MainThread"]
