@@ -185,7 +185,9 @@ class Capture:
         units = self.asyncio_probe.drain() + self.greenlet_probe.drain() + self.threads.drain()
         if self.deep is not None:
             tags = [tag for record in units if record.kind == "asyncio-task" for tag in record.contexts or ()]
-            contexts = [ctx for record in units if record.kind == "greenlet" for ctx in record.contexts or ()]
+            # each greenlet's contexts, with the thread it ran on
+            contexts = {ctx: record.ident for record in units if record.kind == "greenlet"
+                        for ctx in record.contexts or ()}
             deep = self.deep.drain(tags, contexts)
             self.deep.clear()
         return self._raw(ended, cpu, units, self.sampler.cpu_s,

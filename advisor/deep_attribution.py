@@ -7,9 +7,9 @@ time loses ``calls x callee cost`` and ``calls it made x caller cost``, and what
 is divided by the bytecode factor; its total time loses its own share and, through its
 call edges, its callees'. Units lose the cost of the calls made inside them from their
 compute, and the bytecode's slow-down of their functions' own time. C functions are
-counted for that, then left out of the tables, as they were before yappi was asked
-for them. What remains is what the code took without the profiler, which is checked
-against bare runs in the tests.
+counted for that, then left out of the call graph and the tables, as they were before
+yappi was asked for them. What remains is what the code took without the profiler,
+which is checked against bare runs in the tests.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from advisor.probes.deep import CallCost, DeepFunction, DeepProfile
 from advisor.probes.records import UnitRecord
 
+from .call_graph import subtree_sums
 from .code_shape import SHAPES
 from .frames import display_path, is_advisor_file, module_name
 from .profile import CallEdge, FunctionStat, UnitFunction
@@ -29,6 +30,11 @@ Key = tuple[str, str, int]  # file, name, first line
 # A function with no loop takes at most its instructions times this many mean instructions
 # a call (an instruction's time varies: a global look-up is not an integer add)
 BOUND_MARGIN = 4.0
+# Its code is looked for (its file compiled, once) only where the bound could change much:
+# own time of a millisecond or more, at more a call than this many instructions could take
+# (a large application's report would otherwise compile every module it ran)
+SHAPE_MIN_OWN_S = 0.001
+SHAPE_MIN_INSTRUCTIONS = 50
 TOP_PER_UNIT = 10
 MAX_CALLERS = 5
 
@@ -73,20 +79,32 @@ def aggregate(functions: Iterable[DeepFunction]) -> tuple[dict[Key, Totals], dic
 
 def splice_out(totals: dict[Key, Totals], edges: dict[Key, dict[Key, int]],
                drop: Callable[[Key], bool]) -> None:
-    """Remove functions (advisor's own wrappers, C functions) from the call graph, linking
-    their callers straight to their callees: each caller gets the callees' calls in
-    proportion to its share of the calls the removed function got (``sorted`` called once
-    by ``f``, calling its key 3 times, leaves ``f`` -> key 3 times)."""
+    """Remove functions (advisor's own wrappers) from the call graph, linking their callers
+    straight to their callees, in proportion to the calls each callee got from them."""
     for middle in [key for key in totals if drop(key)]:
         outgoing = {callee: calls for callee, calls in edges.pop(middle, {}).items() if callee != middle}
-        in_total = sum(callees.get(middle, 0) for caller, callees in edges.items() if caller != middle)
+        out_total = sum(outgoing.values())
         for callees in list(edges.values()):
             calls = callees.pop(middle, 0)
-            if not calls or not in_total:
+            if not calls or not out_total:
                 continue
             for callee, share in outgoing.items():
-                callees[callee] = callees.get(callee, 0) + round(share * calls / in_total)
+                callees[callee] = callees.get(callee, 0) + round(calls * share / out_total)
         del totals[middle]
+
+
+def drop_c_functions(totals: dict[Key, Totals], edges: dict[Key, dict[Key, int]]) -> None:
+    """Remove C functions from the call graph with their edges, once their callers' C calls
+    are counted: the graph is then the one yappi shows with builtins off (Python functions
+    only). Not linked through: the graph's cycles would multiply (greenlet's ``switch``
+    between a hub and every greenlet's functions), and the subtree sums with them."""
+    builtins = {key for key, total in totals.items() if total.builtin}
+    for key in builtins:
+        del totals[key]
+        edges.pop(key, None)
+    for callees in edges.values():
+        for key in builtins & callees.keys():
+            del callees[key]
 
 
 def is_c_method(name: str) -> bool:
@@ -113,12 +131,13 @@ def bytecode_time(key: Key, total: Totals, cost: CallCost) -> float:
     if total.builtin:
         return 0.0
     own = max(0.0, total.tsub - call_overhead(total, cost))
-    if cost.instruction_s <= 0.0:
+    per_instruction = BOUND_MARGIN * cost.instruction_s
+    if per_instruction <= 0.0 or own < SHAPE_MIN_OWN_S or own <= total.ncall * SHAPE_MIN_INSTRUCTIONS * per_instruction:
         return own
     shape = SHAPES.find(*key)
     if shape is None or shape.loops:
         return own
-    return min(own, total.ncall * shape.instructions * BOUND_MARGIN * cost.instruction_s)
+    return min(own, total.ncall * shape.instructions * per_instruction)
 
 
 def bytecode_seconds(totals: dict[Key, Totals], cost: CallCost) -> float:
@@ -126,50 +145,28 @@ def bytecode_seconds(totals: dict[Key, Totals], cost: CallCost) -> float:
     return sum(bytecode_time(key, total, cost) for key, total in totals.items())
 
 
-def slowdown_share(cost: CallCost) -> float:
-    """The share of a bytecode time under yappi that is yappi's: 1 - 1/factor."""
-    return 1.0 - 1.0 / cost.bytecode_factor if cost.bytecode_factor > 1.0 else 0.0
+def slowdown_share(factor: float) -> float:
+    """The share of a bytecode time under yappi that is yappi's, for a bytecode factor."""
+    return 1.0 - 1.0 / factor if factor > 1.0 else 0.0
 
 
 def corrected(totals: dict[Key, Totals], edges: dict[Key, dict[Key, int]],
               cost: CallCost) -> dict[Key, tuple[float, float]]:
     """(self, total) seconds per function without yappi's per-call cost and its slow-down
     of bytecode."""
-    share = slowdown_share(cost)
+    share = slowdown_share(cost.bytecode_factor)
     own_overhead = {key: call_overhead(total, cost) + bytecode_time(key, total, cost) * share
                     for key, total in totals.items()}
-    subtree: dict[Key, float] = {}
-
-    def external_calls(key: Key) -> int:
-        """Calls of a function from other functions (its recursive calls left out)."""
-        return totals[key].ncall - edges.get(key, {}).get(key, 0)
-
-    def overhead_under(key: Key, active: set[Key]) -> tuple[float, bool]:
-        """The overhead in a function's subtree, and whether no recursion cycle was cut."""
-        if key in subtree:
-            return subtree[key], True
-        if key in active:  # recursion: its overhead is already counted once
-            return 0.0, False
-        active.add(key)
-        amount, complete = own_overhead.get(key, 0.0), True
-        for callee, calls in edges.get(key, {}).items():
-            if callee == key or callee not in totals:
-                continue
-            external = external_calls(callee)
-            if external <= 0:
-                continue
-            below, whole = overhead_under(callee, active)
-            amount += below * min(1.0, calls / external)
-            complete = complete and whole
-        active.discard(key)
-        if complete:  # a value computed with a cycle cut depends on where it was cut
-            subtree[key] = amount
-        return amount, complete
+    # the part of its C calls' cost yappi timed inside them: in the caller's total time only
+    in_c_calls = {key: total.c_calls_made * cost.builtin_callee_s for key, total in totals.items()}
+    under = subtree_sums({key: own_overhead[key] + in_c_calls[key] for key in totals},
+                         {key: total.ncall for key, total in totals.items()},
+                         {key: total.ttot for key, total in totals.items()}, edges)
 
     result = {}
     for key, total in totals.items():
         self_s = max(0.0, total.tsub - own_overhead[key])
-        total_s = max(self_s, total.ttot - overhead_under(key, set())[0])
+        total_s = max(self_s, total.ttot - under[key])
         result[key] = (self_s, total_s)
     return result
 
@@ -184,8 +181,8 @@ def deep_functions(profile: DeepProfile, sampled: list[FunctionStat], limit: int
     """The function table from yappi: exact calls, corrected times, CPU where sampled, callers."""
     totals, edges = aggregate(profile.functions)
     splice_out(totals, edges, lambda key: is_advisor_file(key[0]))
+    drop_c_functions(totals, edges)
     times = corrected(totals, edges, profile.cost)
-    splice_out(totals, edges, lambda key: totals[key].builtin)
     cpu_by_place = {(f.file, f.line): f for f in sampled}
     callers: dict[Key, list[tuple[Key, int]]] = defaultdict(list)
     for caller, callees in edges.items():
@@ -245,8 +242,7 @@ class UnitCost:
         """The seconds of a unit's measured compute that were yappi's: its calls, and the
         slow-down of the bytecode left (never more than the compute left by the calls)."""
         left = max(0.0, compute_s - self.calls_s)
-        share = 1.0 - 1.0 / self.factor if self.factor > 1.0 else 0.0
-        return self.calls_s + min(self.bytecode_s, left) * share
+        return self.calls_s + min(self.bytecode_s, left) * slowdown_share(self.factor)
 
 
 def unit_functions(profile: DeepProfile, record: UnitRecord) -> tuple[list[UnitFunction], UnitCost]:
@@ -261,10 +257,10 @@ def unit_functions(profile: DeepProfile, record: UnitRecord) -> tuple[list[UnitF
         mine = [f for ctx in record.contexts or () for f in profile.by_context.get(ctx, ())]
     totals, edges = aggregate(mine)
     splice_out(totals, edges, lambda key: is_advisor_file(key[0]))
+    drop_c_functions(totals, edges)
     times = corrected(totals, edges, profile.cost)
     bytecode_s = bytecode_seconds(totals, profile.cost)
-    ranked = sorted((key for key in totals if not totals[key].builtin), key=lambda key: -times[key][0])
-    ranked = ranked[:TOP_PER_UNIT]
+    ranked = sorted(totals, key=lambda key: -times[key][0])[:TOP_PER_UNIT]
     entries = []
     for key in ranked:
         function, file, line = display(key)

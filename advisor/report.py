@@ -84,7 +84,9 @@ def build_report(raw: RawCapture, facts: RunFacts) -> Report:
         def enrich(record: UnitRecord, entry: Task) -> None:
             entry.functions, cost = unit_functions(deep, record)
             corrections[id(record)] = corrections.get(id(record), 0.0) + cost.taken_out(entry.breakdown.compute_s)
-            if record.kind == "thread":  # a thread's units run on it: counted once, in its own
+            # for the run's factor, each function's slow-down once: in its thread's, which holds
+            # its tasks' and its greenlets' functions
+            if record.kind == "thread":
                 slowed.append(cost.taken_out(entry.breakdown.compute_s) - cost.calls_s)
 
         run.overhead.profiler_call_s = round(deep.cost.wall_s, 9)

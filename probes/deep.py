@@ -25,7 +25,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,7 +126,7 @@ class DeepProfile:
     by_tag: dict[int, list[DeepFunction]]
     by_context: dict[int, list[DeepFunction]]
     cost: CallCost
-    contexts: dict[int, int]  # ctx id -> thread ident (native_thread backend)
+    contexts: dict[int, int]  # ctx id -> thread ident (a thread's, or a greenlet's)
     paused_s: float
     clock: str
     backend: str
@@ -505,16 +505,19 @@ class DeepProbe:
         """Write the whole profile in a peer tool's format: ``pstat`` or ``callgrind``."""
         self._yappi.get_func_stats().save(path, type=kind)
 
-    def drain(self, tags: Iterable[int] = (), contexts: Iterable[int] = ()) -> DeepProfile:
+    def drain(self, tags: Iterable[int] = (), contexts: Mapping[int, int] | None = None) -> DeepProfile:
         """The stats: merged, per asyncio tag in `tags`, and per context (every thread, and
-        the greenlet contexts in `contexts`), at most MAX_QUERIES filtered queries."""
+        the greenlet contexts in `contexts`, each with its thread's ident), at most
+        MAX_QUERIES filtered queries."""
         yappi = self._yappi
         threads: dict[int, int] = {}
         if yappi is None:
             return DeepProfile([], {}, {}, self.cost, threads, self.paused_s, "wall", "none")
         if not self.greenlets:
             threads = {ctx.id: int(ctx.tid) for ctx in yappi.get_thread_stats()}
-        wanted_contexts = list(threads) if not self.greenlets else list(contexts)
+        else:  # a thread's functions are its greenlets'
+            threads = dict(contexts or {})
+        wanted_contexts = list(threads)
         by_tag = {tag: _plain(yappi.get_func_stats(filter={"tag": tag}))
                   for tag in list(dict.fromkeys(tags))[:MAX_QUERIES]}
         by_context = {ctx: _plain(yappi.get_func_stats(filter={"ctx_id": ctx}))

@@ -20,8 +20,8 @@ from advisor.deep_attribution import (
     aggregate,
     bytecode_seconds,
     corrected,
+    drop_c_functions,
     profiler_seconds,
-    splice_out,
 )
 from advisor.probes.deep import CallCost, DeepFunction
 
@@ -226,35 +226,38 @@ def test_c_calls_are_counted_apart_and_charged_their_own_cost() -> None:
     in the two C functions bare. Under yappi the bytecode took twice as long, each C call
     put its callee share in the C function and the rest in the caller."""
     bare_own, bare_len, bare_append = 0.01, 1e-5, 1e-5
-    loop = DeepFunction(FILE, "loop", _line("loop"), 1, 0.0, 0.0, 1, 0,
-                        [c_child("len", 1000), c_child(APPEND, 500)])
-    loop.tsub = (2.0 * bare_own + C_COST.callee_s + 1000 * (C_COST.builtin_wall_s - C_COST.builtin_callee_s)
-                 + 500 * (C_COST.builtin_method_wall_s - C_COST.builtin_callee_s))
-    functions = [loop, builtin("len", 1000, bare_len + 1000 * C_COST.builtin_callee_s),
-                 builtin(APPEND, 500, bare_append + 500 * C_COST.builtin_callee_s)]
+    in_len, in_append = bare_len + 1000 * C_COST.builtin_callee_s, bare_append + 500 * C_COST.builtin_callee_s
+    tsub = (2.0 * bare_own + C_COST.callee_s + 1000 * (C_COST.builtin_wall_s - C_COST.builtin_callee_s)
+            + 500 * (C_COST.builtin_method_wall_s - C_COST.builtin_callee_s))
+    functions = [DeepFunction(FILE, "loop", _line("loop"), 1, tsub, tsub + in_len + in_append, 1, 0,
+                              [c_child("len", 1000), c_child(APPEND, 500)]),
+                 builtin("len", 1000, in_len), builtin(APPEND, 500, in_append)]
     totals, edges = aggregate(functions)
     assert totals[key("loop")].c_calls_made == 1500 and totals[key("loop")].c_methods_made == 500
-    times = corrected(totals, edges, C_COST)
-    assert times[key("loop")][0] == pytest.approx(bare_own, rel=1e-9)
-    assert times[("builtins", "len", 0)][0] == pytest.approx(bare_len, rel=1e-9)
-    assert times[("builtins", APPEND, 0)][0] == pytest.approx(bare_append, rel=1e-9)
+    drop_c_functions(totals, edges)
+    assert list(totals) == [key("loop")] and not edges[key("loop")]
+    self_s, total_s = corrected(totals, edges, C_COST)[key("loop")]
+    assert self_s == pytest.approx(bare_own, rel=1e-9)
+    assert total_s == pytest.approx(bare_own + bare_len + bare_append, rel=1e-9)
     # the unit's compute loses every call's whole cost, by kind
     assert profiler_seconds(functions, C_COST) == pytest.approx(
         C_COST.wall_s + 1000 * C_COST.builtin_wall_s + 500 * C_COST.builtin_method_wall_s, rel=1e-12)
     assert bytecode_seconds(totals, C_COST) == pytest.approx(2.0 * bare_own, rel=1e-9)
 
 
-def test_c_functions_leave_the_table_and_link_their_callers_to_what_they_called() -> None:
-    """sorted(), called twice by `f`, calls its key 30 times: f -> key 30 times."""
+def test_c_functions_leave_the_graph_with_their_edges() -> None:
+    """sorted(), called by `f`, calls its key: with sorted gone, f and the key are not linked
+    (linked through, greenlet's switch would tie a hub to every greenlet's functions)."""
     functions = [
-        DeepFunction(FILE, "f", _line("f"), 1, 0.01, 0.02, 1, 0, [c_child("sorted", 2)]),
+        DeepFunction(FILE, "f", _line("f"), 1, 0.01, 0.02, 1, 0, [c_child("sorted", 2), ("x.py", "g", 1, 1, 0, 0)]),
         builtin("sorted", 2, 0.005, [("key", 30, 0.001, 0.001)]),
         fn("key", 30, 0.001, 0.001),
     ]
     totals, edges = aggregate(functions)
-    splice_out(totals, edges, lambda k: totals[k].builtin)
-    assert ("builtins", "sorted", 0) not in totals
-    assert dict(edges[key("f")]) == {key("key"): 30}
+    drop_c_functions(totals, edges)
+    assert set(totals) == {key("f"), key("key")}
+    assert dict(edges[key("f")]) == {("x.py", "g", 1): 1}
+    assert ("builtins", "sorted", 0) not in edges
 
 
 def test_a_function_without_a_loop_is_slowed_only_as_far_as_its_instructions_go(tmp_path: Path) -> None:
@@ -284,3 +287,14 @@ def test_a_unit_loses_its_calls_and_its_bytecodes_slow_down_never_more_than_it_c
     assert cost.taken_out(1.5) == pytest.approx(1.0 + 0.25)
     assert cost.taken_out(0.5) == pytest.approx(1.0)
     assert UnitCost(calls_s=1.0, bytecode_s=0.8).taken_out(2.0) == pytest.approx(1.0)  # factor 1: none
+
+
+def test_only_functions_whose_bound_could_matter_have_their_file_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    looked_up: list[Key] = []
+    monkeypatch.setattr(SHAPES, "find", lambda *key: looked_up.append(key))
+    functions = [fn("short", 1, 0.0005, 0.0005),  # under a millisecond of own time
+                 fn("many", 500_000, 0.5, 0.5),  # 1 µs a call: within what 50 instructions can take
+                 fn("slow", 10, 0.5, 0.5)]  # 50 ms a call
+    totals, _ = aggregate(functions)
+    bytecode_seconds(totals, C_COST)
+    assert looked_up == [key("slow")]

@@ -476,3 +476,14 @@ def test_each_greenlet_has_its_own_calls(deep_once: DeepOnce) -> None:
         glet = run.unit(f"fib-{n}")
         assert glet["kind"] == "greenlet"
         assert run.function("prog.fib", glet["functions"])["calls"] == 2 * fib_calls(n), f"fib-{n}"
+
+
+def test_the_thread_that_ran_the_greenlets_has_their_calls_and_their_correction(deep_once: DeepOnce) -> None:
+    """With yappi's greenlet backend a thread is not one of its contexts: its functions are
+    its greenlets'. It had none, and its compute kept all that yappi cost its greenlets."""
+    run = deep_once("gevent-tasks", GEVENT_TASKS)
+    main = run.unit("MainThread")
+    assert run.function("prog.fib", main["functions"])["calls"] == sum(2 * fib_calls(n) for n in TASK_SIZES)
+    glets = [run.unit(f"fib-{n}") for n in TASK_SIZES]
+    # what was taken out of the thread covers what was taken out of its greenlets
+    assert main["profiler_s"] >= sum(glet["profiler_s"] for glet in glets) > 0.0, (main, glets)
