@@ -7,23 +7,33 @@ Each subcommand lives in ``advisor.commands``: ``run`` (profile a program), ``sa
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
-from .commands.run import command_run
-from .commands.saved import (
-    command_check,
-    command_diff,
-    command_fix,
-    command_merge,
-    command_report,
-    command_rules,
-    command_whatif,
-)
 from .errors import USAGE_STATUS, UsageError
 from .frames import hide_launcher
 
-COMMANDS = {"run": command_run, "report": command_report, "rules": command_rules, "check": command_check,
+COMMAND_NAMES = ("run", "report", "rules", "check", "diff", "merge", "fix", "whatif")
+
+
+def commands() -> dict[str, Callable[[list[str]], int]]:
+    """The subcommands, imported when one is asked for: the imports take most of a second
+    on a slow machine, and a Ctrl-C among them is answered by main(), not by a traceback."""
+    from .commands.run import command_run
+    from .commands.saved import (
+        command_check,
+        command_diff,
+        command_fix,
+        command_merge,
+        command_report,
+        command_rules,
+        command_whatif,
+    )
+
+    return {"run": command_run, "report": command_report, "rules": command_rules, "check": command_check,
             "diff": command_diff, "merge": command_merge, "fix": command_fix, "whatif": command_whatif}
 
 
@@ -59,15 +69,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             sys.stdout.write(f"advisor {TOOL_VERSION}\n")
             return 0
-        command = COMMANDS.get(tokens[0])
-        if command is None:
-            raise UsageError(f"unknown command {tokens[0]!r} (commands: {', '.join(COMMANDS)})")
-        return command(tokens[1:])
+        if tokens[0] not in COMMAND_NAMES:
+            raise UsageError(f"unknown command {tokens[0]!r} (commands: {', '.join(COMMAND_NAMES)})")
+        return commands()[tokens[0]](tokens[1:])
     except UsageError as error:
         sys.stderr.write(f"advisor: error: {error}\n")
         return USAGE_STATUS
     except SystemExit as done:  # argparse's --help
         return done.code if isinstance(done.code, int) else 0
+    except KeyboardInterrupt:  # in advisor's own start-up (a program's own is its run's end)
+        interrupted()
+
+
+def interrupted() -> NoReturn:
+    """Ctrl-C in advisor's own work: one line, then the end a shell expects of an
+    interrupted command (killed by SIGINT, as Python ends on an uncaught KeyboardInterrupt)."""
+    try:
+        sys.stderr.write("advisor: interrupted\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+    raise SystemExit(128 + signal.SIGINT)  # where the signal does not end the process
 
 
 def entry() -> None:

@@ -299,3 +299,39 @@ def test_sigterm_kills_without_unwinding_the_program(
                               tmp_path, signal.SIGTERM)
     assert (advisor.returncode, advisor.stdout) == (-signal.SIGTERM, "ready\n"), advisor.stderr[-3000:]
     assert read_report(tmp_path / "report.json")["run"]["partial"] is True
+
+
+STARTS_THEN_SLEEPS = """
+    import time
+
+    print("started", flush=True)
+    time.sleep(30)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_in_advisors_own_start_up_is_one_line_and_an_interrupted_end(
+        program: Callable[[Path, str], Path], tmp_path: Path) -> None:
+    """Before the program starts (advisor's imports, deep mode's calibrations: a second or
+    more on a slow machine), Ctrl-C printed a traceback of advisor's own. Sent at a few
+    moments of the start-up, it now ends advisor as Python ends on Ctrl-C, with one line.
+    (Not in the first tens of milliseconds: Python's own start-up and its search for the
+    module, before any of advisor's code runs, end as Python does on Ctrl-C.)"""
+    script = program(tmp_path / "starts.py", STARTS_THEN_SLEEPS)
+    caught = 0
+    for delay in (0.25, 0.5, 0.8):
+        process = subprocess.Popen([sys.executable, "-m", "advisor", "run", "--mode", "deep", str(script)],
+                                   cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            process.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+        if "started" in out:
+            continue  # the program's own Ctrl-C: its run's end, tested above
+        assert process.returncode == -signal.SIGINT, (delay, process.returncode, err[-3000:])
+        assert "Traceback" not in err and err in ("", "advisor: interrupted\n"), (delay, err[-3000:])
+        caught += err == "advisor: interrupted\n"
+    assert caught, "no Ctrl-C landed in advisor's start-up"
