@@ -295,7 +295,7 @@ C_CALLS = """
 def c_calls_vs_bare(deep_once: DeepOnce, bare_once: BareOnce) -> tuple[float, Profiled]:
     """(bare CPU, the deep run) of a loop of 2M C calls (``len``, ``list.append``) and no
     Python call: yappi times every C call, whether or not its stats show them."""
-    run = deep_once("c-calls", C_CALLS)
+    run = deep_once("c-calls", C_CALLS, "--pstats", "@out.prof")
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(bare_once("c-calls", C_CALLS))["cpu_s"], run
 
@@ -489,3 +489,11 @@ def test_the_thread_that_ran_the_greenlets_has_their_calls_and_their_correction(
     glets = [run.unit(f"fib-{n}") for n in TASK_SIZES]
     # what was taken out of the thread covers what was taken out of its greenlets
     assert main["profiler_s"] >= sum(glet["profiler_s"] for glet in glets) > 0.0, (main, glets)
+
+
+def test_the_pstats_export_counts_c_calls_as_cprofile_does(deep_once: DeepOnce, bare_once: BareOnce) -> None:
+    _bare, run = c_calls_vs_bare(deep_once, bare_once)
+    stats = pstats.Stats(str(run.directory / "out.prof")).stats  # type: ignore[attr-defined]
+    calls = {name: entry[0] for (_file, _line, name), entry in stats.items()}
+    assert calls["len"] == 1_000_000 and calls["<method 'append' of 'list' objects>"] >= 1_000_000
+    assert calls["tally"] == 10
