@@ -16,8 +16,6 @@ from typing import NoReturn
 from .errors import USAGE_STATUS, UsageError
 from .frames import hide_launcher
 
-COMMAND_NAMES = ("run", "report", "rules", "check", "diff", "merge", "fix", "whatif")
-
 
 def commands() -> dict[str, Callable[[list[str]], int]]:
     """The subcommands, imported when one is asked for: the imports take most of a second
@@ -69,9 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             sys.stdout.write(f"advisor {TOOL_VERSION}\n")
             return 0
-        if tokens[0] not in COMMAND_NAMES:
-            raise UsageError(f"unknown command {tokens[0]!r} (commands: {', '.join(COMMAND_NAMES)})")
-        return commands()[tokens[0]](tokens[1:])
+        table = commands()
+        if tokens[0] not in table:
+            raise UsageError(f"unknown command {tokens[0]!r} (commands: {', '.join(table)})")
+        return table[tokens[0]](tokens[1:])
     except UsageError as error:
         sys.stderr.write(f"advisor: error: {error}\n")
         return USAGE_STATUS
