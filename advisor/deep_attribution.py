@@ -123,14 +123,14 @@ def call_overhead(total: Totals, cost: CallCost) -> float:
             + total.c_methods_made * max(0.0, method_wall_s - cost.builtin_callee_s))
 
 
-def bytecode_time(key: Key, total: Totals, cost: CallCost) -> float:
-    """The part of a Python function's own time (yappi's calls taken out) that was its
-    bytecode, slowed by the bytecode factor: all of it, but in a function with no loop,
-    no more than its instructions can take (generously: BOUND_MARGIN times the mean
+def bytecode_time(key: Key, total: Totals, calls_s: float, cost: CallCost) -> float:
+    """The part of a Python function's own time (`calls_s`, yappi's calls in it, taken out)
+    that was its bytecode, slowed by the bytecode factor: all of it, but in a function with
+    no loop, no more than its instructions can take (generously: BOUND_MARGIN times the mean
     instruction), the rest being C code it ran without a call yappi sees."""
     if total.builtin:
         return 0.0
-    own = max(0.0, total.tsub - call_overhead(total, cost))
+    own = max(0.0, total.tsub - calls_s)
     per_instruction = BOUND_MARGIN * cost.instruction_s
     if per_instruction <= 0.0 or own < SHAPE_MIN_OWN_S or own <= total.ncall * SHAPE_MIN_INSTRUCTIONS * per_instruction:
         return own
@@ -140,9 +140,19 @@ def bytecode_time(key: Key, total: Totals, cost: CallCost) -> float:
     return min(own, total.ncall * shape.instructions * per_instruction)
 
 
-def bytecode_seconds(totals: dict[Key, Totals], cost: CallCost) -> float:
-    """The Python functions' bytecode time: what ran slower by the bytecode factor."""
-    return sum(bytecode_time(key, total, cost) for key, total in totals.items())
+def own_parts(totals: dict[Key, Totals], cost: CallCost) -> dict[Key, tuple[float, float]]:
+    """Per function, the two parts of its own time that were yappi's doing: what its calls
+    added, and its bytecode time (which ran slower by the bytecode factor)."""
+    parts = {}
+    for key, total in totals.items():
+        calls_s = call_overhead(total, cost)
+        parts[key] = (calls_s, bytecode_time(key, total, calls_s, cost))
+    return parts
+
+
+def bytecode_seconds(parts: dict[Key, tuple[float, float]]) -> float:
+    """The functions' bytecode time, from their own_parts: what ran slower by the factor."""
+    return sum(bytecode_s for _calls_s, bytecode_s in parts.values())
 
 
 def slowdown_share(factor: float) -> float:
@@ -150,13 +160,13 @@ def slowdown_share(factor: float) -> float:
     return 1.0 - 1.0 / factor if factor > 1.0 else 0.0
 
 
-def corrected(totals: dict[Key, Totals], edges: dict[Key, dict[Key, int]],
-              cost: CallCost) -> dict[Key, tuple[float, float]]:
+def corrected(totals: dict[Key, Totals], edges: dict[Key, dict[Key, int]], cost: CallCost,
+              parts: dict[Key, tuple[float, float]] | None = None) -> dict[Key, tuple[float, float]]:
     """(self, total) seconds per function without yappi's per-call cost and its slow-down
-    of bytecode."""
+    of bytecode (`parts`: the functions' own_parts, where the caller has them already)."""
     share = slowdown_share(cost.bytecode_factor)
-    own_overhead = {key: call_overhead(total, cost) + bytecode_time(key, total, cost) * share
-                    for key, total in totals.items()}
+    parts = own_parts(totals, cost) if parts is None else parts
+    own_overhead = {key: calls_s + bytecode_s * share for key, (calls_s, bytecode_s) in parts.items()}
     # the part of its C calls' cost yappi timed inside them: in the caller's total time only
     in_c_calls = {key: total.c_calls_made * cost.builtin_callee_s for key, total in totals.items()}
     under = subtree_sums({key: own_overhead[key] + in_c_calls[key] for key in totals},
@@ -258,8 +268,8 @@ def unit_functions(profile: DeepProfile, record: UnitRecord) -> tuple[list[UnitF
     totals, edges = aggregate(mine)
     splice_out(totals, edges, lambda key: is_advisor_file(key[0]))
     drop_c_functions(totals, edges)
-    times = corrected(totals, edges, profile.cost)
-    bytecode_s = bytecode_seconds(totals, profile.cost)
+    parts = own_parts(totals, profile.cost)
+    times = corrected(totals, edges, profile.cost, parts)
     ranked = sorted(totals, key=lambda key: -times[key][0])[:TOP_PER_UNIT]
     entries = []
     for key in ranked:
@@ -267,4 +277,5 @@ def unit_functions(profile: DeepProfile, record: UnitRecord) -> tuple[list[UnitF
         entries.append(UnitFunction(function=function, file=file, line=line, calls=totals[key].ncall,
                                     self_s=round(times[key][0], 6), total_s=round(times[key][1], 6)))
     # advisor's own wrappers were profiled calls too: their cost is taken out as well
-    return entries, UnitCost(profiler_seconds(mine, profile.cost), bytecode_s, profile.cost.bytecode_factor)
+    return entries, UnitCost(profiler_seconds(mine, profile.cost), bytecode_seconds(parts),
+                             profile.cost.bytecode_factor)

@@ -21,6 +21,7 @@ from advisor.deep_attribution import (
     bytecode_seconds,
     corrected,
     drop_c_functions,
+    own_parts,
     profiler_seconds,
 )
 from advisor.probes.deep import CallCost, DeepFunction
@@ -242,7 +243,7 @@ def test_c_calls_are_counted_apart_and_charged_their_own_cost() -> None:
     # the unit's compute loses every call's whole cost, by kind
     assert profiler_seconds(functions, C_COST) == pytest.approx(
         C_COST.wall_s + 1000 * C_COST.builtin_wall_s + 500 * C_COST.builtin_method_wall_s, rel=1e-12)
-    assert bytecode_seconds(totals, C_COST) == pytest.approx(2.0 * bare_own, rel=1e-9)
+    assert bytecode_seconds(own_parts(totals, C_COST)) == pytest.approx(2.0 * bare_own, rel=1e-9)
 
 
 def test_c_functions_leave_the_graph_with_their_edges() -> None:
@@ -277,7 +278,7 @@ def test_a_function_without_a_loop_is_slowed_only_as_far_as_its_instructions_go(
     bound = 2 * instructions.instructions * BOUND_MARGIN * C_COST.instruction_s
     assert times[(path, "encode", 1)][0] == pytest.approx(1.0 - bound / 2, rel=1e-9)
     assert times[(path, "crunch", 5)][0] == pytest.approx(0.2, rel=1e-9)
-    assert bytecode_seconds(totals, C_COST) == pytest.approx(bound + 0.4, rel=1e-9)
+    assert bytecode_seconds(own_parts(totals, C_COST)) == pytest.approx(bound + 0.4, rel=1e-9)
 
 
 def test_a_unit_loses_its_calls_and_its_bytecodes_slow_down_never_more_than_it_computed() -> None:
@@ -296,5 +297,5 @@ def test_only_functions_whose_bound_could_matter_have_their_file_compiled(monkey
                  fn("many", 500_000, 0.5, 0.5),  # 1 µs a call: within what 50 instructions can take
                  fn("slow", 10, 0.5, 0.5)]  # 50 ms a call
     totals, _ = aggregate(functions)
-    bytecode_seconds(totals, C_COST)
+    bytecode_seconds(own_parts(totals, C_COST))
     assert looked_up == [key("slow")]
