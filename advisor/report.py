@@ -77,23 +77,24 @@ def build_report(raw: RawCapture, facts: RunFacts) -> Report:
     functions = function_table(threads, call_stats=raw.call_stats, run_end=raw.ended,
                                wrapper_cost_s=raw.call_wrapper_s)
     enrich = None
+    slowed: list[float] = []  # deep mode: per thread, the bytecode slow-down taken out
     deep = raw.deep
     if deep is not None:
         functions = deep_functions(deep, functions)
 
         def enrich(record: UnitRecord, entry: Task) -> None:
             entry.functions, cost = unit_functions(deep, record)
-            corrections[id(record)] = corrections.get(id(record), 0.0) + cost.taken_out(entry.breakdown.compute_s)
+            taken_out = cost.taken_out(entry.breakdown.compute_s)
+            corrections[id(record)] = corrections.get(id(record), 0.0) + taken_out
             # for the run's factor, each function's slow-down once: in its thread's, which holds
             # its tasks' and its greenlets' functions
             if record.kind == "thread":
-                slowed.append(cost.taken_out(entry.breakdown.compute_s) - cost.calls_s)
+                slowed.append(taken_out - cost.calls_s)
 
         run.overhead.profiler_call_s = round(deep.cost.wall_s, 9)
         run.overhead.bytecode_factor = round(deep.cost.bytecode_factor, 4)
         run.overhead.deep_paused_s = round(deep.paused_s, 6)
         run.overhead.overhead_s = round(run.overhead.overhead_s + profiler_seconds(deep.functions, deep.cost), 6)
-    slowed: list[float] = []
     run.overhead.corrected = bool(corrections) or deep is not None
     tasks = unit_entries(raw.units, corrections, enrich, span=(raw.started, raw.ended))
     if deep is not None:

@@ -178,7 +178,7 @@ def overhead_rows(report: Report) -> list[tuple[str, str, str]]:
     rows = []
     for field, label, meaning, value in known + newer:
         factor = field in ("factor_estimate", "bytecode_factor")
-        if not (value if not factor else field == "factor_estimate" or value != 1.0):
+        if field != "factor_estimate" and value == (1.0 if factor else 0):  # not measured in this run
             continue
         if factor:
             shown = f"×{value:.3f}"
