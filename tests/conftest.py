@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,13 @@ from typing import Any
 import pytest
 
 ADVISOR = [sys.executable, "-m", "advisor"]
+
+# The Ctrl-C tests send SIGINT to the programs they start. A test run started in the
+# background by a shell without job control inherits SIGINT ignored, and so would every
+# program it starts (Python keeps an inherited "ignore"): those tests would then wait for an
+# end that never comes. A handler here is not inherited across exec; the default is.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def advisor_env(extra: dict[str, str] | None = None) -> dict[str, str]:
