@@ -108,13 +108,14 @@ def predicted_saving(run_advisor: Callable[..., subprocess.CompletedProcess[str]
 # call-overhead's saving is what the per-unit model makes of call counts and a calibrated cost
 # per call: 22% short of the real one on the previous machine, and 35-65% short on this
 # session's slower one (predicted 0.15-0.21 s against 0.29-0.45 s, in every round of a run)
+UNDER_PREDICTED_SLUG = "call-overhead"
 UNDER_PREDICTED = pytest.mark.xfail(strict=False, reason=(
     "the replay's call-overhead saving comes from the per-unit model (call counts times a calibrated cost "
     "per call), 22-65% short of the real saving depending on the machine"))
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("slug", [pytest.param(slug, marks=UNDER_PREDICTED) if slug == "call-overhead" else slug
+@pytest.mark.parametrize("slug", [pytest.param(slug, marks=UNDER_PREDICTED) if slug == UNDER_PREDICTED_SLUG else slug
                                   for slug in SLUGS])
 def test_replay_predicts_the_real_saving_of_the_example_fix(
         slug: str, run_advisor: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
@@ -122,7 +123,8 @@ def test_replay_predicts_the_real_saving_of_the_example_fix(
     start_up = start_up_s(tmp_path)
     rounds = []
     slowdowns = []  # a fix that needs a free core: whether one was free, at each round
-    for number in range(ROUNDS):
+    # the rounds again are for noise; a known shortfall (the xfail) shows in one
+    for number in range(1 if slug == UNDER_PREDICTED_SLUG else ROUNDS):
         if slug in NEEDS_A_FREE_CORE:
             slowdowns.append(parallel_slowdown())
         real, bad_wall = real_saving(bad, good)
