@@ -117,10 +117,9 @@ def call_overhead(total: Totals, cost: CallCost) -> float:
     if total.builtin:
         return total.ncall * cost.builtin_callee_s
     c_functions = total.c_calls_made - total.c_methods_made
-    method_wall_s = cost.builtin_method_wall_s or cost.builtin_wall_s
     return (total.ncall * cost.callee_s + (total.calls_made - total.c_calls_made) * cost.caller_s
             + c_functions * max(0.0, cost.builtin_wall_s - cost.builtin_callee_s)
-            + total.c_methods_made * max(0.0, method_wall_s - cost.builtin_callee_s))
+            + total.c_methods_made * max(0.0, cost.c_method_wall_s - cost.builtin_callee_s))
 
 
 def bytecode_time(key: Key, total: Totals, calls_s: float, cost: CallCost) -> float:
@@ -221,7 +220,7 @@ def call_cost(function: DeepFunction, cost: CallCost) -> float:
     the end of the run): a C function, a recursive function or method, a constructor, a
     method, a function."""
     if function.builtin and is_c_method(function.name):
-        return cost.builtin_method_wall_s or cost.builtin_wall_s
+        return cost.c_method_wall_s
     if function.builtin:
         return cost.builtin_wall_s
     method = "." in function.name

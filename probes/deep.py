@@ -75,6 +75,12 @@ class CallCost:
     def total_s(self) -> float:
         return self.caller_s + self.callee_s
 
+    @property
+    def c_method_wall_s(self) -> float:
+        """A C method call's cost: its own calibration, else (where that loop measured
+        nothing) a C function call's."""
+        return self.builtin_method_wall_s or self.builtin_wall_s
+
     def combined(self, other: CallCost) -> CallCost:
         """The start-up's and the end's calibrations made one, field by field: their mean
         where they agree (within DISAGREEMENT), else the lower one. A calibration lasts a
