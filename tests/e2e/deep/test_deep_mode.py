@@ -21,6 +21,18 @@ DeepOnce = Callable[..., Profiled]
 BareOnce = Callable[..., str]
 
 
+# the programs deep_accuracy.py measures too (run as prog.py, so their functions are prog.*)
+WORKLOADS = Path(__file__).resolve().parents[3] / "benchmarks" / "workloads"
+SMALL_METHODS = (WORKLOADS / "small_methods.py").read_text(encoding="utf-8")
+SMALL_METHODS_ARGS = ("250000", "800")  # simulation steps, tree walks
+C_CALLS = (WORKLOADS / "c_calls.py").read_text(encoding="utf-8")  # 10 rounds of 100,000
+
+
+def workload_cpu(stdout: str) -> float:
+    """The CPU a workload measured around its work (its ``cpu=`` line)."""
+    return float(next(line for line in stdout.splitlines() if line.startswith("cpu=")).partition("=")[2])
+
+
 def fib_calls(n: int) -> int:
     """Calls made by the naive fib(n): 2 * F(n + 1) - 1."""
     a, b = 0, 1
@@ -147,84 +159,14 @@ def test_main_thread_compute_is_within_20_percent_of_the_bare_cpu(call_heavy: Pr
         f"under deep mode; profiler_call_s {call_heavy.report['run']['overhead']['profiler_call_s']})"
 
 
-SMALL_METHODS = """
-    import json
-    import time
-
-
-    class Vec:
-        def __init__(self, x, y):
-            self.x = x
-            self.y = y
-
-        def add(self, other):
-            return Vec(self.x + other.x, self.y + other.y)
-
-        def scale(self, k):
-            return Vec(self.x * k, self.y * k)
-
-        def dot(self, other):
-            return self.x * other.x + self.y * other.y
-
-        def norm2(self):
-            return self.dot(self)
-
-
-    class Node:
-        def __init__(self, value, left=None, right=None):
-            self.value = value
-            self.left = left
-            self.right = right
-
-        def total(self):
-            left = self.left.total() if self.left else 0
-            right = self.right.total() if self.right else 0
-            return self.value + left + right
-
-
-    def build(depth, value=1):
-        if depth == 0:
-            return Node(value)
-        return Node(value, build(depth - 1, value * 2), build(depth - 1, value * 2 + 1))
-
-
-    def clamp(v, low=0, high=100):
-        return low if v < low else high if v > high else v
-
-
-    def step(p, v, dt):
-        p = p.add(v.scale(dt))
-        return p, clamp(p.norm2(), high=10_000)
-
-
-    def simulate(n):
-        p, v = Vec(0.0, 0.0), Vec(1.0, 0.5)
-        acc = 0.0
-        for _ in range(n):
-            p, e = step(p, v, 0.01)
-            acc += e
-        return acc
-
-
-    def main():
-        cpu0 = time.thread_time()
-        tree = build(9)
-        for _ in range(800):
-            tree.total()
-        simulate(250_000)
-        print(json.dumps({"cpu_s": time.thread_time() - cpu0}))
-
-
-    main()
-"""
 
 
 def small_methods_vs_bare(deep_once: DeepOnce, bare_once: BareOnce) -> tuple[float, float]:
     """(bare CPU, MainThread compute_s) of a program of small methods with attribute-heavy
     bodies, a recursive tree walk and keyword arguments: 2.9M calls."""
-    run = deep_once("small-methods", SMALL_METHODS)
+    run = deep_once("small-methods", SMALL_METHODS, args=SMALL_METHODS_ARGS)
     assert run.returncode == 0, run.stderr[-3000:]
-    bare = json.loads(bare_once("small-methods", SMALL_METHODS))["cpu_s"]
+    bare = workload_cpu(bare_once("small-methods", SMALL_METHODS, args=SMALL_METHODS_ARGS))
     return bare, run.unit("MainThread")["breakdown"]["compute_s"]
 
 
@@ -254,42 +196,6 @@ def test_heavier_bodies_compute_is_within_20_percent_of_the_bare_cpu(deep_once: 
     assert abs(compute - bare) <= 0.2 * bare, f"MainThread compute_s {compute:.3f} s vs bare CPU {bare:.3f} s"
 
 
-C_CALLS = """
-    import json
-    import time
-
-
-    class Reading:
-        def __init__(self):
-            self.scale = 1.5
-            self.offset = 2
-
-
-    def tally(n):
-        reading = Reading()
-        acc = 0.0
-        window = []
-        for i in range(n):
-            value = reading.scale * i + reading.offset
-            if value > 100.0:
-                acc += value % 7
-            else:
-                acc -= 1
-            window.append(value)
-            if len(window) > 64:
-                window.clear()
-        return acc
-
-
-    def main():
-        cpu0 = time.thread_time()
-        for _ in range(10):
-            tally(100_000)
-        print(json.dumps({"cpu_s": time.thread_time() - cpu0}))
-
-
-    main()
-"""
 
 
 def c_calls_vs_bare(deep_once: DeepOnce, bare_once: BareOnce) -> tuple[float, Profiled]:
@@ -297,7 +203,7 @@ def c_calls_vs_bare(deep_once: DeepOnce, bare_once: BareOnce) -> tuple[float, Pr
     Python call: yappi times every C call, whether or not its stats show them."""
     run = deep_once("c-calls", C_CALLS, "--pstats", "@out.prof")
     assert run.returncode == 0, run.stderr[-3000:]
-    return json.loads(bare_once("c-calls", C_CALLS))["cpu_s"], run
+    return workload_cpu(bare_once("c-calls", C_CALLS)), run
 
 
 def test_c_calls_are_taken_out_of_the_compute(deep_once: DeepOnce, bare_once: BareOnce) -> None:
@@ -308,7 +214,7 @@ def test_c_calls_are_taken_out_of_the_compute(deep_once: DeepOnce, bare_once: Ba
     measured in the same run: most of it was yappi's, and most of that is taken out."""
     bare, run = c_calls_vs_bare(deep_once, bare_once)
     compute = run.unit("MainThread")["breakdown"]["compute_s"]
-    profiled = json.loads(run.stdout)["cpu_s"]
+    profiled = workload_cpu(run.stdout)
     assert profiled > 3.0 * bare, f"yappi's C calls: bare {bare:.3f} s, under deep mode {profiled:.3f} s"
     assert compute < 0.6 * profiled, f"MainThread compute_s {compute:.3f} s of {profiled:.3f} s under deep mode"
     # the C functions were counted for the correction, and left out of the tables as before
@@ -325,7 +231,7 @@ def test_the_overhead_says_what_yappi_cost_c_calls_and_bytecode_included(
     (the factor is wall over wall less those seconds: on a loaded machine the wall grows
     and the factor with it shrinks, so it is not compared with a CPU ratio)."""
     bare, run = c_calls_vs_bare(deep_once, bare_once)
-    added = json.loads(run.stdout)["cpu_s"] - bare
+    added = workload_cpu(run.stdout) - bare
     overhead = run.report["run"]["overhead"]
     assert overhead["overhead_s"] >= 0.5 * added, (overhead, added)
     assert overhead["factor_estimate"] > 1.0 + 0.5 * added / run.report["run"]["wall_s"], overhead
@@ -496,5 +402,10 @@ def test_the_pstats_export_counts_c_calls_as_cprofile_does(deep_once: DeepOnce, 
     _bare, run = c_calls_vs_bare(deep_once, bare_once)
     stats = pstats.Stats(str(run.directory / "out.prof")).stats  # type: ignore[attr-defined]
     calls = {name: entry[0] for (_file, _line, name), entry in stats.items()}
-    assert calls["len"] == 1_000_000 and calls["<method 'append' of 'list' objects>"] >= 1_000_000
+    # counted by caller (an edge is (calls, primitive calls, own, total)): the workload's
+    # own start reads len(sys.argv) too
+    from_tally = {name: next(edge[0] for (_file, _line, caller), edge in entry[4].items() if caller == "tally")
+                  for (_file, _line, name), entry in stats.items()
+                  if name in ("len", "<method 'append' of 'list' objects>")}
+    assert from_tally == {"len": 1_000_000, "<method 'append' of 'list' objects>": 1_000_000}, from_tally
     assert calls["tally"] == 10
