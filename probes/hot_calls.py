@@ -3,12 +3,15 @@
 A deterministic profiler pays for every call of every function; advisor only needs call
 evidence for the handful of the program's own functions that dominate the samples. Every
 few hundred milliseconds this probe takes the hottest program functions the sampler has
-seen on the CPU and, for a bounded window (a number of calls or a time), rebinds the
-name that calls go through (the module global or the class attribute) to a thin wrapper
-that counts calls, hashes the argument tuple (only the hash is kept, never the values)
-and times each call. Then it puts the original back. The window's per-call time and
-distinct-argument ratio, with the sampled time of the whole run, give the evidence the
-cacheable-function and call-overhead rules need, at a cost bounded by the window.
+seen on the CPU and, for a bounded window (a number of calls or a time), puts a thin
+wrapper in its way that counts calls, hashes the argument tuple (only the hash is kept,
+never the values) and times each call. Then it puts the original back. The wrapper goes in
+the function's own ``__code__`` where it can (a function with no closure): the function
+stays the same object, for the program's registries, identity checks and pickling by
+reference; otherwise it stands in the name calls go through (the module global or the
+class attribute). The window's per-call time and distinct-argument ratio, with the sampled
+time of the whole run, give the evidence the cacheable-function and call-overhead rules
+need, at a cost bounded by the window.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ WINDOW_S = 1.0
 MAX_DISTINCT = 4_096  # distinct argument hashes remembered per function
 # Counted calls nested deeper than this (of any counted functions together: a parser's
 # mutually recursive functions are counted at once) end the window of the function called:
-# each adds the wrapper's frame, and a program recursing near the recursion limit would hit it
-MAX_NESTING = 8
+# each adds up to two frames (the function's stand-in code and the counter), and a program
+# recursing near the recursion limit would hit it
+MAX_NESTING = 4
 # What the wrapper takes of the function it stands for: its names and docs (so that it reads
 # as the function in a traceback or repr) and its very attribute dict (``f.calls += 1`` inside
 # ``f`` must land on ``f``; functools.wraps copies the dict, and the increments were lost)
@@ -79,6 +83,52 @@ class _Binding:
             self.namespace[self.name] = self.original
 
 
+# The stand-in code of a function counted in place: it calls the counter, which the
+# function's own code object cannot reach through a closure (it has none) or its globals
+# (the program's): the counter is put in the code's constants, in place of this marker.
+_COUNTER_MARK = "advisor: the counter goes here"
+
+
+def _stand_in(*args: Any, **kwargs: Any) -> Any:
+    counter: Any = "advisor: the counter goes here"  # a constant (_COUNTER_MARK), replaced
+    return counter(*args, **kwargs)
+
+
+class _CodeSwap:
+    """A function counted in place: its ``__code__`` swapped for a stand-in that calls the
+    counter, which calls a copy of the function with the original code."""
+
+    __slots__ = ("function", "name", "original", "stand_in")
+
+    def __init__(self, function: types.FunctionType, counter: Callable[..., Any]) -> None:
+        self.function = function
+        self.name = function.__name__
+        self.original = function.__code__
+        consts = tuple(counter if const == _COUNTER_MARK else const for const in _stand_in.__code__.co_consts)
+        stand_in = _stand_in.__code__.replace(co_consts=consts, co_name=self.original.co_name)
+        if hasattr(stand_in, "co_qualname"):  # Python 3.11+: as the function in a traceback
+            stand_in = stand_in.replace(co_qualname=self.original.co_qualname)
+        self.stand_in = stand_in
+
+    @staticmethod
+    def original_copy(function: types.FunctionType) -> types.FunctionType:
+        """The function as it is, as another object: what the counter calls."""
+        copy = types.FunctionType(function.__code__, function.__globals__, function.__name__,
+                                  function.__defaults__, None)
+        copy.__kwdefaults__ = function.__kwdefaults__
+        copy.__qualname__ = function.__qualname__
+        copy.__module__ = function.__module__
+        return copy
+
+    def install(self) -> None:
+        self.function.__code__ = self.stand_in
+
+    def restore(self) -> None:
+        # only if nobody changed the code meanwhile
+        if self.function.__code__ is self.stand_in:
+            self.function.__code__ = self.original
+
+
 def measure_call_cost(rounds: int = 200_000) -> float:
     """Seconds a call of a one-line method costs here: what inlining it into a loop saves.
 
@@ -119,7 +169,7 @@ class HotCallProbe:
         self._clock = clock
         self._program = ProgramCode()
         self.stats: dict[types.CodeType, CallStats] = {}
-        self._bindings: dict[types.CodeType, list[_Binding]] = {}
+        self._bindings: dict[types.CodeType, list[_Binding | _CodeSwap]] = {}
         self._lock = threading.Lock()
         self._last_check = 0.0
         self._nesting = [0]  # counted calls under way, of all counted functions
@@ -191,8 +241,11 @@ class HotCallProbe:
                      if isinstance(ref, types.FunctionType) and ref.__code__ is code]
         stats = CallStats(code, "")
         self.stats[code] = stats  # even when no binding is found: do not try again
-        bindings: list[_Binding] = []
+        bindings: list[_Binding | _CodeSwap] = []
         for function in functions:
+            if function.__closure__ is None:
+                bindings.append(_CodeSwap(function, self._wrap(_CodeSwap.original_copy(function), stats)))
+                continue
             for namespace, name in self._places(function):
                 wrapper = self._wrap(function, stats)
                 bindings.append(_Binding(namespace, name, function, wrapper))
@@ -274,18 +327,23 @@ class HotCallProbe:
 
         stats = CallStats(target.__code__, "calibration")
         stats.started = self._clock()
-        wrapped = self._wrap(target, stats)  # type: ignore[arg-type]
+        # counted in place, as a function with no closure is (the costlier of the two ways)
+        swap = _CodeSwap(target, self._wrap(_CodeSwap.original_copy(target), stats))  # type: ignore[arg-type]
         # keep the calibration window open for all rounds
         stats.started = float("inf")
 
-        def run(function: Callable[[int], int]) -> float:
+        def run() -> float:
             begin = time.thread_time()  # the thread's CPU: see measure_call_cost
             for number in range(rounds):
-                function(number % 7)
+                target(number % 7)
             return time.thread_time() - begin
 
-        bare = min(run(target) for _ in range(3))
-        timed = min(run(wrapped) for _ in range(3))
+        bare = min(run() for _ in range(3))
+        swap.install()
+        try:
+            timed = min(run() for _ in range(3))
+        finally:
+            swap.restore()
         return max(0.0, (timed - bare) / rounds)
 
 
