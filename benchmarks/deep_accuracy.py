@@ -37,6 +37,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from overhead import workload_figures  # benchmarks/ is sys.path[0] when a benchmark runs
+
 HERE = Path(__file__).resolve().parent
 WORKLOADS = HERE / "workloads"
 # workload -> its arguments (sizes for ~0.3-0.5 s of bare CPU)
@@ -64,11 +66,11 @@ class Rounds:
 
 
 def program_cpu(stdout: str) -> float:
-    """The ``cpu=`` line the workload printed."""
-    for line in stdout.splitlines():
-        if line.startswith("cpu="):
-            return float(line.partition("=")[2])
-    raise RuntimeError("the workload printed no cpu= line")
+    """The ``cpu=`` line the workload printed (read as overhead.py reads it)."""
+    _elapsed, cpu = workload_figures(stdout)
+    if cpu is None:
+        raise RuntimeError("the workload printed no cpu= and elapsed= lines")
+    return cpu
 
 
 def run(argv: list[str], cwd: Path) -> str:

@@ -244,7 +244,7 @@ class HotCallProbe:
         bindings: list[_Binding | _CodeSwap] = []
         for function in functions:
             if function.__closure__ is None:
-                bindings.append(_CodeSwap(function, self._wrap(_CodeSwap.original_copy(function), stats)))
+                bindings.append(self._swap(function, stats))
                 continue
             for namespace, name in self._places(function):
                 wrapper = self._wrap(function, stats)
@@ -277,6 +277,10 @@ class HotCallProbe:
                     # class __dict__ is a read-only mapping: rebinding goes through setattr
                     places.append((_ClassNamespace(owner), attribute))  # type: ignore[arg-type]
         return places
+
+    def _swap(self, function: types.FunctionType, stats: CallStats) -> _CodeSwap:
+        """Counting `function` in place: the counter calls a copy with its original code."""
+        return _CodeSwap(function, self._wrap(_CodeSwap.original_copy(function), stats))
 
     def _wrap(self, function: types.FunctionType, stats: CallStats) -> Callable[..., Any]:
         clock = self._clock
@@ -328,7 +332,7 @@ class HotCallProbe:
         stats = CallStats(target.__code__, "calibration")
         stats.started = self._clock()
         # counted in place, as a function with no closure is (the costlier of the two ways)
-        swap = _CodeSwap(target, self._wrap(_CodeSwap.original_copy(target), stats))  # type: ignore[arg-type]
+        swap = self._swap(target, stats)  # type: ignore[arg-type]
         # keep the calibration window open for all rounds
         stats.started = float("inf")
 
