@@ -10,12 +10,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# the stamp files re-install when pyproject.toml, setup.py or the C switch hook change
-$(VENV)/.installed: pyproject.toml setup.py probes/_switch_hook.c | $(BIN)/python
+# the stamp files re-install when pyproject.toml, setup.py or a C source or header change
+C_SOURCES := $(wildcard probes/*.c probes/*.h advisor/embed/*.c)
+$(VENV)/.installed: pyproject.toml setup.py $(C_SOURCES) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml setup.py probes/_switch_hook.c | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml setup.py $(C_SOURCES) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@ $(VENV)/.installed
 

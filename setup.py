@@ -6,7 +6,7 @@ the probes run their Python versions."""
 
 from setuptools import Extension, setup
 
-SHARED = {"include_dirs": ["probes"], "depends": ["probes/_slots.h", "probes/_code_extra.h"]}  # shared headers
+SHARED = {"include_dirs": ["probes"], "depends": ["probes/_slots.h", "probes/_code_extra.h", "probes/_hold_clock.h"]}  # shared headers
 setup(ext_modules=[Extension("advisor.probes._switch_hook", ["probes/_switch_hook.c"], optional=True, **SHARED),
                    Extension("advisor.probes._stacks", ["probes/_stacks.c"], optional=True, **SHARED),
                    Extension("advisor.probes._yappi_context", ["probes/_yappi_context.c"], optional=True),

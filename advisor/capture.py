@@ -86,15 +86,20 @@ class Capture:
     """The probes of one run: start them, stop them, collect a RawCapture."""
 
     def __init__(self, mode: str = "standard", sample_rate: float = DEFAULT_SAMPLE_RATE, greenlets: bool = False,
-                 exports: dict[str, str] | None = None, calibrate: bool = True) -> None:
+                 exports: dict[str, str] | None = None, calibrate: bool = True,
+                 steady_rate: float | None = None) -> None:
         self.mode = mode
         # an embedded capture skips the step-cost calibration where it cannot run a private
         # event loop (inside a running loop, or in a gevent-patched process)
         self.calibrate = calibrate
         self.threads = ThreadRegistry()
-        self.sampler = Sampler(self.threads, interval=1.0 / sample_rate)
+        # a steady rate (an always-on server's): samples that often, and at sample_rate while a
+        # greenlet holds its hub (watched without the GIL, where the C switch hook is built)
+        self.sampler = Sampler(self.threads, interval=1.0 / sample_rate,
+                               steady_interval=1.0 / steady_rate if steady_rate else None)
         self.asyncio_probe = AsyncioProbe(self.sampler)
         self.greenlet_probe = GreenletProbe(self.sampler, self.threads)
+        self.sampler.hold_clock = self.greenlet_probe.hold_clock
         # standard mode adds bounded call-count windows on the hottest functions (deep mode
         # has yappi's exact counts, and a wrapper between caller and callee would blur them)
         self.hot_calls = HotCallProbe(self.sampler) if mode == "standard" else None
@@ -227,7 +232,7 @@ class Capture:
             units=units,
             probes=self._statuses(),
             sample_interval=self.sampler.interval,
-            sampler_ticks=self.sampler.ticks,
+            sampler_ticks=self.sampler.ticks + self.sampler.early_ticks,
             sampler_cpu_s=sampler_cpu_s,
             hooked_steps=self.asyncio_probe.steps + self.greenlet_probe.switches,
             per_step_cost_s=self.per_step_cost,

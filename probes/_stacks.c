@@ -13,6 +13,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
 #include <frameobject.h>
 #include <limits.h>
 #include <math.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "_code_extra.h"
+#include "_hold_clock.h"
 
 static PyObject *s_clock, *s_schedstat, *s_co_lines;
 
@@ -668,7 +670,75 @@ stack_hash_py(PyObject *module, PyObject *stack)
     return hash == -1 ? NULL : PyLong_FromSsize_t(hash);
 }
 
+/* -- the sampler's watch: sleep until a tick is due, without the GIL ------------------------ */
+
+static double
+monotonic_s(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
+static void
+sleep_s(double seconds)
+{
+    struct timespec span = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    while (nanosleep(&span, &span) != 0 && errno == EINTR) {
+    }
+}
+
+/* wait_tick(interval, watch, hold, clock, not_before=0.0) -> True (a greenlet holds the hub)
+ * or False (the interval passed). Sleeps `interval` seconds in steps of `watch`, and after
+ * each step reads the switch hook's hold clock (the capsule `clock`): where the greenlet
+ * running now has run `hold` seconds or more since it last switched in, it returns early
+ * (not before the monotonic time `not_before`: one hold is looked at once an interval). All of it without the
+ * GIL: a sampler thread that woke at every step only to look would take the GIL from a busy
+ * server each time (a tick's wake-up was its largest cost on a saturated server). */
+static PyObject *
+wait_tick(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    double interval, watch, hold, not_before = 0.0;
+    PyObject *clock;
+    if (!PyArg_ParseTuple(args, "dddO|d:wait_tick", &interval, &watch, &hold, &clock, &not_before)) {
+        return NULL;
+    }
+    double *held_since = PyCapsule_GetPointer(clock, HOLD_CLOCK_CAPSULE);
+    if (held_since == NULL) {
+        return NULL;
+    }
+    if (!(watch > 0.0) || !(interval >= 0.0) || !(hold >= 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "wait_tick: watch must be positive, interval and hold not negative");
+        return NULL;
+    }
+    int early = 0;
+    Py_BEGIN_ALLOW_THREADS
+    double end = monotonic_s() + interval;
+    for (;;) {
+        double left = end - monotonic_s();
+        if (left <= 0.0) {
+            break;
+        }
+        sleep_s(left < watch ? left : watch);
+        double now = monotonic_s(), since;
+        if (now >= end) {
+            break;
+        }
+        __atomic_load(held_since, &since, __ATOMIC_RELAXED);
+        if (since > 0.0 && now - since >= hold && now >= not_before) {
+            early = 1;
+            break;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(early);
+}
+
 static PyMethodDef methods[] = {
+    {"wait_tick", (PyCFunction)wait_tick, METH_VARARGS,
+     "wait_tick(interval, watch, hold, clock, not_before=0.0) -> True when a greenlet has held its hub for `hold` "
+     "seconds (read every `watch` seconds from the switch hook's hold_clock capsule; not before the monotonic "
+     "time `not_before`), False once `interval` seconds passed; without the GIL"},
     {"add_weights", (PyCFunction)(void (*)(void))add_weights, METH_FASTCALL,
      "add_weights(samples, stack, on, off, contended, held=0.0): records.add_weights, the stack hashed from "
      "its code objects' remembered hashes"},

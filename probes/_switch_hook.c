@@ -30,6 +30,7 @@
 
 #include "_slots.h"
 #include "_code_extra.h"
+#include "_hold_clock.h"
 
 /* On 3.11, a parked greenlet's stack is walked on the interpreter's own frames: the public
  * way (PyFrame_GetBack) makes a frame object for each frame that has none, and reading a
@@ -125,7 +126,17 @@ typedef struct {
     char perf_counter;           /* the clock is time.perf_counter: read here (clock_now) */
     PyObject *plain_seen;        /* the record plain_record last found plain, in this call of
                                     the hook (not held; see plain_record) */
+    double held_since;           /* when the greenlet running now started its step, 0.0 while a
+                                    hub or a thread's main greenlet runs: the sampler's watch
+                                    reads it without the GIL (see hold_clock) */
 } Hook;
+
+/* held_since, written for the sampler's thread, which reads it without the GIL */
+static inline void
+set_held_since(Hook *self, double value)
+{
+    __atomic_store(&self->held_since, &value, __ATOMIC_RELAXED);
+}
 
 /* greenlet's C API (its capsule): a greenlet's parent, and whether it started or is active,
  * without an attribute lookup each (gevent's Greenlet.dead is a property in Cython code) */
@@ -1574,6 +1585,7 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
     /* the target's starts (known hubs and greenlets first, as the Python hook does after
      * asking `target.parent is None`: neither is ever a thread's main greenlet) */
     Py_CLEAR(key);
+    set_held_since(self, 0.0);
     hub = find_hub(self, target, &key);
     if (hub == NULL && PyErr_Occurred()) {
         goto done;
@@ -1602,6 +1614,7 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
             goto done;
         }
         /* seen for the first time: a hub, or a greenlet to track */
+        set_held_since(self, now);
         status = call_drop(PyObject_CallMethodObjArgs(self->probe, s_start_new, target, now_obj, running, ident, NULL));
         goto done;
     }
@@ -1625,6 +1638,7 @@ do_switch(Hook *self, PyObject *origin, PyObject *target, PyObject *now_obj, dou
     }
     if (!failed) {
         failed = publish(running, ident, unit, now_obj, cpu0, spare) < 0;
+        set_held_since(self, now);
     }
     Py_DECREF(unit);
     status = failed ? -1 : 0;
@@ -1653,6 +1667,7 @@ Hook_call(Hook *self, PyObject *args, PyObject *Py_UNUSED(kwds))
         return NULL;
     }
     if (!self->active) {
+        set_held_since(self, 0.0); /* no step is timed: none is held */
         Py_RETURN_NONE;
     }
     int is_switch = PyObject_RichCompareBool(event, s_switch, Py_EQ);
@@ -1733,7 +1748,36 @@ static PyMemberDef Hook_members[] = {
     {NULL},
 };
 
+static void
+release_hold_clock(PyObject *capsule)
+{
+    Py_XDECREF(PyCapsule_GetContext(capsule));
+}
+
+/* A capsule of &held_since, holding the hook: None where the clock is not read here as
+ * CLOCK_MONOTONIC (the watch compares it with that clock) */
+static PyObject *
+Hook_get_hold_clock(Hook *self, void *Py_UNUSED(closure))
+{
+    if (!self->perf_counter) {
+        Py_RETURN_NONE;
+    }
+    PyObject *capsule = PyCapsule_New(&self->held_since, HOLD_CLOCK_CAPSULE, release_hold_clock);
+    if (capsule == NULL) {
+        return NULL;
+    }
+    if (PyCapsule_SetContext(capsule, Py_NewRef(self)) < 0) {
+        Py_DECREF(self);
+        Py_DECREF(capsule);
+        return NULL;
+    }
+    return capsule;
+}
+
 static PyGetSetDef Hook_getset[] = {
+    {"hold_clock", (getter)Hook_get_hold_clock, NULL,
+     "a capsule of when the greenlet running now started its step (0.0: a hub runs), for the sampler's watch",
+     NULL},
     {"switches", (getter)Hook_get_switches, NULL, "switches handled here", NULL},
     {"ledger_in_c", (getter)Hook_get_fast, NULL, "whether the ledger's bookkeeping of plain records is done here",
      NULL},

@@ -140,6 +140,7 @@ class GreenletProbe:
         self.failed: str | None = None
         self._switches = 0  # counted by the Python hook (the C hook counts its own)
         self._hook: Any = None  # the C hook, when built and usable (see _c_hook)
+        self._hold_clock: Any = None  # its hold clock's capsule, made once
         # standard and deep mode: every greenlet step on the timeline the what-if replay simulates
         self.timeline: StepTimeline | None = None
         self._spawners: dict[int, int] = {}  # id(greenlet) -> uid of the greenlet that spawned it
@@ -165,10 +166,24 @@ class GreenletProbe:
         if self._hook is None:
             self._hook = self._c_hook()  # reads the flag
         self._install_here()
+        self._adopt_current()
         if self.threads is not None:
             self.threads.on_thread_start.append(self._install_here)
         self._imports.when_imported("gevent", self._wrap_spawn)
         self._imports.install()
+
+    def _adopt_current(self) -> None:
+        """Track the greenlet that starts the probe from now on, as if it had just switched in
+        (a server's request greenlet, where an agent starts at the first request): its step
+        is then timed, and that request is measured as a greenlet's, not as its thread's
+        (whose split of the off-CPU time needs a thread sample inside the request)."""
+        greenlet, sampler = self._greenlet, self.sampler
+        if greenlet is None or sampler is None:
+            return
+        current = greenlet.getcurrent()
+        if current.parent is None or self._is_hub(current) or id(current) in self.ledger.live:
+            return
+        self._start_new(current, self._clock(), sampler.running, get_ident())
 
     def _set_active(self, active: bool) -> None:
         """The probe's flag, and the C hook's copy of it (read there at every switch)."""
@@ -238,6 +253,20 @@ class GreenletProbe:
         if record.kind != "greenlet" or (key and key[0] == "hub"):
             return None
         return record, slot[1]
+
+    def hold_clock(self) -> Any:
+        """The C hook's capsule of when the running greenlet started its step, for the
+        sampler's watch (see sampler.wait_tick); None while the probe is off or a Python trace
+        function runs instead of the C hook somewhere (chained), which keeps no such clock, and
+        until a gevent hub ran (a program without one, an asyncio server, holds no hub: its
+        loop's holds are seen by ticks at every interval)."""
+        hook = self._hook
+        if hook is None or not self._active or self._chaining or not self._hubs:
+            return None
+        clock = self._hold_clock
+        if clock is None:
+            clock = self._hold_clock = hook.hold_clock
+        return clock
 
     def install_here(self) -> None:
         """Trace greenlet switches in the calling thread too (for a probe started from

@@ -8,6 +8,15 @@ which is how waiting for the GIL is told apart from an unknown blocking call. Wh
 task step is running on the thread (the asyncio probe publishes it in ``running``), the
 sample is charged to that task as well: that is how a step that holds the event loop
 in ``time.sleep`` or a socket call is measured without reading a CPU clock per step.
+
+Given a steady interval longer than its interval (an always-on server's), the sampler
+ticks at the steady interval only, and in between watches the greenlet switch hook's clock
+without the GIL (``_stacks.wait_tick``, every half interval): when a greenlet has held its
+hub for a quarter of the interval, it looks at once, and every half interval while the hold
+lasts, once an interval. Such an early
+tick charges only the running step (from its start, or from its last look, as any tick
+does); each thread's own samples are taken at the steady ticks alone, which keep their
+schedule, so they stay an unbiased sample of the thread's time.
 """
 
 from __future__ import annotations
@@ -27,6 +36,11 @@ from .threads import ThreadInfo, ThreadRegistry, read_clock, read_run_delay
 
 MAX_DEPTH = 128
 SAMPLING_SWITCH_INTERVAL = 0.00001
+# a greenlet that has held its hub this share of the sampling interval is looked at early;
+# the hook's clock is read every WATCH_SHARE of it: a hold as long as the interval (from 3/4
+# of it) is always seen, as it is by a tick every interval
+HOLD_SHARE = 0.25
+WATCH_SHARE = 0.5
 # A thread outside `threading` is asked about again this often: its stack was captured at
 # every tick only to be dropped (an idle gevent thread pool worker's 10 frames; a few µs in
 # a gevent server, more for a deep stack).
@@ -131,6 +145,10 @@ try:  # a code object hashes all the code nested in it at every call: the C vers
     from ._stacks import add_hot  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - depends on the build
     add_hot = add_hot_in_python
+try:  # the watch between steady ticks (without it, or without the C switch hook: every interval)
+    from ._stacks import wait_tick  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - depends on the build
+    wait_tick = None
 
 
 class Sampler:
@@ -139,9 +157,16 @@ class Sampler:
     name = "sampler"
 
     def __init__(self, threads: ThreadRegistry, interval: float = 0.01,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, steady_interval: float | None = None) -> None:
         self.threads = threads
         self.interval = interval
+        # ticks this far apart while the greenlet probe's hold clock can be watched (None:
+        # every interval); the switch hook's capsule, or None, asked before each wait
+        self.steady_interval = steady_interval if steady_interval is not None and steady_interval > interval else None
+        self.hold_clock: Callable[[], Any] | None = None
+        self.early_ticks = 0
+        self._next_steady = 0.0
+        self._next_early = 0.0
         self._clock = clock
         # thread ident -> the step running there (written by the greenlet probe at switches)
         self.running: dict[int, RunningSlot | None] = {}
@@ -213,20 +238,40 @@ class Sampler:
         cpu_start = time.thread_time()
         try:
             while not self._stopping:
-                sleep(self.interval)
+                early = self._wait()
                 if self._stopping:
                     break
                 if "yappi" in sys.modules:  # deep mode's yappi, (re)started for every thread
                     clear_profile()
-                self.tick(own)
+                self.tick(own, early)
         except Exception as error:  # never take the program down: stop sampling
             self.failed = f"{type(error).__name__}: {error}"
         finally:
             self.cpu_s = time.thread_time() - cpu_start
             self._running.release()
 
-    def tick(self, own: int) -> None:
-        """Take one sample of every thread but `own`."""
+    def _wait(self) -> bool:
+        """Wait for the next tick: whether it is an early one (a greenlet holds its hub)."""
+        steady, source = self.steady_interval, None
+        if steady is not None and self.hold_clock is not None and wait_tick is not None:
+            source = self.hold_clock()
+        if steady is None or source is None:
+            sleep(self.interval)
+            return False
+        # the steady ticks keep their schedule, early ticks or not: they are the threads' samples
+        now = time.monotonic()
+        if not now - steady < self._next_steady < now + steady:
+            self._next_steady = now + steady
+        if wait_tick(self._next_steady - now, self.interval * WATCH_SHARE, self.interval * HOLD_SHARE, source,
+                     self._next_early):
+            # a hold that goes on is looked at once an interval, as without the watch
+            self._next_early = time.monotonic() + self.interval
+            return True
+        self._next_steady += steady
+        return False
+
+    def tick(self, own: int, early: bool = False) -> None:
+        """Take one sample of every thread but `own`; an early one charges running steps only."""
         now = self._clock()
         own_cpu = time.thread_time()
         # every stack at once, before anything here can let the GIL go: the frames move on
@@ -240,7 +285,7 @@ class Sampler:
         unadoptable = self._unadoptable
         skip = ignored if own in ignored and not unadoptable else {*ignored, own, *unadoptable}
         captured = capture_stacks(skip, self.step_frames or None, MAX_DEPTH, alive)
-        seen: list[tuple[ThreadInfo, float, float, float, float, Stack, FrameType | None]] = []
+        seen: list[tuple[ThreadInfo, float, float, float, float, Stack, FrameType | None, float]] = []
         for ident, (stack, hook_frame, cpu, delay) in captured.items():
             info = alive.get(ident)
             if info is None:
@@ -260,14 +305,17 @@ class Sampler:
             run_queue = 0.0
             if delay is not None:
                 run_queue = max(0.0, delay - info.last_delay)
-                info.last_delay = delay
-            info.last_t, info.last_cpu = now, cpu
-            seen.append((info, dt, dcpu, cpu, run_queue, stack, hook_frame))
+            if not early:  # an early tick measures from the thread's last steady tick, and moves it not
+                if delay is not None:
+                    info.last_delay = delay
+                info.last_t, info.last_cpu = now, cpu
+            seen.append((info, dt, dcpu, cpu, run_queue, stack, hook_frame,
+                         delay if delay is not None else info.last_delay))
         total_cpu = sum(item[2] for item in seen)
         hot = self.hot_codes
         held_before = self._held
         with self.lock:
-            for info, dt, dcpu, cpu, run_queue, stack, hook_frame in seen:
+            for info, dt, dcpu, cpu, run_queue, stack, hook_frame, delay_now in seen:
                 # ready but not running is not what the stack shows: the kernel's run queue
                 # (the machine's CPUs were busy), and the previous tick holding the GIL for
                 # `held_before` (a thread that wanted to run then was kept off by advisor)
@@ -276,28 +324,33 @@ class Sampler:
                 off = dt - dcpu - held
                 # another thread had the CPU for most of this interval
                 contended = off if total_cpu - dcpu > 0.5 * dt else 0.0
-                record = info.record
-                if record.samples is None:
-                    record.samples = {}
-                add_weights(record.samples, stack, dcpu, off, contended, held)
-                if record.tag_samples is not None:
-                    add_weights(record.tag_samples, stack, dcpu, off, contended, held)
-                if hot is not None and dcpu > 0.5 * dt:
-                    add_hot(hot, stack, dcpu)
+                if not early:
+                    record = info.record
+                    if record.samples is None:
+                        record.samples = {}
+                    add_weights(record.samples, stack, dcpu, off, contended, held)
+                    if record.tag_samples is not None:
+                        add_weights(record.tag_samples, stack, dcpu, off, contended, held)
+                    if hot is not None and dcpu > 0.5 * dt:
+                        add_hot(hot, stack, dcpu)
                 slot = self.running.get(info.ident) or self._step_in(info.ident, hook_frame)
                 if slot is not None:
-                    self._charge_step(slot, now, cpu, stack, contended > 0.0, now - dt, dcpu, held,
-                                      info.last_delay)
-        self.ticks += 1
+                    self._charge_step(slot, now, cpu, stack, contended > 0.0, now - dt, dcpu, held, delay_now)
+        if early:
+            self.early_ticks += 1
+        else:
+            self.ticks += 1
         self._tune_switch_interval(len(seen))
         for listener in list(self.after_tick):
             try:
                 listener(now)
             except Exception:  # a failing listener is removed, sampling goes on
                 self.after_tick.remove(listener)
-        # how long this tick kept the GIL: its own CPU (it may have been preempted meanwhile)
-        self._held = min(self._clock() - now, time.thread_time() - own_cpu)
-        self.held_s += self._held
+        # how long this tick kept the GIL: its own CPU (it may have been preempted meanwhile);
+        # the next steady tick's threads were kept off by the early ticks' too
+        held = min(self._clock() - now, time.thread_time() - own_cpu)
+        self._held = held + (held_before if early else 0.0)
+        self.held_s += held
 
     def _tune_switch_interval(self, threads: int) -> None:
         """With one program thread, ask for the GIL sooner, so that samples land where the

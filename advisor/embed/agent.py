@@ -27,6 +27,12 @@ from .dump import ReportDumper
 from .meter import Gate, Pending, RequestMeter
 from .routes import DEFAULT_MAX_ROUTES
 
+# The always-on profiler's stack samples a second while a gevent server's greenlets switch
+# as they should (at 100 a second while one holds the hub: see Profiler's steady_rate). A
+# saturated example server lost 5-6% of its requests/s to 100 ticks a second against 1, each
+# taking the GIL from it; continuous profilers sample at ~20 a second for that reason.
+STEADY_SAMPLE_RATE = 20.0
+
 # Forks of this process so far, counted in each child: a request knows it runs in a forked
 # worker without asking the kernel for its pid (a system call, ~1 µs in a busy server).
 _forks = [0]
@@ -59,11 +65,13 @@ class Agent:
     def __init__(self, profiler: Profiler | None = None, *, mode: Mode = "light", control_token: str | None = None,
                  control_prefix: str = DEFAULT_PREFIX, dump_dir: str | os.PathLike[str] | None = None,
                  dump_interval_s: float = 60.0, dump_keep: int = 10, deep_signal: int | None = signal.SIGUSR2,
-                 deep_seconds: float = 10.0, max_routes: int = DEFAULT_MAX_ROUTES, on_loop: bool = False) -> None:
+                 deep_seconds: float = 10.0, max_routes: int = DEFAULT_MAX_ROUTES, on_loop: bool = False,
+                 steady_rate: float | None = STEADY_SAMPLE_RATE) -> None:
         self._given = profiler
         self.mode: Mode = mode
         self.max_routes = max_routes
-        self.profiler = profiler if profiler is not None else Profiler(mode, max_routes=max_routes)
+        self.steady_rate = steady_rate
+        self.profiler = profiler if profiler is not None else self._new_profiler()
         self.dumper = ReportDumper(dump_dir, keep=dump_keep, interval_s=dump_interval_s) if dump_dir else None
         self.deep_signal = deep_signal
         self._lock = allocate_lock()
@@ -80,6 +88,9 @@ class Agent:
         self._generation = 0
         _AGENTS.add(self)
 
+    def _new_profiler(self) -> Profiler:
+        return Profiler(self.mode, max_routes=self.max_routes, steady_rate=self.steady_rate)
+
     # -- lifecycle -------------------------------------------------------------------------
     def ensure_started(self) -> None:
         """Start everything in this process, once (again in a forked child)."""
@@ -91,7 +102,7 @@ class Agent:
                 return
             if self._pid:
                 # a forked worker: the parent's sampler thread does not exist here
-                self.profiler = Profiler(self.mode, max_routes=self.max_routes)
+                self.profiler = self._new_profiler()
                 if self.dumper is not None:  # its locks may have been held by a parent's thread
                     self.dumper = ReportDumper(self.dumper.directory, self.dumper.keep, self.dumper.interval_s)
                 self.trigger = DeepTrigger(self.profiler, self.dumper, self.trigger.default_seconds,
