@@ -237,38 +237,43 @@ class Sampler:
         self.threads.ignored.add(own)
         cpu_start = time.thread_time()
         try:
+            source = None
             while not self._stopping:
-                early = self._wait()
+                # no Python call until clear_profile: deep mode's yappi may have been started
+                # in this thread meanwhile, and would put the call in the program's profile
+                steady = self.steady_interval
+                if source is None or steady is None:
+                    sleep(self.interval)
+                    early = False
+                else:
+                    # the steady ticks keep their schedule, early ticks or not: they are the
+                    # threads' samples
+                    now = time.monotonic()
+                    if not now - steady < self._next_steady < now + steady:
+                        self._next_steady = now + steady
+                    early = wait_tick(self._next_steady - now, self.interval * WATCH_SHARE,
+                                      self.interval * HOLD_SHARE, source, self._next_early)
+                    if early:  # a hold that goes on is looked at once an interval
+                        self._next_early = time.monotonic() + self.interval
+                    else:
+                        self._next_steady += steady
                 if self._stopping:
                     break
                 if "yappi" in sys.modules:  # deep mode's yappi, (re)started for every thread
                     clear_profile()
                 self.tick(own, early)
+                source = self._watched()
         except Exception as error:  # never take the program down: stop sampling
             self.failed = f"{type(error).__name__}: {error}"
         finally:
             self.cpu_s = time.thread_time() - cpu_start
             self._running.release()
 
-    def _wait(self) -> bool:
-        """Wait for the next tick: whether it is an early one (a greenlet holds its hub)."""
-        steady, source = self.steady_interval, None
-        if steady is not None and self.hold_clock is not None and wait_tick is not None:
-            source = self.hold_clock()
-        if steady is None or source is None:
-            sleep(self.interval)
-            return False
-        # the steady ticks keep their schedule, early ticks or not: they are the threads' samples
-        now = time.monotonic()
-        if not now - steady < self._next_steady < now + steady:
-            self._next_steady = now + steady
-        if wait_tick(self._next_steady - now, self.interval * WATCH_SHARE, self.interval * HOLD_SHARE, source,
-                     self._next_early):
-            # a hold that goes on is looked at once an interval, as without the watch
-            self._next_early = time.monotonic() + self.interval
-            return True
-        self._next_steady += steady
-        return False
+    def _watched(self) -> Any:
+        """The hold clock to watch until the next tick, or None (sleep the interval)."""
+        if self.steady_interval is None or self.hold_clock is None or wait_tick is None:
+            return None
+        return self.hold_clock()
 
     def tick(self, own: int, early: bool = False) -> None:
         """Take one sample of every thread but `own`; an early one charges running steps only."""
