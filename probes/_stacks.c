@@ -692,9 +692,9 @@ sleep_s(double seconds)
  * or False (the interval passed). Sleeps `interval` seconds in steps of `watch`, and after
  * each step reads the switch hook's hold clock (the capsule `clock`): where the greenlet
  * running now has run `hold` seconds or more since it last switched in, it returns early
- * (not before the monotonic time `not_before`: one hold is looked at once an interval). All of it without the
- * GIL: a sampler thread that woke at every step only to look would take the GIL from a busy
- * server each time (a tick's wake-up was its largest cost on a saturated server). */
+ * (not before the monotonic time `not_before`: one hold is looked at once an interval). All
+ * of it without the GIL: a sampler thread that woke at every step only to look would take the
+ * GIL from a busy server each time. */
 static PyObject *
 wait_tick(PyObject *Py_UNUSED(module), PyObject *args)
 {

@@ -12,11 +12,10 @@ in ``time.sleep`` or a socket call is measured without reading a CPU clock per s
 Given a steady interval longer than its interval (an always-on server's), the sampler
 ticks at the steady interval only, and in between watches the greenlet switch hook's clock
 without the GIL (``_stacks.wait_tick``, every half interval): when a greenlet has held its
-hub for a quarter of the interval, it looks at once, and every half interval while the hold
-lasts, once an interval. Such an early
-tick charges only the running step (from its start, or from its last look, as any tick
-does); each thread's own samples are taken at the steady ticks alone, which keep their
-schedule, so they stay an unbiased sample of the thread's time.
+hub for a quarter of the interval, it looks at once, and once an interval while the hold
+lasts. Such an early tick charges only the running step (from its start, or from its last
+look, as any tick does); each thread's own samples are taken at the steady ticks alone,
+which keep their schedule, so they stay an unbiased sample of the thread's time.
 """
 
 from __future__ import annotations
@@ -161,7 +160,7 @@ class Sampler:
         self.threads = threads
         self.interval = interval
         # ticks this far apart while the greenlet probe's hold clock can be watched (None:
-        # every interval); the switch hook's capsule, or None, asked before each wait
+        # every interval); what gives the switch hook's capsule, or None, asked after each tick
         self.steady_interval = steady_interval if steady_interval is not None and steady_interval > interval else None
         self.hold_clock: Callable[[], Any] | None = None
         self.early_ticks = 0
@@ -340,7 +339,11 @@ class Sampler:
                         add_hot(hot, stack, dcpu)
                 slot = self.running.get(info.ident) or self._step_in(info.ident, hook_frame)
                 if slot is not None:
-                    self._charge_step(slot, now, cpu, stack, contended > 0.0, now - dt, dcpu, held, delay_now)
+                    # a step looked at before is charged its run-queue time since that look: an
+                    # early tick may have looked after the thread's last steady tick
+                    state = slot[2]
+                    step_held = held if state is None else max(0.0, delay_now - state[3]) + sampler_held
+                    self._charge_step(slot, now, cpu, stack, contended > 0.0, now - dt, dcpu, step_held, delay_now)
         if early:
             self.early_ticks += 1
         else:

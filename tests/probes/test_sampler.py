@@ -259,3 +259,30 @@ def test_a_thread_outside_threading_is_asked_about_again_only_every_so_many_tick
     assert looked_at == [*range(after), *range(rounds, rounds + after), 2 * rounds]
     assert all(adopted.ident in idents for idents in taken[11:])
     assert adopted.ident in sampler.threads.alive and native[0] not in sampler.threads.alive
+
+
+def test_an_early_tick_does_not_charge_a_steps_run_queue_time_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An early tick looks at a step between two steady ticks without moving the thread's
+    own schedule: the next steady tick must charge the step only the run-queue time since
+    the early look (8 ms here, once), not again since the thread's last steady tick."""
+    from advisor.probes import sampler as sampler_module
+    from advisor.probes.threads import ThreadInfo
+
+    now = [100.0]
+    sampler = Sampler(ThreadRegistry(clock=lambda: 0.0), interval=0.01, clock=lambda: now[0])
+    ident = 12345
+    info = ThreadInfo(ident, UnitRecord(2, "thread", "worker", "", 0, 99.0), None, 1.0, None)
+    info.last_t, info.last_delay = 99.99, 0.0
+    sampler.threads.alive[ident] = info
+    step = new_record()
+    sampler.running[ident] = [step, 99.995, None, 1.0]
+    readings = {100.0: (1.0, 0.0), 100.01: (1.0, 0.008), 100.02: (1.0, 0.008)}  # time: (CPU, run-queue total)
+    monkeypatch.setattr(sampler_module, "capture_stacks",
+                        lambda *args: {ident: (stack_a(), None, *readings[now[0]])})
+    for at, early in ((100.0, False), (100.01, True), (100.02, False)):
+        now[0] = at
+        sampler.tick(-1, early)
+    assert sampler.ticks == 2 and sampler.early_ticks == 1
+    assert step.samples is not None
+    assert step.samples[stack_a()][3] == pytest.approx(0.008, abs=EXACT)
+    assert charged(step) == pytest.approx(0.025, abs=EXACT)  # from the step's start to the last look
