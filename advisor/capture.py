@@ -46,6 +46,7 @@ class RawCapture:
     deep: DeepProfile | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     timelines: list[StepTimeline] = field(default_factory=list)
+    trace_paused_s: float = 0.0  # greenlet tracing paused by the agent's trace windows
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,7 @@ class Capture:
             deep=deep,
             extra={"spans": self.spans} if self.spans is not None else {},
             timelines=self.timelines,
+            trace_paused_s=self.greenlet_probe.paused_s(ended),
         )
 
     def attach_current_thread(self) -> None:

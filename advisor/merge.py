@@ -108,6 +108,8 @@ def merged_overhead(runs: Sequence[RunInfo]) -> Overhead:
         bytecode_factor=round(mean(o.bytecode_factor for o in overheads), 4),
         deep_paused_s=_r(sum(o.deep_paused_s for o in overheads)),
         call_wrapper_s=round(mean(o.call_wrapper_s for o in overheads), 9),
+        traced_share=round(mean(o.traced_share for o in overheads), 4),
+        trace_paused_s=_r(sum(o.trace_paused_s for o in overheads)),
     )
 
 

@@ -52,6 +52,11 @@ class Overhead(Model):
     bytecode_factor: float = 1.0  # deep mode: how much slower bytecode runs under yappi (taken out)
     deep_paused_s: float = 0.0  # deep mode: time the profile paused (too many live tasks)
     call_wrapper_s: float = 0.0  # what standard mode's call counting adds to one call
+    # a server's light mode under load: the share of the time greenlet switches were traced,
+    # and the seconds tracing was paused to keep the probes' cost within budget (requests
+    # then timed, not broken down: see RouteStat.measured)
+    traced_share: float = 1.0
+    trace_paused_s: float = 0.0
 
 
 class ProbeStatus(Model):

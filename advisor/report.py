@@ -51,6 +51,8 @@ def estimate_overhead(raw: RawCapture) -> Overhead:
         sample_interval_s=raw.sample_interval,
         python_call_s=round(raw.call_cost_s, 9),
         call_wrapper_s=round(raw.call_wrapper_s, 9),
+        traced_share=round(max(0.0, 1.0 - raw.trace_paused_s / wall), 4),
+        trace_paused_s=round(raw.trace_paused_s, 6),
     )
 
 

@@ -54,6 +54,7 @@
 #include <structmember.h>
 #define Py_T_DOUBLE T_DOUBLE
 #define Py_T_BOOL T_BOOL
+#define Py_T_ULONGLONG T_ULONGLONG
 #endif
 
 #define MAX_DEPTH 64
@@ -129,6 +130,12 @@ typedef struct {
     double held_since;           /* when the greenlet running now started its step, 0.0 while a
                                     hub or a thread's main greenlet runs: the sampler's watch
                                     reads it without the GIL (see hold_clock) */
+    /* trace windows (advisor.embed.windows): while paused the hook is out of the thread's
+     * greenlet trace, and a request is timed but not broken down; a suspension that began
+     * before the window resumed is not charged (what it waited for then was not seen) */
+    char paused;
+    double resumed_at; /* when tracing last resumed (-inf: never paused) */
+    double change_at;  /* when request_begin hands a request to the agent, to pause or resume */
 } Hook;
 
 /* held_since, written for the sampler's thread, which reads it without the GIL */
@@ -330,6 +337,9 @@ Hook_init(Hook *self, PyObject *args, PyObject *kwds)
     self->epoch = next_epoch++;
     self->suspect_step_s = 0.002;
     self->switches = 0;
+    self->paused = 0;
+    self->resumed_at = -Py_HUGE_VAL;
+    self->change_at = Py_HUGE_VAL;
     self->requests = 0;
     /* where each slot of the record type is (else TaskLedger's functions do the work) */
     int found = find_slot_offsets(self->unit_type, field_names, N_FIELDS, self->offsets);
@@ -658,7 +668,8 @@ ledger_step_started(Hook *self, PyObject *record, PyObject *t0_obj)
             !plain_double(SLOT(record, F_SCHEDULING_S), &scheduling_s)) {
             return 0;
         }
-        double ready = t0 - created;
+        /* (a unit created while tracing was paused: ready since tracing resumed, as far as seen) */
+        double ready = t0 - (created > self->resumed_at ? created : self->resumed_at);
         set_slot(self, record, F_FIRST_RUN, Py_NewRef(t0_obj));
         return add_slot(self, record, F_SCHEDULING_S, scheduling_s, ready > 0.0 ? ready : 0.0) < 0 ? -1 : 1;
     }
@@ -667,6 +678,12 @@ ledger_step_started(Hook *self, PyObject *record, PyObject *t0_obj)
         return 1;
     }
     double suspended_at, due, io_s, waiting_s, scheduling_s, lock_s;
+    if (plain_double(susp_at_obj, &suspended_at) && suspended_at < self->resumed_at) {
+        /* suspended before tracing resumed: it may have run and waited for anything since */
+        set_slot(self, record, F_SUSP_AT, Py_NewRef(Py_None));
+        set_slot(self, record, F_WAIT_SITE, Py_NewRef(Py_None));
+        return 1;
+    }
     if (!plain_double(susp_at_obj, &suspended_at) || !plain_double(SLOT(record, F_DUE), &due) ||
         !plain_double(SLOT(record, F_IO_S), &io_s) || !plain_double(SLOT(record, F_WAITING_S), &waiting_s) ||
         !plain_double(SLOT(record, F_SCHEDULING_S), &scheduling_s) ||
@@ -1745,8 +1762,43 @@ static PyMemberDef Hook_members[] = {
      "a unit whose longest step is longer has the CPU clock read at its steps' start (the probe sets it)"},
     {"active", Py_T_BOOL, offsetof(Hook, active), 0,
      "the probe's _active flag (the probe sets both): while false, switches are let through untouched"},
+    {"paused", Py_T_BOOL, offsetof(Hook, paused), Py_READONLY, "whether tracing is paused (see pause)"},
+    {"resumed_at", Py_T_DOUBLE, offsetof(Hook, resumed_at), Py_READONLY, "when tracing last resumed (-inf: never paused)"},
+    {"change_at", Py_T_DOUBLE, offsetof(Hook, change_at), 0,
+     "from then on request_begin answers None: the agent's Python path pauses or resumes the tracing"},
+    {"requests", Py_T_ULONGLONG, offsetof(Hook, requests), Py_READONLY, "request_begin's calls"},
     {NULL},
 };
+
+/* pause(): tracing pauses (the probe takes the hook out of the thread's trace): no step is
+ * timed, so none is held, and requests are timed only */
+static PyObject *
+Hook_pause(Hook *self, PyObject *Py_UNUSED(unused))
+{
+    self->paused = 1;
+    set_held_since(self, 0.0);
+    Py_RETURN_NONE;
+}
+
+/* resume(now, held): tracing resumes at `now` (a suspension older is not charged); `held`: the
+ * greenlet running now is tracked, its step starting now */
+static PyObject *
+Hook_resume(Hook *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "resume takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    double now = PyFloat_AsDouble(args[0]);
+    int held = PyObject_IsTrue(args[1]);
+    if ((now == -1.0 && PyErr_Occurred()) || held < 0) {
+        return NULL;
+    }
+    self->resumed_at = now;
+    self->paused = 0;
+    set_held_since(self, held ? now : 0.0);
+    Py_RETURN_NONE;
+}
 
 static void
 release_hold_clock(PyObject *capsule)
@@ -1845,7 +1897,7 @@ request_unit(Hook *self, RequestUnit *unit)
     if (self->running == NULL) {
         return 0;
     }
-    if (!self->active) {
+    if (!self->active || self->paused) {
         return 0;
     }
     self->plain_seen = NULL;
@@ -1893,6 +1945,76 @@ request_unit(Hook *self, RequestUnit *unit)
     return 1;
 }
 
+/* While tracing is paused: False, a request counted and nothing more (the middleware counts
+ * it in its route without reading a clock or making an object: a paused request must cost
+ * next to nothing); None once the agent is due to resume the tracing */
+static PyObject *
+paused_request(Hook *self)
+{
+    struct timespec now;
+    if (self->perf_counter && clock_gettime(CLOCK_MONOTONIC, &now) == 0) {
+        if ((double)now.tv_sec + now.tv_nsec * 1e-9 < self->change_at) {
+            Py_RETURN_FALSE;
+        }
+        Py_RETURN_NONE;
+    }
+    PyObject *now_obj = clock_now(self);
+    if (now_obj == NULL) {
+        return NULL;
+    }
+    double seconds = PyFloat_AsDouble(now_obj);
+    Py_DECREF(now_obj);
+    if (seconds == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (seconds < self->change_at) {
+        Py_RETURN_FALSE;
+    }
+    Py_RETURN_NONE;
+}
+
+/* request_end's entry for a request timed only: (aggregate, wall, None, None, None, None,
+ * error) appended to `unfolded` (routes.fold counts it, without a breakdown) */
+static PyObject *
+append_timed(Hook *self, PyObject *pending, PyObject *error_obj, PyObject *unfolded, double start)
+{
+    int error = PyObject_IsTrue(error_obj);
+    if (error < 0) {
+        return NULL;
+    }
+    PyObject *now_obj = clock_now(self);
+    if (now_obj == NULL) {
+        return NULL;
+    }
+    double now = PyFloat_AsDouble(now_obj);
+    Py_DECREF(now_obj);
+    if (now == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *done = PyTuple_New(7);
+    if (done == NULL) {
+        return NULL;
+    }
+    PyObject *wall = PyFloat_FromDouble(now - start);
+    if (wall == NULL) {
+        Py_DECREF(done);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(done, 0, Py_NewRef(PyList_GET_ITEM(pending, 0)));
+    PyTuple_SET_ITEM(done, 1, wall);
+    for (int i = 2; i < 6; i++) {
+        PyTuple_SET_ITEM(done, i, Py_NewRef(Py_None));
+    }
+    PyTuple_SET_ITEM(done, 6, Py_NewRef(error ? Py_True : Py_False));
+    PyObject_GC_UnTrack(done); /* as request_end's: no cycle runs through it */
+    int appended = PyList_Append(unfolded, done);
+    Py_DECREF(done);
+    if (appended < 0) {
+        return NULL;
+    }
+    return PyLong_FromSsize_t(PyList_GET_SIZE(unfolded));
+}
+
 /* request_begin(aggregate, samples): what RequestMeter.begin builds for a request in a traced
  * greenlet, [aggregate, record, start, running, io, waiting, scheduling, the record's tag
  * table, True], the record's samples now going to `samples`; None where the meter's Python
@@ -1908,12 +2030,18 @@ Hook_request_begin(Hook *self, PyObject *const *args, Py_ssize_t nargs)
     if (++self->requests % REQUEST_FALL_THROUGH == 0) {
         Py_RETURN_NONE;
     }
+    if (self->paused && self->probe != NULL) {
+        return paused_request(self);
+    }
     RequestUnit unit;
     int found = self->probe != NULL ? request_unit(self, &unit) : 0;
     if (found <= 0) {
         if (found < 0) {
             return NULL;
         }
+        Py_RETURN_NONE;
+    }
+    if (unit.now >= self->change_at) { /* the agent pauses the tracing (or measures again) first */
         Py_RETURN_NONE;
     }
     PyObject *pending = PyList_New(9);
@@ -1951,8 +2079,29 @@ Hook_request_end(Hook *self, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *pending = args[0], *unfolded = args[2];
     if (self->probe == NULL || !PyList_CheckExact(pending) || PyList_GET_SIZE(pending) < 9 ||
-        PyList_GET_ITEM(pending, 8) != Py_True || !PyList_CheckExact(unfolded)) {
+        !PyList_CheckExact(unfolded)) {
         Py_RETURN_NONE;
+    }
+    PyObject *traced = PyList_GET_ITEM(pending, 8), *begun_in = PyList_GET_ITEM(pending, 1);
+    double start;
+    if ((traced != Py_True && traced != Py_False) || !plain_double(PyList_GET_ITEM(pending, 2), &start)) {
+        Py_RETURN_NONE;
+    }
+    if (traced == Py_False) { /* timed only (tracing was paused), else the meter's way */
+        if (begun_in != Py_None) {
+            Py_RETURN_NONE;
+        }
+        return append_timed(self, pending, args[1], unfolded, start);
+    }
+    if (self->paused || start < self->resumed_at) {
+        /* begun in a window of tracing that closed since: timed only, and the unit's samples
+         * go back where they went */
+        self->plain_seen = NULL;
+        if (!plain_record(self, begun_in)) {
+            Py_RETURN_NONE;
+        }
+        set_slot(self, begun_in, F_TAG_SAMPLES, Py_NewRef(PyList_GET_ITEM(pending, 7)));
+        return append_timed(self, pending, args[1], unfolded, start);
     }
     RequestUnit unit;
     int found = request_unit(self, &unit);
@@ -2011,6 +2160,9 @@ static PyMethodDef Hook_methods[] = {
      "RequestMeter.begin's common case: the pending list of a request in a traced greenlet, or None"},
     {"request_end", (PyCFunction)(void (*)(void))Hook_request_end, METH_FASTCALL,
      "RequestMeter.end's common case: append the request's deltas, return how many wait, or None"},
+    {"pause", (PyCFunction)Hook_pause, METH_NOARGS, "tracing pauses: no step is held, requests are timed only"},
+    {"resume", (PyCFunction)(void (*)(void))Hook_resume, METH_FASTCALL,
+     "resume(now, held): tracing resumes; older suspensions are not charged"},
     {NULL},
 };
 

@@ -144,6 +144,10 @@ class GreenletProbe:
         # standard and deep mode: every greenlet step on the timeline the what-if replay simulates
         self.timeline: StepTimeline | None = None
         self._spawners: dict[int, int] = {}  # id(greenlet) -> uid of the greenlet that spawned it
+        # trace windows (see pause_here): when tracing paused, and the paused seconds before
+        self._paused_since: float | None = None
+        self._paused_ident = 0
+        self._paused_s = 0.0
 
     def record_timeline(self, timeline: StepTimeline) -> None:
         """Record each greenlet step on `timeline` from now on (call before ``start``); the
@@ -267,6 +271,110 @@ class GreenletProbe:
         if clock is None:
             clock = self._hold_clock = hook.hold_clock
         return clock
+
+    # -- trace windows (advisor.embed.windows) -------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return self._paused_since is not None
+
+    def paused_here(self) -> bool:
+        """Whether the tracing of the calling thread is paused (only one thread's can be)."""
+        return self._paused_since is not None and get_ident() == self._paused_ident
+
+    def paused_s(self, now: float) -> float:
+        """Seconds tracing was paused so far (the current pause up to `now` included)."""
+        since = self._paused_since
+        return self._paused_s + (max(0.0, now - since) if since is not None else 0.0)
+
+    def now(self) -> float:
+        """The probe's clock."""
+        return self._clock()
+
+    def trace_counters(self) -> tuple[int, int] | None:
+        """(switches traced, requests begun) by the C hook; None without it."""
+        hook = self._hook
+        return (hook.switches, hook.requests) if hook is not None else None
+
+    def change_tracing_at(self, when: float) -> None:
+        """From `when` on, the C hook hands requests to the agent's Python path (which pauses
+        or resumes the tracing) instead of measuring them itself."""
+        if self._hook is not None:
+            self._hook.change_at = when
+
+    def can_pause_here(self) -> bool:
+        """Whether the tracing of the calling thread can pause: the C hook traces this thread
+        alone, chaining nothing (gevent's monitor thread, a program's own trace function and
+        the timeline of standard mode keep the Python hook, which keeps tracing), and runs a
+        traced greenlet now (a server's request: a threaded server's are measured by their
+        threads' CPU clocks, not by switches)."""
+        greenlet, hook = self._greenlet, self._hook
+        return (hook is not None and greenlet is not None and self._active and not self._chaining
+                and self.timeline is None and list(self._previous) == [get_ident()]
+                and greenlet.gettrace() is hook and id(greenlet.getcurrent()) in self.ledger.live)
+
+    def pause_here(self, now: float) -> bool:
+        """Pause the tracing of the calling thread: the running greenlet's step ends (no wait
+        follows it), the hook leaves the thread's greenlet trace, and requests are timed but
+        not broken down until ``resume_here``. False where it cannot (see can_pause_here)."""
+        if self._paused_since is not None or not self.can_pause_here():
+            return False
+        ident = get_ident()
+        running = self.sampler.running if self.sampler is not None else {}
+        slot = running.get(ident)
+        if slot is not None:
+            running[ident] = None
+            record = slot[0]
+            key = record.key
+            if record.kind == "greenlet" and not (key and key[0] == "hub"):
+                if slot[2] is not None or slot[3] >= 0.0:
+                    self._close_slot(slot, now, ident)
+                TaskLedger.step_ended(record, slot[1], now, READY, 0.0, None)
+        for record, segment in list(self._hubs.values()):
+            if segment[0] is not None and record.ident == ident:
+                record.running_s += max(0.0, now - segment[0])
+                segment[0] = None
+        self._hook.pause()
+        if self.sampler is not None:
+            self.sampler.quiet = True
+        self._greenlet.settrace(None)
+        self._paused_since = now
+        self._paused_ident = get_ident()
+        self.ledger.seen_until = now
+        return True
+
+    def resume_here(self, now: float) -> None:
+        """Trace the calling thread again from `now`: the greenlet running here starts a
+        step; a greenlet's suspension that began before is not charged when it resumes."""
+        since = self._paused_since
+        if since is None or get_ident() != self._paused_ident:
+            return
+        self._paused_since = None
+        self._paused_s += max(0.0, now - since)
+        self.ledger.unseen_before, self.ledger.seen_until = now, None
+        greenlet, hook = self._greenlet, self._hook
+        if greenlet is None or hook is None or not self._active:
+            return
+        ident = get_ident()
+        running = self.sampler.running if self.sampler is not None else {}
+        current = greenlet.getcurrent()
+        record = self.ledger.live.get(id(current))
+        hub = self._hubs.get(id(current))
+        if hub is not None:
+            hub[1][0] = now
+            running[ident] = [hub[0], now, None, -1.0]
+        elif record is not None:
+            record.susp_at = None  # the pause was no wait
+            record.wait_site = None
+            TaskLedger.step_started(record, now)
+            running[ident] = [record, now, None, -1.0]
+        hook.resume(now, record is not None)
+        if self.sampler is not None:
+            self.sampler.quiet = False
+        # as at start: the C hook, or the Python one chaining what was installed meanwhile
+        self._previous.pop(ident, None)
+        self._install_here()
+        if record is None and hub is None:
+            self._adopt_current()
 
     def install_here(self) -> None:
         """Trace greenlet switches in the calling thread too (for a probe started from
@@ -475,8 +583,10 @@ class GreenletProbe:
     def _track(self, glet: Any, now: float) -> UnitRecord:
         key = id(glet)
         target, file, line = greenlet_target(glet)
-        created = self._spawned.pop(key, now)
-        record = self.ledger.create(key, target, file, line, min(created, now))
+        created = min(self._spawned.pop(key, now), now)
+        if self._hook is not None:  # spawned while tracing was paused: ready since it resumed, as far as seen
+            created = max(created, self._hook.resumed_at)
+        record = self.ledger.create(key, target, file, line, created)
         record.name = greenlet_name(glet)
         record.ident = get_ident()  # the thread of its hub: which greenlets share a hub (what-if)
         self.ledger.watch(key, glet, self._clock)

@@ -166,6 +166,9 @@ class Sampler:
         self.early_ticks = 0
         self._next_steady = 0.0
         self._next_early = 0.0
+        # set by the greenlet probe while its tracing pauses (an attribute, read before
+        # clear_profile without a call): the hold clock then says nothing, so it is not watched
+        self.quiet = False
         self._clock = clock
         # thread ident -> the step running there (written by the greenlet probe at switches)
         self.running: dict[int, RunningSlot | None] = {}
@@ -250,8 +253,10 @@ class Sampler:
                     now = time.monotonic()
                     if not now - steady < self._next_steady < now + steady:
                         self._next_steady = now + steady
-                    early = wait_tick(self._next_steady - now, self.interval * WATCH_SHARE,
-                                      self.interval * HOLD_SHARE, source, self._next_early)
+                    # while greenlet tracing pauses, nothing is held: no watch between ticks
+                    watch = steady if self.quiet else self.interval * WATCH_SHARE
+                    early = wait_tick(self._next_steady - now, watch, self.interval * HOLD_SHARE, source,
+                                      self._next_early)
                     if early:  # a hold that goes on is looked at once an interval
                         self._next_early = time.monotonic() + self.interval
                     else:

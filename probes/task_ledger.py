@@ -13,6 +13,7 @@ greenlet probe's common switch): a change here is a change there, and
 
 from __future__ import annotations
 
+import math
 import re
 import weakref
 from collections.abc import Callable, Iterator
@@ -82,6 +83,10 @@ class TaskLedger:
         self._named_kept = 0
         # told (finished uid, fold's uid) when a finished unit folds into another (the step timeline)
         self.on_fold: Callable[[int, int], None] | None = None
+        # trace windows (the greenlet probe's pause_here): a suspension that began before
+        # tracing last resumed is not charged, and none is charged past a pause's start
+        self.unseen_before = -math.inf
+        self.seen_until: float | None = None
 
     def create(self, key: int, target: str, target_file: str, target_line: int, t: float) -> UnitRecord:
         """A new unit, identified by `key` (id of the task object) while it lives."""
@@ -166,7 +171,7 @@ class TaskLedger:
         if (record.susp_at is not None and record.susp_at < t_end) or record.first_run is None:
             # it ends while suspended (collected, or closed at the end), or never ran: its
             # last wait (or all of its life, ready) counts
-            self.step_started(record, t_end)
+            self._last_wait(record, t_end)
         record.ended = t_end
         record.susp_at = None
         self._close(record, t_end, name or record.name)
@@ -213,8 +218,18 @@ class TaskLedger:
             record = self.live.pop(key)
             if record.susp_at is not None or record.first_run is None:
                 # still suspended, or never run (ready all along): the gap up to the end counts
-                self.step_started(record, t_end)
+                self._last_wait(record, t_end)
             self._close(record, t_end, names.get(key) or record.name)
+
+    def _last_wait(self, record: UnitRecord, t_end: float) -> None:
+        """A unit's open suspension (or its wait for a first step) counts up to t_end, as far
+        as it was traced (see unseen_before and seen_until)."""
+        if record.susp_at is not None and record.susp_at < self.unseen_before:
+            record.susp_at = None
+            record.wait_site = None
+            return
+        until = self.seen_until
+        self.step_started(record, t_end if until is None else max(min(t_end, until), record.susp_at or until))
 
     def snapshot(self, now: float, names: dict[int, str], in_step: dict[int, float] | None = None) -> list[UnitRecord]:
         """Every unit as ``close_live`` and ``all_records`` would give them if the run ended
@@ -223,6 +238,7 @@ class TaskLedger:
         to that step's start, so their running time so far counts."""
         view = TaskLedger(self.kind)
         view._named_kept = self._named_kept
+        view.unseen_before, view.seen_until = self.unseen_before, self.seen_until
         view.finished = {key: record.copy() for key, record in list(self.finished.items())}
         steps = in_step or {}
         for key, record in list(self.live.items()):

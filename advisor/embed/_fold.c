@@ -58,24 +58,58 @@ put(PyObject **slot, PyObject *value)
 /* one (aggregate, wall, running, io, waiting, scheduling, error) entry: 1 counted, 0 not
  * plain (the caller's Python counts it), -1 on error. Everything is checked before
  * anything is written. */
+/* a request counted only, while tracing was paused (the aggregate itself, or the tuple of a
+ * server error with None for its times): count, and errors */
+static int
+count_only(const Layout *layout, PyObject *aggregate, int error)
+{
+    const Py_ssize_t *a = layout->aggregate;
+    long count, errors;
+    if (Py_TYPE(aggregate) != layout->aggregate_type || SLOT(aggregate, a[A_COUNT]) == NULL ||
+        SLOT(aggregate, a[A_ERRORS]) == NULL || !small_int(SLOT(aggregate, a[A_COUNT]), &count) ||
+        !small_int(SLOT(aggregate, a[A_ERRORS]), &errors)) {
+        return 0;
+    }
+    if (put(&SLOT(aggregate, a[A_COUNT]), PyLong_FromLong(count + 1)) < 0 ||
+        (error && put(&SLOT(aggregate, a[A_ERRORS]), PyLong_FromLong(errors + 1)) < 0)) {
+        return -1;
+    }
+    return 1;
+}
+
 static int
 fold_one(const Layout *layout, PyObject *entry, double parts[4], PyObject **aggregate_out, double *wall_out,
          int *error_out)
 {
-    if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 7) {
+    if (!PyTuple_CheckExact(entry)) {
+        return count_only(layout, entry, 0);
+    }
+    if (PyTuple_GET_SIZE(entry) != 7) {
         return 0;
     }
     PyObject *aggregate = PyTuple_GET_ITEM(entry, 0), *error_obj = PyTuple_GET_ITEM(entry, 6);
     double wall_s;
     *aggregate_out = aggregate;
+    if (PyTuple_GET_ITEM(entry, 1) == Py_None && (error_obj == Py_True || error_obj == Py_False)) {
+        return count_only(layout, aggregate, error_obj == Py_True);
+    }
     if (!PyFloat_CheckExact(PyTuple_GET_ITEM(entry, 1)) || (error_obj != Py_True && error_obj != Py_False)) {
         return 0;
     }
     wall_s = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(entry, 1));
     *wall_out = wall_s;
     *error_out = error_obj == Py_True;
+    /* a request timed only (tracing was paused: see _switch_hook.c's request_end) has no parts */
+    int measured_here = PyTuple_GET_ITEM(entry, 2) != Py_None;
     for (int index = 0; index < 4; index++) {
         PyObject *part = PyTuple_GET_ITEM(entry, 2 + index);
+        if (!measured_here) {
+            if (part != Py_None) {
+                return 0;
+            }
+            parts[index] = 0.0;
+            continue;
+        }
         if (!PyFloat_CheckExact(part)) {
             return 0;
         }
@@ -148,6 +182,9 @@ fold_one(const Layout *layout, PyObject *entry, double parts[4], PyObject **aggr
     if (wall_s < PyFloat_AS_DOUBLE(SLOT(histogram, h[H_SMALLEST])) &&
         put(&SLOT(histogram, h[H_SMALLEST]), PyFloat_FromDouble(wall_s)) < 0) {
         return -1;
+    }
+    if (!measured_here) {
+        return 1;
     }
     if (put(&SLOT(aggregate, a[A_MEASURED]), PyLong_FromLong(measured + 1)) < 0 ||
         put(&SLOT(aggregate, a[A_LOOP_REQUESTS]), PyLong_FromLong(loop_requests + 1)) < 0) {

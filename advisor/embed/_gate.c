@@ -333,6 +333,48 @@ server_error(PyObject *keeper)
     return failed;
 }
 
+/* A request while tracing is paused (advisor.embed.windows): the app's body; the route's
+ * aggregate appended to the table's unfolded list (routes.fold counts it, or, for a server
+ * error, (aggregate, None, None, None, None, None, True)): no clock read, no object made */
+static PyObject *
+counted(GatedCall *self, PyObject *environ, PyObject *start_response, PyObject *handler, PyObject *aggregate,
+        PyObject *fast)
+{
+    PyObject *keeper = Py_NewRef(handler);
+    Py_INCREF(aggregate);
+    PyObject *call[2] = {environ, start_response};
+    PyObject *body = PyObject_Vectorcall(self->app, call, 2, NULL);
+    int errored = body == NULL;
+    if (body != NULL && (PyList_Check(body) || PyTuple_Check(body))) {
+        errored = server_error(keeper);
+        if (errored < 0) {
+            Py_DECREF(keeper);
+            Py_DECREF(aggregate);
+            Py_DECREF(body);
+            return NULL;
+        }
+    }
+    Py_DECREF(keeper);
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback); /* the app's exception, if any, goes on after */
+    PyObject *unfolded = PyTuple_GET_ITEM(fast, 3);
+    PyObject *entry = errored ? PyTuple_Pack(7, aggregate, Py_None, Py_None, Py_None, Py_None, Py_None, Py_True)
+                              : Py_NewRef(aggregate);
+    int failed = entry == NULL || PyList_Append(unfolded, entry) < 0;
+    Py_XDECREF(entry);
+    Py_DECREF(aggregate);
+    if (!failed && PyList_GET_SIZE(unfolded) >= self->fold_every) {
+        PyObject *folded = PyObject_CallMethodNoArgs(PyTuple_GET_ITEM(fast, 4), s_fold);
+        failed = folded == NULL;
+        Py_XDECREF(folded);
+    }
+    if (failed && disable_meter(self) < 0) {
+        PyErr_Clear(); /* the request goes on either way */
+    }
+    PyErr_Restore(type, value, traceback);
+    return body;
+}
+
 /* the request, measured through the gate or handed to _serve: the body (a new reference),
  * or NULL with an exception set */
 static PyObject *
@@ -408,6 +450,10 @@ gated(GatedCall *self, PyObject *environ, PyObject *start_response)
     }
     if (pending == Py_None) {
         result = serve(self, environ, start_response, route);
+        goto done;
+    }
+    if (pending == Py_False) { /* tracing is paused: the request counts in its route, no more */
+        result = counted(self, environ, start_response, handler, aggregate, fast);
         goto done;
     }
     PyObject *keeper = Py_NewRef(handler);

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import _thread
 import atexit
+import math
 import os
 import signal
 import weakref
@@ -26,6 +27,7 @@ from .control import DEFAULT_PREFIX, ControlEndpoint, DeepTrigger
 from .dump import ReportDumper
 from .meter import Gate, Pending, RequestMeter
 from .routes import DEFAULT_MAX_ROUTES
+from .windows import DEFAULT_BUDGET, TraceWindows
 
 # The always-on profiler's stack samples a second while a gevent server's greenlets switch
 # as they should (at 100 a second while one holds the hub: see Profiler's steady_rate). A
@@ -66,11 +68,17 @@ class Agent:
                  control_prefix: str = DEFAULT_PREFIX, dump_dir: str | os.PathLike[str] | None = None,
                  dump_interval_s: float = 60.0, dump_keep: int = 10, deep_signal: int | None = signal.SIGUSR2,
                  deep_seconds: float = 10.0, max_routes: int = DEFAULT_MAX_ROUTES, on_loop: bool = False,
-                 steady_rate: float | None = STEADY_SAMPLE_RATE) -> None:
+                 steady_rate: float | None = STEADY_SAMPLE_RATE,
+                 trace_budget: float | None = DEFAULT_BUDGET) -> None:
         self._given = profiler
         self.mode: Mode = mode
         self.max_routes = max_routes
         self.steady_rate = steady_rate
+        if trace_budget is not None and not 0.0 < trace_budget <= 1.0:
+            raise ValueError("trace_budget must be a share of one core, above 0 and at most 1 (or None)")
+        self.trace_budget = trace_budget
+        # a gevent server's light mode: tracing paused under load to keep within the budget
+        self.windows = self._new_windows(on_loop)
         self.profiler = profiler if profiler is not None else self._new_profiler()
         self.dumper = ReportDumper(dump_dir, keep=dump_keep, interval_s=dump_interval_s) if dump_dir else None
         self.deep_signal = deep_signal
@@ -91,6 +99,11 @@ class Agent:
     def _new_profiler(self) -> Profiler:
         return Profiler(self.mode, max_routes=self.max_routes, steady_rate=self.steady_rate)
 
+    def _new_windows(self, on_loop: bool) -> TraceWindows | None:
+        if self.trace_budget is None or self.mode != "light" or on_loop:
+            return None
+        return TraceWindows(self.trace_budget)
+
     # -- lifecycle -------------------------------------------------------------------------
     def ensure_started(self) -> None:
         """Start everything in this process, once (again in a forked child)."""
@@ -110,6 +123,7 @@ class Agent:
                 self.control.trigger = self.trigger
                 self.meter = RequestMeter(self.profiler.routes, asyncio_first=self.meter.asyncio_first,
                                           on_disable=self.unsettle)
+                self.windows = self._new_windows(self.meter.asyncio_first)
             self._pid = pid
             self._forks = _forks[0]
             self.profiler.start()
@@ -156,6 +170,8 @@ class Agent:
             capture = self.profiler.attach_current_thread()
             trigger = self.trigger
             settled = trigger.active is None and not trigger.finished
+            if self.windows is not None and capture is not None:
+                self._follow_windows(capture, settled)  # before a deep capture's hook wraps this one's
             if not settled:  # a deep capture runs, or ran
                 for deep in trigger.profilers():
                     deep.attach_current_thread()
@@ -174,6 +190,27 @@ class Agent:
             if generation != self._generation:
                 self.fast = None
         return pending
+
+    def _follow_windows(self, capture: Any, settled: bool) -> None:
+        """Pause or resume the tracing of this thread's greenlets when a window says so (see
+        advisor.embed.windows); a deep capture is traced throughout."""
+        probe = capture.greenlet_probe
+        counters = probe.trace_counters()
+        windows = self.windows
+        if counters is None or windows is None or (probe.paused and not probe.paused_here()):
+            return  # (another thread's tracing paused: its own requests resume it)
+        now = probe.now()
+        if not settled:
+            probe.resume_here(now)
+            windows.restart(now, *counters)
+            probe.change_tracing_at(math.inf)
+            return
+        change = windows.change(now, *counters)
+        if change == "pause" and not probe.pause_here(now):
+            windows.restart(now, *counters)
+        elif change == "resume":
+            probe.resume_here(now)
+        probe.change_tracing_at(windows.next_change)
 
     def unsettle(self) -> None:
         """Close the gate: the next request comes through begin(), which has something to do

@@ -86,11 +86,12 @@ class RequestMeter:
                 self._bind(capture)
             fast = self._fast_begin
             if fast is not None:
-                pending: Pending | None = fast(aggregate, aggregate.samples)
-                if pending is not None:
+                # a list, None (the Python way), or False: tracing is paused, the request is timed here
+                began: Any = fast(aggregate, aggregate.samples)
+                if isinstance(began, list):
                     # the request as a span for span listeners (OpenTelemetry), None when there are none
-                    pending.append(request_started(route) if LISTENERS else None)
-                    return pending
+                    began.append(request_started(route) if LISTENERS else None)
+                    return began
             now = perf_counter()
             step = None
             if capture is not None:
@@ -167,6 +168,8 @@ class RequestMeter:
             step = capture.greenlet_probe.current_step() or capture.asyncio_probe.current_step()
         if step is not None:
             return step[0], step[1], True
+        if capture.greenlet_probe.paused_here() and not self.asyncio_first:
+            return None  # a greenlet's request while tracing pauses: timed only
         info = capture.threads.alive.get(get_ident())
         if info is not None and not self.asyncio_first:
             # a thread: its CPU clock gives the compute, its off-CPU samples (tagged to the

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from advisor.probes.native import allocate_lock
 from advisor.probes.records import Stack, UnitRecord
@@ -137,8 +137,10 @@ class RouteTable:
         self._routes: dict[str, RouteAggregate] = {}
         self.named = self._routes  # read-only: route name -> aggregate (a request's lookup, no call)
         # requests not added up yet: (aggregate, wall, running, io, waiting, scheduling, error),
-        # appended by the request meter, folded by fold(); never rebound (threads append to it)
-        self.unfolded: list[tuple[RouteAggregate, float, float, float, float, float, bool]] = []
+        # appended by the request meter, folded by fold(); never rebound (threads append to it).
+        # While tracing pauses, the parts are None (timed only), or the request is counted only
+        # (see _count_entry)
+        self.unfolded: list[Any] = []
         # the interpreter's lock (gevent may have patched threading): requests of a threaded
         # server add to the same sums
         self._lock = allocate_lock()
@@ -228,9 +230,21 @@ def _count(aggregate: RouteAggregate, wall_s: float, parts: tuple[float, float, 
         aggregate.scheduling_s += scheduling
 
 
-def _count_entry(entry: tuple[RouteAggregate, float, float, float, float, float, bool]) -> None:
-    """Add one request that waited in ``unfolded`` (the table's lock held)."""
+def _count_entry(entry: tuple[RouteAggregate, float, float, float, float, float, bool] | RouteAggregate) -> None:
+    """Add one request that waited in ``unfolded`` (the table's lock held). While tracing was
+    paused (see ``advisor.embed.windows``) a request is timed only (its parts None) or only
+    counted: the aggregate itself, or for a server error a tuple whose wall time is None."""
+    if isinstance(entry, RouteAggregate):
+        entry.count += 1
+        return
     aggregate, wall_s, running, io, waiting, scheduling, error = entry
+    if wall_s is None:
+        aggregate.count += 1
+        aggregate.errors += bool(error)
+        return
+    if running is None:
+        _count(aggregate, wall_s, None, error, True)
+        return
     _count(aggregate, wall_s, (running if running > 0.0 else 0.0, io if io > 0.0 else 0.0,
                                waiting if waiting > 0.0 else 0.0, scheduling if scheduling > 0.0 else 0.0),
            error, True)

@@ -152,6 +152,8 @@ class AdvisorWSGIMiddleware(_CallBase):
                     pending = fast[0](aggregate, aggregate.samples)
                 except Exception as failure:
                     agent.meter.disable(failure)
+                if pending is False:  # tracing is paused (only _gate.c counts such a request)
+                    pending = None
         if pending is None:
             fast = None
             pending = agent.begin(route)

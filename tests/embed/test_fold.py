@@ -92,3 +92,50 @@ def test_a_nan_wall_fails_as_the_python_loop_does() -> None:
     for in_c in (True, False):
         with pytest.raises(ValueError):
             fold_into(RouteTable(), [("GET /a", math.nan, 0.0, 0.0, 0.0, 0.0, False)], in_c)
+
+
+# While tracing pauses (advisor.embed.windows): a request timed only (its parts None), or
+# counted only (the aggregate itself; a server error's tuple has None for its wall time)
+paused = st.one_of(
+    st.tuples(st.sampled_from(ROUTES), walls, st.just(None), st.just(None), st.just(None), st.just(None),
+              st.booleans()),
+    st.tuples(st.sampled_from(ROUTES), st.just(None), st.just(None), st.just(None), st.just(None), st.just(None),
+              st.booleans()),
+    st.tuples(st.sampled_from(ROUTES)))
+mixed = st.lists(st.one_of(requests.filter(bool).map(lambda batch: batch[0]), paused), max_size=3 * FOLD_EVERY)
+
+
+def entry_of(table: RouteTable, item: tuple[Any, ...]) -> Any:
+    aggregate = table.route(item[0])
+    return aggregate if len(item) == 1 else (aggregate, *item[1:])
+
+
+def fold_entries(table: RouteTable, batch: list[tuple[Any, ...]], in_c: bool) -> None:
+    table.unfolded.extend(entry_of(table, item) for item in batch)
+    saved = routes._fold
+    routes._fold = saved if in_c else None
+    try:
+        table.fold()
+    finally:
+        routes._fold = saved
+
+
+@settings(max_examples=60, deadline=None)
+@given(batch=mixed)
+def test_requests_counted_while_tracing_paused_fold_alike(batch: list[tuple[Any, ...]]) -> None:
+    in_c, in_python = RouteTable(), RouteTable()
+    fold_entries(in_c, batch, in_c=True)
+    fold_entries(in_python, batch, in_c=False)
+    assert state(in_c) == state(in_python)
+
+
+def test_a_paused_request_counts_without_a_breakdown() -> None:
+    for in_c in (True, False):
+        table = RouteTable()
+        fold_entries(table, [("GET /a", 0.02, 0.01, 0.0, 0.01, 0.0, False),  # measured
+                             ("GET /a", 0.04, None, None, None, None, False),  # timed only
+                             ("GET /a", None, None, None, None, None, True),  # counted: a server error
+                             ("GET /a",)], in_c)  # counted
+        aggregate = table.named["GET /a"]
+        assert (aggregate.count, aggregate.errors, aggregate.measured, aggregate.histogram.count) == (4, 1, 1, 2)
+        assert aggregate.wall_s == 0.02 and aggregate.histogram.largest == 0.04

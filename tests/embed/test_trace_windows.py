@@ -1,0 +1,211 @@
+"""Trace windows: the always-on agent pauses greenlet tracing under load to keep within its
+budget, and what it measured stays right.
+
+The decisions are checked on numbers (``TraceWindows``); the pause itself on real greenlets
+(a greenlet's waits are charged for the traced time only, none across a pause); and the
+whole on a real gevent server on loopback, bounded in requests, whose route breakdowns come
+from the requests run inside windows and still match what the app did."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import gevent
+import pytest
+from gevent import socket
+from gevent.pywsgi import WSGIServer
+
+from advisor import Profiler
+from advisor.embed import AdvisorWSGIMiddleware
+from advisor.embed.windows import MIN_SHARE, REQUEST_COST_S, SWITCH_COST_S, TraceWindows
+from advisor.probes.greenlet_probe import SwitchHook
+
+needs_c_hook = pytest.mark.skipif(SwitchHook is None, reason="the C switch hook was not built")
+
+
+# -- the decisions --------------------------------------------------------------------------
+def test_a_server_within_budget_is_traced_all_the_time() -> None:
+    windows = TraceWindows(budget=0.01, window_s=0.25)
+    assert windows.change(0.0, 0, 0) is None and windows.next_change == 0.25
+    # 1,000 switches and 100 requests a second: 0.35% of a core
+    for second in range(1, 5):
+        assert windows.change(second * 0.25, second * 250, second * 25) is None
+    assert windows.tracing and windows.share == 1.0 and windows.next_change == 1.25
+
+
+def test_a_busy_server_pauses_so_that_the_traced_share_meets_the_budget() -> None:
+    windows = TraceWindows(budget=0.01, window_s=0.25)
+    windows.change(10.0, 0, 0)
+    # a window of 0.25 s with 7,500 switches and 2,500 requests: 30,000 + 10,000 a second
+    cost = (7_500 * SWITCH_COST_S + 2_500 * REQUEST_COST_S) / 0.25
+    assert windows.change(10.25, 7_500, 2_500) == "pause"
+    assert windows.share == pytest.approx(0.01 / cost)
+    # traced 0.25 s, paused long enough that the traced share is the share decided
+    paused = windows.next_change - 10.25
+    assert 0.25 / (0.25 + paused) == pytest.approx(windows.share)
+    assert windows.change(10.26, 7_500, 2_600) is None  # not yet
+    assert windows.change(windows.next_change, 7_500, 9_000) == "resume"
+    assert windows.tracing and windows.next_change == pytest.approx(10.25 + paused + 0.25)
+
+
+def test_a_share_is_never_below_the_floor() -> None:
+    windows = TraceWindows(budget=0.001, window_s=0.1)
+    windows.change(0.0, 0, 0)
+    assert windows.change(0.1, 10_000_000, 1_000_000) == "pause"
+    assert windows.share == MIN_SHARE
+    assert windows.next_change == pytest.approx(0.1 + 0.1 * (1 - MIN_SHARE) / MIN_SHARE)
+
+
+def test_a_pause_that_could_not_be_taken_opens_a_new_window() -> None:
+    windows = TraceWindows(budget=0.01, window_s=0.25)
+    windows.change(0.0, 0, 0)
+    assert windows.change(0.25, 100_000, 10_000) == "pause"
+    windows.restart(0.3, 100_000, 10_000)
+    assert windows.tracing and windows.next_change == pytest.approx(0.55)
+
+
+@pytest.mark.parametrize("budget", [0.0, -0.5, 1.5])
+def test_a_budget_outside_one_core_is_refused(budget: float) -> None:
+    with pytest.raises(ValueError, match="trace_budget"):
+        AdvisorWSGIMiddleware(lambda environ, start: [b""], trace_budget=budget)
+
+
+# -- a pause, on real greenlets ---------------------------------------------------------------
+@needs_c_hook
+def test_a_pause_charges_no_wait_it_did_not_see() -> None:
+    """A greenlet sleeps 40 x 5 ms while another pauses the tracing for ~100 ms: the sleeper's
+    waits are its traced ones (not the paused 100 ms, not the sleep the pause cut across),
+    and the paused time is reported."""
+    profiler = Profiler("light", gevent=True, calibrate=False)
+    profiler.start()
+    probe = profiler.capture.greenlet_probe  # type: ignore[union-attr]
+    marks: dict[str, float] = {}
+
+    def sleeper() -> None:
+        for _ in range(40):
+            gevent.sleep(0.005)
+
+    def pauser() -> None:
+        gevent.sleep(0.05)
+        marks["paused"] = probe.now()
+        marks["could"] = probe.pause_here(marks["paused"])
+        gevent.sleep(0.1)
+        marks["resumed"] = probe.now()
+        probe.resume_here(marks["resumed"])
+
+    try:
+        started = time.perf_counter()
+        gevent.joinall([gevent.spawn(sleeper), gevent.spawn(pauser)], raise_error=True)
+        wall = time.perf_counter() - started
+    finally:
+        report = profiler.stop()
+    assert marks["could"] is True
+    paused = marks["resumed"] - marks["paused"]
+    assert 0.095 <= paused <= 0.2
+    assert report.run.overhead.trace_paused_s == pytest.approx(paused, abs=1e-6)
+    assert report.run.overhead.traced_share < 1.0
+    units = [task for task in report.tasks if task.target.endswith("sleeper")]
+    assert len(units) == 1
+    sleeper_unit = units[0]
+    waited = sleeper_unit.breakdown.waiting_s + sleeper_unit.breakdown.scheduling_s
+    # every traced sleep counts; the pause, and the sleep it cut across, do not
+    assert wall - paused - 0.015 <= waited <= wall - paused + 0.002, (waited, wall, paused)
+
+
+# -- a real gevent server ------------------------------------------------------------------
+WAIT_S = 0.004
+
+
+def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    path = environ.get("PATH_INFO", "")
+    if path == "/wait":
+        gevent.sleep(WAIT_S)  # a remote call: a cooperative wait
+    if path == "/error":
+        start_response("500 Internal Server Error", [("Content-Length", "0")])
+        return [b""]
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[AdvisorWSGIMiddleware, int]]:
+    # a budget this small is over at any rate: windows of 50 ms, then pauses of ~2.45 s
+    middleware = AdvisorWSGIMiddleware(app, deep_signal=None, trace_budget=1e-6)
+    assert middleware.agent.windows is not None
+    middleware.agent.windows.window_s = 0.05
+    server = WSGIServer(("127.0.0.1", 0), middleware, log=None, error_log=None)
+    server.start()
+    try:
+        yield middleware, server.server_port
+    finally:
+        server.stop(timeout=5)
+        middleware.agent.close()
+
+
+def keep_alive_client(port: int, paths: list[str], until: float) -> int:
+    """Requests, one at a time on one connection, until the time given: how many were sent."""
+    stream = socket.create_connection(("127.0.0.1", port), timeout=10)
+    reader = stream.makefile("rb")
+    sent = 0
+    try:
+        while time.perf_counter() < until:
+            path = paths[sent % len(paths)]
+            stream.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            status = int(reader.readline().split()[1])
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            reader.read(length)
+            assert status == (500 if path == "/error" else 200)
+            sent += 1
+    finally:
+        stream.close()
+    return sent
+
+
+@needs_c_hook
+def test_a_paused_server_counts_every_request_and_breaks_down_the_traced_ones(
+        served: tuple[AdvisorWSGIMiddleware, int]) -> None:
+    middleware, port = served
+    until = time.perf_counter() + 3.0  # a window, a pause of ~2.45 s, another window
+    clients = [gevent.spawn(keep_alive_client, port, ["/wait", "/ok", "/error"], until) for _ in range(4)]
+    sent = sum(gevent.joinall(clients, raise_error=True) and [client.value for client in clients])
+    report = middleware.profiler.snapshot()
+    routes = {route.route: route for route in report.routes}
+    wait, ok, error = routes["GET /wait"], routes["GET /ok"], routes["GET /error"]
+    # every request counts, errors too, traced or not
+    assert wait.count + ok.count + error.count == sent
+    assert error.errors == error.count > 0
+    # the breakdowns come from the requests inside windows: some, not all
+    assert 0 < wait.measured < wait.count
+    assert wait.measured <= 0.5 * wait.count
+    # and they are right: each /wait request waited WAIT_S (it is queued a little behind the others)
+    per_request = wait.breakdown.waiting_s / wait.measured
+    assert 0.95 * WAIT_S <= per_request <= WAIT_S + 0.003, wait.breakdown
+    assert abs(wait.breakdown.total() - wait.wall_s) <= 1e-3 * wait.wall_s + 1e-6
+    assert wait.p50_s >= WAIT_S  # percentiles of the requests timed
+    overhead = report.run.overhead
+    assert overhead.trace_paused_s > 1.0 and overhead.traced_share < 0.7
+
+
+@needs_c_hook
+def test_without_a_budget_every_request_is_broken_down() -> None:
+    middleware = AdvisorWSGIMiddleware(app, deep_signal=None, trace_budget=None)
+    assert middleware.agent.windows is None
+    server = WSGIServer(("127.0.0.1", 0), middleware, log=None, error_log=None)
+    server.start()
+    try:
+        until = time.perf_counter() + 0.5
+        clients = [gevent.spawn(keep_alive_client, server.server_port, ["/wait", "/ok"], until) for _ in range(4)]
+        gevent.joinall(clients, raise_error=True)
+        report = middleware.profiler.snapshot()
+    finally:
+        server.stop(timeout=5)
+        middleware.agent.close()
+    wait = {route.route: route for route in report.routes}["GET /wait"]
+    # all but the first request of a connection's greenlet, which started before the probes did
+    assert wait.measured >= wait.count - 4 and wait.count > 20
+    assert report.run.overhead.traced_share == 1.0 and report.run.overhead.trace_paused_s == 0.0
