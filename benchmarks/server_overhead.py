@@ -17,7 +17,7 @@ whose store round trip is a 2 ms cooperative wait, set by ``STORE_LATENCY_S``): 
 costs show most there. The goal: light >= 95% of the bare throughput.
 
     python benchmarks/server_overhead.py [--rounds 5] [--requests 4000] [--connections 60]
-                                         [--variants bare,light,deep]
+                                         [--variants bare,light,deep] [--together]
 
 Besides requests/s, each round reads the server process's CPU time (user + system, from
 ``/proc``) over the measured requests: the server's CPU per request, a steadier figure
@@ -26,6 +26,13 @@ runs on the last one and this client on the others (``--no-pin`` to let them sha
 two then do not take each other's core, and rounds vary less. Each variant's ratio is given
 two ways: the ratio of the medians, and the median of each round's ratio to the bare run
 just before it (neighbouring runs share the machine's state of the moment).
+
+``--together`` also serves each variant beside a bare server, both on the server's core
+and loaded at once by the client (half the connections each): the bare server's CPU per
+request over the variant's, read over the same seconds, is their throughput ratio at
+saturation, and the machine's speed flips (1.5x, from one second to the next) fall on both
+alike. The pair starts, and is served, in the other order every other round; the first
+pair is bare beside bare, the method's own error.
 """
 
 import argparse
@@ -67,6 +74,8 @@ def start(variant: str, directory: Path) -> tuple[subprocess.Popen[bytes], int]:
     if variant == "bare":
         args.append("--bare")
     env = dict(os.environ, ADVISOR_TOKEN=TOKEN, PYTHONPATH=str(REPO), STORE_LATENCY_S="0.002")
+    if variant == "traced":  # light mode tracing every request: no trace windows
+        env["ADVISOR_TRACE_BUDGET"] = "none"
     pinned = PINNED
     process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                preexec_fn=(lambda: os.sched_setaffinity(0, pinned)) if pinned else None)
@@ -156,16 +165,18 @@ class Connection:
 QUICK_ACK = getattr(socket, "TCP_QUICKACK", None)
 
 
-def load(port: int, total: int, connections: int) -> float:
-    """Send `total` requests over `connections` keep-alive connections; requests per second.
+def load(port: int | list[int], total: int, connections: int) -> float:
+    """Send `total` requests over `connections` keep-alive connections (to each of the
+    ports given, `total` and `connections` for each); requests per second.
 
     One thread, one epoll: the client's own cost per request (~20 µs of Python) is well
     under the server's, so the server is kept busy and its rate is what is measured. A
     gevent client (what this was) costs about what the server does a request: the rate
     was then the slower of the two, and a server made slower by the probes could still
     reach the client's rate (light measured at 104% of bare on an idle machine)."""
+    ports = [port] if isinstance(port, int) else port
     per_connection = total // connections
-    pool = [Connection(port, offset, per_connection) for offset in range(connections)]
+    pool = [Connection(each, offset, per_connection) for each in ports for offset in range(connections)]
     by_fd = {connection.stream.fileno(): connection for connection in pool}
     poller = select.epoll()
     deadline = time.monotonic() + ROUND_DEADLINE_S
@@ -187,7 +198,7 @@ def load(port: int, total: int, connections: int) -> float:
                         connection.send_next()
                     else:
                         waiting -= 1
-        return per_connection * connections / (time.perf_counter() - begin)
+        return per_connection * connections * len(ports) / (time.perf_counter() - begin)
     finally:
         poller.close()
         for connection in pool:
@@ -225,15 +236,59 @@ def one_round(variant: str, requests: int, connections: int, directory: Path) ->
             process.kill()
 
 
+def together_round(variant: str, index: int, requests: int, connections: int, directory: Path) -> float:
+    """Bare and `variant` served at once from the server's core and loaded at once: the
+    bare server's CPU per request over the variant's, in the same seconds of the machine."""
+    pair = [("base", "bare"), ("other", variant)]
+    if index % 2:
+        pair.reverse()  # which starts, and is served, first
+    started = {role: start(name, directory) for role, name in pair}
+    try:
+        ports = [started[role][1] for role, _name in pair]
+        load(ports, min(500, requests), connections // 2)
+        if variant == "deep":
+            if control(started["other"][1], "POST", "/_advisor/deep?seconds=120") != 202:
+                raise RuntimeError("the deep capture did not start")
+            time.sleep(1.0)
+        cpu0 = {role: process_cpu_s(process.pid) for role, (process, _port) in started.items()}
+        load(ports, requests, connections // 2)
+        used = {role: process_cpu_s(process.pid) - cpu0[role] for role, (process, _port) in started.items()}
+        return used["base"] / max(used["other"], 1e-9)
+    finally:
+        for process, _port in started.values():
+            process.send_signal(signal.SIGTERM)
+        for process, _port in started.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def together(variants: tuple[str, ...], rounds: int, requests: int, connections: int) -> dict[str, list[float]]:
+    """Each variant against a bare server running beside it (the first pair: bare against
+    bare, the method's own error)."""
+    ratios: dict[str, list[float]] = {name: [] for name in variants}
+    with tempfile.TemporaryDirectory() as scratch:
+        for index in range(rounds):
+            for variant in variants:
+                ratio = together_round(variant, index, requests, connections, Path(scratch))
+                ratios[variant].append(ratio)
+                print(f"together round {index + 1} {variant:5s} {100 * ratio:6.1f}% of bare", flush=True)
+    return ratios
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--connections", type=int, default=60)
     parser.add_argument("--variants", default="bare,light,deep",
-                        help="comma-separated, of bare, light, deep (bare is always run)")
+                        help="comma-separated, of bare, light, traced (light tracing every request), deep "
+                             "(bare is always run)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--no-pin", action="store_true", help="let the server and the client share the cores")
+    parser.add_argument("--together", action="store_true",
+                        help="also serve each variant beside a bare server, both loaded at once (see the docstring)")
     options = parser.parse_args()
     global PINNED
     split = None if options.no_pin else server_cpus()
@@ -241,7 +296,8 @@ def main() -> int:
         PINNED = split[0]
         os.sched_setaffinity(0, split[1])
     wanted = {name.strip() for name in options.variants.split(",") if name.strip()}
-    variants = tuple(variant for variant in ("bare", "light", "deep") if variant in wanted or variant == "bare")
+    variants = tuple(variant for variant in ("bare", "light", "traced", "deep")
+                     if variant in wanted or variant == "bare")
     results: dict[str, list[float]] = {variant: [] for variant in variants}
     cpu: dict[str, list[float]] = {variant: [] for variant in variants}
     with tempfile.TemporaryDirectory() as scratch:
@@ -268,8 +324,19 @@ def main() -> int:
                             "median_cpu_us": round(median_cpu, 1), "cpu_us": [round(us, 1) for us in cpu[variant]]}
         print(f"{variant:8s} {median:12.0f} {100 * median / bare:7.1f}% {100 * paired:6.1f}% {median_cpu:11.1f}"
               f" {median_cpu - bare_cpu:+6.1f}")
+    if options.together:
+        print("\nbeside a bare server, loaded at once (bare's CPU per request over the variant's):")
+        ratios = together(variants, options.rounds, options.requests, options.connections)
+        for variant in variants:
+            median = statistics.median(ratios[variant])
+            summary[variant]["together_of_bare"] = round(median, 4)
+            summary[variant]["together_rounds"] = [round(ratio, 4) for ratio in ratios[variant]]
+            label = "bare (control)" if variant == "bare" else variant
+            print(f"{label:15s} {100 * median:6.1f}%   rounds: {' '.join(f'{100 * r:.0f}' for r in ratios[variant])}")
     if "light" in summary:
-        print(f"\ngoal: light >= 95% of bare: {'met' if summary['light']['of_bare'] >= 0.95 else 'missed'}")
+        print(f"\ngoal: light >= 95% of bare: {'met' if summary['light']['of_bare'] >= 0.95 else 'missed'}"
+              + (f" (together: {'met' if summary['light']['together_of_bare'] >= 0.95 else 'missed'})"
+                 if options.together else ""))
     if options.json:
         Path(options.json).write_text(json.dumps(summary, indent=2) + "\n")
     return 0

@@ -302,14 +302,13 @@ class GreenletProbe:
             self._hook.change_at = when
 
     def can_pause_here(self) -> bool:
-        """Whether the tracing of the calling thread can pause: the C hook traces this thread
-        alone, chaining nothing (gevent's monitor thread, a program's own trace function and
-        the timeline of standard mode keep the Python hook, which keeps tracing), and runs a
+        """Whether the tracing of the calling thread can pause: the C hook traces it, chaining
+        nothing (where gevent's monitor thread or a program's own trace function is chained,
+        and for standard mode's timeline, the Python hook keeps tracing), and it runs a
         traced greenlet now (a server's request: a threaded server's are measured by their
-        threads' CPU clocks, not by switches)."""
+        threads' CPU clocks, not by switches). One thread's tracing pauses at a time."""
         greenlet, hook = self._greenlet, self._hook
-        return (hook is not None and greenlet is not None and self._active and not self._chaining
-                and self.timeline is None and list(self._previous) == [get_ident()]
+        return (hook is not None and greenlet is not None and self._active and self.timeline is None
                 and greenlet.gettrace() is hook and id(greenlet.getcurrent()) in self.ledger.live)
 
     def pause_here(self, now: float) -> bool:

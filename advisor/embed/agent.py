@@ -77,9 +77,9 @@ class Agent:
         if trace_budget is not None and not 0.0 < trace_budget <= 1.0:
             raise ValueError("trace_budget must be a share of one core, above 0 and at most 1 (or None)")
         self.trace_budget = trace_budget
+        self.profiler = profiler if profiler is not None else self._new_profiler()
         # a gevent server's light mode: tracing paused under load to keep within the budget
         self.windows = self._new_windows(on_loop)
-        self.profiler = profiler if profiler is not None else self._new_profiler()
         self.dumper = ReportDumper(dump_dir, keep=dump_keep, interval_s=dump_interval_s) if dump_dir else None
         self.deep_signal = deep_signal
         self._lock = allocate_lock()
@@ -100,7 +100,7 @@ class Agent:
         return Profiler(self.mode, max_routes=self.max_routes, steady_rate=self.steady_rate)
 
     def _new_windows(self, on_loop: bool) -> TraceWindows | None:
-        if self.trace_budget is None or self.mode != "light" or on_loop:
+        if self.trace_budget is None or self.profiler.mode != "light" or on_loop:
             return None
         return TraceWindows(self.trace_budget)
 

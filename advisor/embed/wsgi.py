@@ -98,7 +98,7 @@ class AdvisorWSGIMiddleware(_CallBase):
 
     Keyword arguments are the ``Agent``'s (``profiler``, ``mode``, ``control_token``,
     ``control_prefix``, ``dump_dir``, ``dump_interval_s``, ``dump_keep``, ``deep_signal``,
-    ``deep_seconds``, ``max_routes``, ``steady_rate``), plus ``routes``: path templates such as
+    ``deep_seconds``, ``max_routes``, ``steady_rate``, ``trace_budget``), plus ``routes``: path templates such as
     ``"/products/{id}"`` that name the requests whose path they match (``GET
     /products/{id}``), or ``route``: a function of the environ that names the request's route.
     """

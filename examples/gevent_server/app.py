@@ -35,6 +35,7 @@ import gevent  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
 from advisor.embed import AdvisorWSGIMiddleware  # noqa: E402
+from advisor.embed.windows import DEFAULT_BUDGET  # noqa: E402
 
 STORE_LATENCY_S = float(os.environ.get("STORE_LATENCY_S", "0.02"))  # the benchmark shortens it
 PRODUCTS = {number: {"id": number, "name": f"product-{number}", "price": 3 + number % 17} for number in range(1, 600)}
@@ -93,13 +94,22 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
 ROUTES = ["/products/{id}"]
 
 
+def trace_budget() -> float | None:
+    """``$ADVISOR_TRACE_BUDGET``: the share of a core advisor's tracing may cost (``none``:
+    trace every request; unset: advisor's default)."""
+    value = os.environ.get("ADVISOR_TRACE_BUDGET", "").strip().lower()
+    if not value:
+        return DEFAULT_BUDGET
+    return None if value in ("none", "off") else float(value)
+
+
 def create_app() -> Any:
     """The service under advisor's middleware, configured from the environment: for
     gunicorn, ``gunicorn -k gevent -w 4 'app:create_app()'`` (each worker writes its own
     reports to ``$ADVISOR_DUMP_DIR``; ``advisor merge`` combines them)."""
     return AdvisorWSGIMiddleware(app, routes=ROUTES, dump_dir=os.environ.get("ADVISOR_DUMP_DIR"),
                                  dump_interval_s=float(os.environ.get("ADVISOR_DUMP_EVERY", "60")),
-                                 control_token=os.environ.get("ADVISOR_TOKEN"))
+                                 control_token=os.environ.get("ADVISOR_TOKEN"), trace_budget=trace_budget())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if not options.bare:
         served = AdvisorWSGIMiddleware(app, routes=ROUTES, dump_dir=options.dump_dir,
                                        dump_interval_s=options.dump_every,
-                                       control_token=os.environ.get("ADVISOR_TOKEN"))
+                                       control_token=os.environ.get("ADVISOR_TOKEN"), trace_budget=trace_budget())
     server = WSGIServer((options.host, options.port), served, log=None)
     server.start()
     if options.port_file:
