@@ -229,7 +229,9 @@ class TaskLedger:
             record.wait_site = None
             return
         until = self.seen_until
-        self.step_started(record, t_end if until is None else max(min(t_end, until), record.susp_at or until))
+        if until is not None:  # paused now: up to the pause's start (never before the suspension)
+            t_end = max(min(t_end, until), record.susp_at if record.susp_at is not None else until)
+        self.step_started(record, t_end)
 
     def snapshot(self, now: float, names: dict[int, str], in_step: dict[int, float] | None = None) -> list[UnitRecord]:
         """Every unit as ``close_live`` and ``all_records`` would give them if the run ended
