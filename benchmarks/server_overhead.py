@@ -2,7 +2,8 @@
 middleware in light mode (always on), and during a deep capture.
 
 Each round starts a fresh ``examples/gevent_server/app.py`` on 127.0.0.1 (a port picked by
-the kernel), warms it up, then sends a fixed number of requests over keep-alive
+the kernel), warms it up (at least 0.5 s: past the agent's first window of tracing, see
+``advisor.embed.windows``), then sends a fixed number of requests over keep-alive
 connections from a client in this process (one thread on epoll, far cheaper a request
 than the server), and measures requests per second. The connections (60 by default) keep
 the server busy: what is measured is how many requests its core serves, not how fast the
@@ -205,6 +206,19 @@ def load(port: int | list[int], total: int, connections: int) -> float:
             connection.stream.close()
 
 
+# The agent starts at a server's first request, and traces its first window (0.25 s) whatever
+# the load: the measured requests come after it, in the steady state of a server left on
+WARM_UP_S = 0.5
+
+
+def warm_up(port: int | list[int], requests: int, connections: int) -> None:
+    """At least 1,000 requests (fewer if the round has fewer) and WARM_UP_S seconds."""
+    begun = time.monotonic()
+    load(port, min(1000, requests), connections)
+    while time.monotonic() - begun < WARM_UP_S:
+        load(port, min(1000, requests), connections)
+
+
 def control(port: int, method: str, path: str) -> int:
     stream = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:
@@ -219,7 +233,7 @@ def one_round(variant: str, requests: int, connections: int, directory: Path) ->
     """(requests/s, the server's CPU µs per request) of one round."""
     process, port = start(variant, directory)
     try:
-        load(port, min(1000, requests), connections)  # warm-up: the middleware starts on the first request
+        warm_up(port, requests, connections)
         if variant == "deep":
             if control(port, "POST", "/_advisor/deep?seconds=120") != 202:
                 raise RuntimeError("the deep capture did not start")
@@ -245,7 +259,7 @@ def together_round(variant: str, index: int, requests: int, connections: int, di
     started = {role: start(name, directory) for role, name in pair}
     try:
         ports = [started[role][1] for role, _name in pair]
-        load(ports, min(500, requests), connections // 2)
+        warm_up(ports, requests, connections // 2)
         if variant == "deep":
             if control(started["other"][1], "POST", "/_advisor/deep?seconds=120") != 202:
                 raise RuntimeError("the deep capture did not start")

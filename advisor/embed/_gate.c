@@ -345,7 +345,7 @@ counted(GatedCall *self, PyObject *environ, PyObject *start_response, PyObject *
     PyObject *call[2] = {environ, start_response};
     PyObject *body = PyObject_Vectorcall(self->app, call, 2, NULL);
     int errored = body == NULL;
-    if (body != NULL && (PyList_Check(body) || PyTuple_Check(body))) {
+    if (body != NULL) { /* (a streamed body's status may be set later, at its first item: not an error then) */
         errored = server_error(keeper);
         if (errored < 0) {
             Py_DECREF(keeper);

@@ -209,3 +209,37 @@ def test_without_a_budget_every_request_is_broken_down() -> None:
     # all but the first request of a connection's greenlet, which started before the probes did
     assert wait.measured >= wait.count - 4 and wait.count > 20
     assert report.run.overhead.traced_share == 1.0 and report.run.overhead.trace_paused_s == 0.0
+
+
+@needs_c_hook
+def test_a_pause_is_the_pausing_threads_own() -> None:
+    """Greenlet tracing is per thread: another thread neither sees itself paused nor resumes
+    the pausing thread's tracing; that thread's own request resumes it."""
+    from gevent.monkey import get_original
+
+    thread_type = get_original("threading", "Thread")  # a real thread, patched or not
+    profiler = Profiler("light", gevent=True, calibrate=False)
+    profiler.start()
+    probe = profiler.capture.greenlet_probe  # type: ignore[union-attr]
+    seen: dict[str, Any] = {}
+
+    def elsewhere() -> None:
+        seen["paused_there"] = probe.paused_here()
+        probe.resume_here(probe.now())  # not its pause: nothing happens
+        seen["still_paused"] = probe.paused
+
+    def request() -> None:
+        seen["could"] = probe.pause_here(probe.now())
+        seen["paused_here"] = probe.paused_here()
+        thread = thread_type(target=elsewhere)
+        thread.start()
+        thread.join()
+        probe.resume_here(probe.now())
+        seen["resumed"] = not probe.paused
+
+    try:
+        gevent.spawn(request).get(timeout=10)
+    finally:
+        profiler.stop()
+    assert seen == {"could": True, "paused_here": True, "paused_there": False, "still_paused": True,
+                    "resumed": True}
