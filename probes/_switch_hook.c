@@ -1945,6 +1945,19 @@ request_unit(Hook *self, RequestUnit *unit)
     return 1;
 }
 
+/* the clock's seconds now: 0, or -1 with an exception set */
+static int
+clock_seconds(Hook *self, double *out)
+{
+    PyObject *now_obj = clock_now(self);
+    if (now_obj == NULL) {
+        return -1;
+    }
+    *out = PyFloat_AsDouble(now_obj);
+    Py_DECREF(now_obj);
+    return *out == -1.0 && PyErr_Occurred() ? -1 : 0;
+}
+
 /* While tracing is paused: False, a request counted and nothing more (the middleware counts
  * it in its route without reading a clock or making an object: a paused request must cost
  * next to nothing); None once the agent is due to resume the tracing */
@@ -1958,13 +1971,8 @@ paused_request(Hook *self)
         }
         Py_RETURN_NONE;
     }
-    PyObject *now_obj = clock_now(self);
-    if (now_obj == NULL) {
-        return NULL;
-    }
-    double seconds = PyFloat_AsDouble(now_obj);
-    Py_DECREF(now_obj);
-    if (seconds == -1.0 && PyErr_Occurred()) {
+    double seconds;
+    if (clock_seconds(self, &seconds) < 0) {
         return NULL;
     }
     if (seconds < self->change_at) {
@@ -1982,13 +1990,8 @@ append_timed(Hook *self, PyObject *pending, PyObject *error_obj, PyObject *unfol
     if (error < 0) {
         return NULL;
     }
-    PyObject *now_obj = clock_now(self);
-    if (now_obj == NULL) {
-        return NULL;
-    }
-    double now = PyFloat_AsDouble(now_obj);
-    Py_DECREF(now_obj);
-    if (now == -1.0 && PyErr_Occurred()) {
+    double now;
+    if (clock_seconds(self, &now) < 0) {
         return NULL;
     }
     PyObject *done = PyTuple_New(7);
