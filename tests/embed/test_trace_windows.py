@@ -243,3 +243,27 @@ def test_a_pause_is_the_pausing_threads_own() -> None:
         profiler.stop()
     assert seen == {"could": True, "paused_here": True, "paused_there": False, "still_paused": True,
                     "resumed": True}
+
+
+@needs_c_hook
+def test_a_deep_capture_during_a_pause_traces_throughout(served: tuple[AdvisorWSGIMiddleware, int]) -> None:
+    """A deep capture started while tracing pauses: the light probes resume first (the deep
+    capture's hook chains theirs), trace all through it, and pause again after it."""
+    middleware, port = served
+    agent = middleware.agent
+    keep_alive_client(port, ["/wait", "/ok"], time.perf_counter() + 0.3)  # past the first window
+    probe = middleware.profiler.capture.greenlet_probe  # type: ignore[union-attr]
+    assert probe.paused
+    assert agent.trigger.trigger(0.6)
+    client = gevent.spawn(keep_alive_client, port, ["/wait", "/ok"], time.perf_counter() + 0.4)
+    client.get(timeout=20)
+    assert not probe.paused and agent.trigger.active is not None  # traced while the capture runs
+    deadline = time.perf_counter() + 10.0
+    while agent.trigger.active is not None and time.perf_counter() < deadline:
+        keep_alive_client(port, ["/ok"], time.perf_counter() + 0.05)
+    deep = agent.trigger.last_report
+    assert deep is not None and deep.run.mode == "deep"
+    assert any(route.route == "GET /wait" and route.measured > 0 for route in deep.routes)
+    keep_alive_client(port, ["/wait", "/ok"], time.perf_counter() + 0.3)  # settled: a window, then a pause
+    assert probe.paused
+    assert agent.meter.failed is None and probe.failed is None
