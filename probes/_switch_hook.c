@@ -131,8 +131,8 @@ typedef struct {
                                     hub or a thread's main greenlet runs: the sampler's watch
                                     reads it without the GIL (see hold_clock) */
     /* trace windows (advisor.embed.windows): while paused the hook is out of the thread's
-     * greenlet trace, and a request is timed but not broken down; a suspension that began
-     * before the window resumed is not charged (what it waited for then was not seen) */
+     * greenlet trace, and a request is counted, not broken down; a suspension that began
+     * before tracing resumed is not charged (what it waited for then was not seen) */
     char paused;
     double resumed_at; /* when tracing last resumed (-inf: never paused) */
     double change_at;  /* when request_begin hands a request to the agent, to pause or resume */
@@ -1771,7 +1771,7 @@ static PyMemberDef Hook_members[] = {
 };
 
 /* pause(): tracing pauses (the probe takes the hook out of the thread's trace): no step is
- * timed, so none is held, and requests are timed only */
+ * timed, so none is held, and requests are counted only */
 static PyObject *
 Hook_pause(Hook *self, PyObject *Py_UNUSED(unused))
 {
@@ -2163,7 +2163,7 @@ static PyMethodDef Hook_methods[] = {
      "RequestMeter.begin's common case: the pending list of a request in a traced greenlet, or None"},
     {"request_end", (PyCFunction)(void (*)(void))Hook_request_end, METH_FASTCALL,
      "RequestMeter.end's common case: append the request's deltas, return how many wait, or None"},
-    {"pause", (PyCFunction)Hook_pause, METH_NOARGS, "tracing pauses: no step is held, requests are timed only"},
+    {"pause", (PyCFunction)Hook_pause, METH_NOARGS, "tracing pauses: no step is held, requests are counted only"},
     {"resume", (PyCFunction)(void (*)(void))Hook_resume, METH_FASTCALL,
      "resume(now, held): tracing resumes; older suspensions are not charged"},
     {NULL},

@@ -313,8 +313,8 @@ class GreenletProbe:
 
     def pause_here(self, now: float) -> bool:
         """Pause the tracing of the calling thread: the running greenlet's step ends (no wait
-        follows it), the hook leaves the thread's greenlet trace, and requests are timed but
-        not broken down until ``resume_here``. False where it cannot (see can_pause_here)."""
+        follows it), the hook leaves the thread's greenlet trace, and requests are counted, not
+        broken down, until ``resume_here``. False where it cannot (see can_pause_here)."""
         if self._paused_since is not None or not self.can_pause_here():
             return False
         ident = get_ident()
