@@ -16,10 +16,14 @@ often per request), and no unit becomes a suspect whose steps read the CPU clock
 valgrind every step lasts longer than ``SUSPECT_STEP_S``). Instructions are not time: the
 probes' code chases pointers and runs slower per instruction than the server's own.
 
-    python benchmarks/server_instructions.py [--requests 400] [--keep DIR] [--variants bare,light,probes]
+    python benchmarks/server_instructions.py [--requests 400] [--keep DIR] [--variants bare,light,paused,probes]
 
 The ``probes`` variant starts ``advisor.Profiler`` and serves the bare app: the switch
 hook's share of the cost, the rest of light's being the middleware and request meter.
+Under valgrind a server is slow enough that light mode stays within its trace budget and
+traces every request; ``paused`` counts a request while tracing pauses (see
+``advisor.embed.windows``): its budget is so small that, past a first window of 1 s, the
+tracing pauses for 49 s.
 
 With ``--keep DIR`` the dumps stay in DIR: ``callgrind_annotate DIR/callgrind-light.out.*``
 shows which functions the instructions are in.
@@ -45,7 +49,7 @@ PATHS = ["/health", "/products/3", "/health", "/products/42"]
 WARM_UP = 300
 START_TIMEOUT_S = 180.0  # the interpreter and gevent start slowly under valgrind
 SOCKET_TIMEOUT_S = 60.0
-VARIANTS = ("bare", "light", "probes")
+VARIANTS = ("bare", "light", "paused", "probes")
 
 
 def serve(variant: str, port_file: str) -> None:
@@ -60,7 +64,7 @@ def serve(variant: str, port_file: str) -> None:
     import app as service  # the example service (examples/gevent_server/app.py)
 
     served = service.app
-    if variant in ("light", "probes"):
+    if variant in ("light", "paused", "probes"):
         from advisor.embed import AdvisorWSGIMiddleware
         from advisor.probes import greenlet_probe
         from advisor.probes.sampler import Sampler
@@ -70,6 +74,9 @@ def serve(variant: str, port_file: str) -> None:
         Sampler.stop = lambda self: None  # type: ignore[method-assign]
         if variant == "light":
             served = AdvisorWSGIMiddleware(service.app, routes=service.ROUTES, deep_signal=None)
+        elif variant == "paused":  # tracing paused (trace windows): one window of 1 s, then 49 s paused
+            served = AdvisorWSGIMiddleware(service.app, routes=service.ROUTES, deep_signal=None, trace_budget=1e-9)
+            served.agent.windows.window_s = 1.0
         else:  # the probes alone (the switch hook), no middleware: the bare app's requests
             import advisor
 
