@@ -34,7 +34,9 @@ def test_example_service_findings_and_routes(server_factory: Any) -> None:
     assert orders["blocking_s"] > 0.0 and orders["p50_s"] >= 0.009
 
     findings = {finding["rule"]: finding for finding in report["findings"]}
-    assert set(findings) >= {"cpu-in-event-loop", "blocking-sleep"}, (list(findings), orders, report["run"]["overhead"])
+    overhead = report["run"]["overhead"]
+    assert set(findings) >= {"cpu-in-event-loop", "blocking-sleep"}, \
+        (list(findings), orders["blocking_s"], orders["measured"], overhead["traced_share"], overhead["sampler_ticks"])
     assert findings["cpu-in-event-loop"]["location"]["function"].endswith("price_report")
     assert findings["cpu-in-event-loop"]["routes"] == ["GET /report"]
     assert findings["blocking-sleep"]["location"]["function"].endswith("rate_limit")
