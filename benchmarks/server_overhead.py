@@ -229,25 +229,37 @@ def control(port: int, method: str, path: str) -> int:
         stream.close()
 
 
+def start_deep_capture(port: int) -> None:
+    """Ask the server's control endpoint for a deep capture, and let yappi calibrate."""
+    if control(port, "POST", "/_advisor/deep?seconds=120") != 202:
+        raise RuntimeError("the deep capture did not start")
+    time.sleep(1.0)  # yappi's calibration, then the capture runs
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each server, then wait for each (killed past 30 s)."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def one_round(variant: str, requests: int, connections: int, directory: Path) -> tuple[float, float]:
     """(requests/s, the server's CPU µs per request) of one round."""
     process, port = start(variant, directory)
     try:
         warm_up(port, requests, connections)
         if variant == "deep":
-            if control(port, "POST", "/_advisor/deep?seconds=120") != 202:
-                raise RuntimeError("the deep capture did not start")
-            time.sleep(1.0)  # yappi's calibration, then the capture runs
+            start_deep_capture(port)
         cpu0 = process_cpu_s(process.pid)
         rate = load(port, requests, connections)
         served = requests // connections * connections
         return rate, 1e6 * (process_cpu_s(process.pid) - cpu0) / served
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop([process])
 
 
 def together_round(variant: str, index: int, requests: int, connections: int, directory: Path) -> float:
@@ -261,21 +273,13 @@ def together_round(variant: str, index: int, requests: int, connections: int, di
         ports = [started[role][1] for role, _name in pair]
         warm_up(ports, requests, connections // 2)
         if variant == "deep":
-            if control(started["other"][1], "POST", "/_advisor/deep?seconds=120") != 202:
-                raise RuntimeError("the deep capture did not start")
-            time.sleep(1.0)
+            start_deep_capture(started["other"][1])
         cpu0 = {role: process_cpu_s(process.pid) for role, (process, _port) in started.items()}
         load(ports, requests, connections // 2)
         used = {role: process_cpu_s(process.pid) - cpu0[role] for role, (process, _port) in started.items()}
         return used["base"] / max(used["other"], 1e-9)
     finally:
-        for process, _port in started.values():
-            process.send_signal(signal.SIGTERM)
-        for process, _port in started.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop([process for process, _port in started.values()])
 
 
 def together(variants: tuple[str, ...], rounds: int, requests: int, connections: int) -> dict[str, list[float]]:
