@@ -582,9 +582,8 @@ class GreenletProbe:
     def _track(self, glet: Any, now: float) -> UnitRecord:
         key = id(glet)
         target, file, line = greenlet_target(glet)
-        created = min(self._spawned.pop(key, now), now)
-        if self._hook is not None:  # spawned while tracing was paused: ready since it resumed, as far as seen
-            created = max(created, self._hook.resumed_at)
+        # (spawned while tracing was paused: ready since it resumed, as far as seen)
+        created = max(min(self._spawned.pop(key, now), now), self.ledger.unseen_before)
         record = self.ledger.create(key, target, file, line, created)
         record.name = greenlet_name(glet)
         record.ident = get_ident()  # the thread of its hub: which greenlets share a hub (what-if)
