@@ -1910,7 +1910,13 @@ request_unit(Hook *self, RequestUnit *unit)
     if (slot == NULL) {
         return PyErr_Occurred() ? -1 : 0;
     }
-    if (!PyList_CheckExact(slot) || PyList_GET_SIZE(slot) < 2) {
+    if (!PyList_CheckExact(slot) || PyList_GET_SIZE(slot) < 3) {
+        return 0;
+    }
+    if (PyList_GET_ITEM(slot, 2) != Py_None) {
+        /* a step the sampler looked at (a hold of the hub): the meter's Python path charges it
+         * up to now at the stack last seen (Sampler.flush_step) before the route's table is
+         * swapped, or the rest of a 10 ms blocking sleep went to the next owner of the table */
         return 0;
     }
     PyObject *record = PyList_GET_ITEM(slot, 0);

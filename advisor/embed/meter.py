@@ -100,6 +100,7 @@ class RequestMeter:
                 step = first.current_step() or second.current_step()
             if step is not None:
                 record = step[0]
+                capture.sampler.flush_step(get_ident(), record, step[1], now)
                 pending = [aggregate, record, now, record.running_s + (now - step[1]), record.io_s,
                            record.waiting_s, record.scheduling_s, record.tag_samples, True]
                 record.tag_samples = aggregate.samples
@@ -137,6 +138,7 @@ class RequestMeter:
             if step is None or step[0] is not record:
                 self._end(pending, error, now)
                 return
+            capture.sampler.flush_step(get_ident(), record, step[1], now)
             record.tag_samples = pending[7]
             # added up later, with others (RouteTable.fold): what table.add(..., on_loop=True) does
             unfolded = self.table.unfolded
@@ -182,6 +184,8 @@ class RequestMeter:
         if unit is None:
             return [aggregate, None, now, 0.0, 0.0, 0.0, 0.0, None, False]
         record, step_start, on_loop = unit
+        if on_loop:  # what the sampler saw of this step so far is not the request's
+            self.capture.sampler.flush_step(get_ident(), record, step_start, now)
         # a thread's request: its CPU clock now (exact, read in the request's own thread)
         running = record.running_s + (now - step_start) if on_loop else time.thread_time()
         pending = [aggregate, record, now, running, record.io_s, record.waiting_s, record.scheduling_s,
@@ -198,11 +202,14 @@ class RequestMeter:
         if record is None:
             self.table.add(aggregate, wall, None, error, False)
             return
-        record.tag_samples = pending[7]
         if not pending[8]:
+            record.tag_samples = pending[7]
             self.table.add_thread(aggregate, wall, max(0.0, min(wall, time.thread_time() - pending[3])), error)
             return
         unit = self._unit()
+        if unit is not None and unit[0] is record:  # the step's time seen up to now is the request's
+            self.capture.sampler.flush_step(get_ident(), record, unit[1], now)
+        record.tag_samples = pending[7]
         if unit is None or unit[0] is not record:
             # the request ended in another unit than it began (a handler that handed its
             # response to another task): its wall time counts, its breakdown cannot
