@@ -101,6 +101,7 @@ class Capture:
         self.asyncio_probe = AsyncioProbe(self.sampler)
         self.greenlet_probe = GreenletProbe(self.sampler, self.threads)
         self.sampler.hold_clock = self.greenlet_probe.hold_clock
+        self.sampler.hold_thread = self.greenlet_probe.hold_thread
         # standard mode adds bounded call-count windows on the hottest functions (deep mode
         # has yappi's exact counts, and a wrapper between caller and callee would blur them)
         self.hot_calls = HotCallProbe(self.sampler) if mode == "standard" else None

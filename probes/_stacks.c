@@ -688,19 +688,39 @@ sleep_s(double seconds)
     }
 }
 
-/* wait_tick(interval, watch, hold, clock, not_before=0.0) -> True (a greenlet holds the hub)
- * or False (the interval passed). Sleeps `interval` seconds in steps of `watch`, and after
- * each step reads the switch hook's hold clock (the capsule `clock`): where the greenlet
- * running now has run `hold` seconds or more since it last switched in, it returns early
- * (not before the monotonic time `not_before`: one hold is looked at once an interval). All
- * of it without the GIL: a sampler thread that woke at every step only to look would take the
- * GIL from a busy server each time. */
+/* the CPU seconds of a thread's clock (an id from threads.thread_cpu_clock), -1.0 where
+ * there is none or the thread is gone; callable without the GIL */
+static double
+cpu_seconds(int has_clock, long clock)
+{
+    struct timespec now;
+    if (!has_clock || clock_gettime((clockid_t)clock, &now) != 0) {
+        return -1.0;
+    }
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
+/* wait_tick(interval, watch, hold, clock, not_before=0.0, seen=0.0, cpu_clock=None) -> False
+ * (the interval passed), or (start, looked, cpu) once the greenlet holding the hub has held it
+ * `hold` seconds: `start` is when its step started, `looked` the time of the look before the
+ * one that found the hold and `cpu` the hub thread's CPU clock then (read from `cpu_clock`,
+ * the hub thread's clock id; -1.0 without one).
+ * Sleeps `interval` seconds in steps of `watch`, and after each step reads the switch hook's
+ * hold clock (the capsule `clock`). The hold that started at `seen` (the one the last early look
+ * found) is looked at again only from the monotonic time `not_before`, once an interval; any
+ * other hold at once: a 10 ms hold that came right after a long one was otherwise never seen.
+ * The CPU clock read at each look lets the sampler split the part of the step before its first
+ * look into on- and off-CPU time from what the thread did since the look before, a few
+ * milliseconds, not since the last steady tick, up to 50 ms before, with other steps in it.
+ * All of it without the GIL: a sampler thread that woke at every step only to look would take
+ * the GIL from a busy server each time. */
 static PyObject *
 wait_tick(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    double interval, watch, hold, not_before = 0.0;
-    PyObject *clock;
-    if (!PyArg_ParseTuple(args, "dddO|d:wait_tick", &interval, &watch, &hold, &clock, &not_before)) {
+    double interval, watch, hold, not_before = 0.0, seen = 0.0;
+    PyObject *clock, *cpu_clock = Py_None;
+    if (!PyArg_ParseTuple(args, "dddO|ddO:wait_tick", &interval, &watch, &hold, &clock, &not_before, &seen,
+                          &cpu_clock)) {
         return NULL;
     }
     double *held_since = PyCapsule_GetPointer(clock, HOLD_CLOCK_CAPSULE);
@@ -711,9 +731,19 @@ wait_tick(PyObject *Py_UNUSED(module), PyObject *args)
         PyErr_SetString(PyExc_ValueError, "wait_tick: watch must be positive, interval and hold not negative");
         return NULL;
     }
-    int early = 0;
+    int has_clock = cpu_clock != Py_None;
+    long clock_id = 0;
+    if (has_clock) {
+        clock_id = PyLong_AsLong(cpu_clock);
+        if (clock_id == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    double early = 0.0, looked, looked_cpu;
     Py_BEGIN_ALLOW_THREADS
-    double end = monotonic_s() + interval;
+    looked = monotonic_s();
+    looked_cpu = cpu_seconds(has_clock, clock_id);
+    double end = looked + interval;
     for (;;) {
         double left = end - monotonic_s();
         if (left <= 0.0) {
@@ -725,20 +755,26 @@ wait_tick(PyObject *Py_UNUSED(module), PyObject *args)
             break;
         }
         __atomic_load(held_since, &since, __ATOMIC_RELAXED);
-        if (since > 0.0 && now - since >= hold && now >= not_before) {
-            early = 1;
+        if (since > 0.0 && now - since >= hold && (since != seen || now >= not_before)) {
+            early = since;
             break;
         }
+        looked = now;
+        looked_cpu = cpu_seconds(has_clock, clock_id);
     }
     Py_END_ALLOW_THREADS
-    return PyBool_FromLong(early);
+    if (early > 0.0) {
+        return Py_BuildValue("(ddd)", early, looked, looked_cpu);
+    }
+    Py_RETURN_FALSE;
 }
 
 static PyMethodDef methods[] = {
     {"wait_tick", (PyCFunction)wait_tick, METH_VARARGS,
-     "wait_tick(interval, watch, hold, clock, not_before=0.0) -> True when a greenlet has held its hub for `hold` "
-     "seconds (read every `watch` seconds from the switch hook's hold_clock capsule; not before the monotonic "
-     "time `not_before`), False once `interval` seconds passed; without the GIL"},
+     "wait_tick(interval, watch, hold, clock, not_before=0.0, seen=0.0, cpu_clock=None) -> (start of the hold, "
+     "time of the look before, the hub thread's CPU then or -1.0) when a greenlet has held its hub for `hold` "
+     "seconds (read every `watch` seconds from the switch hook's hold_clock capsule; the hold that started at "
+     "`seen` not before the monotonic time `not_before`), False once `interval` seconds passed; without the GIL"},
     {"add_weights", (PyCFunction)(void (*)(void))add_weights, METH_FASTCALL,
      "add_weights(samples, stack, on, off, contended, held=0.0): records.add_weights, the stack hashed from "
      "its code objects' remembered hashes"},

@@ -272,6 +272,13 @@ class GreenletProbe:
             clock = self._hold_clock = hook.hold_clock
         return clock
 
+    def hold_thread(self) -> int | None:
+        """The thread whose hub the hold clock watches (the first hub's; the hook keeps one
+        clock), for the sampler to read that thread's CPU clock at each look."""
+        for record, _segment in list(self._hubs.values()):
+            return record.ident
+        return None
+
     # -- trace windows (advisor.embed.windows) -------------------------------------------
     @property
     def paused(self) -> bool:

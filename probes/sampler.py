@@ -163,9 +163,14 @@ class Sampler:
         # every interval); what gives the switch hook's capsule, or None, asked after each tick
         self.steady_interval = steady_interval if steady_interval is not None and steady_interval > interval else None
         self.hold_clock: Callable[[], Any] | None = None
+        # ... and which thread's hub that clock is (its CPU clock is read at each look)
+        self.hold_thread: Callable[[], int | None] | None = None
+        self._hold_ident: int | None = None
+        self._hold_cpu_clock: int | None = None
         self.early_ticks = 0
         self._next_steady = 0.0
         self._next_early = 0.0
+        self._early_hold = 0.0  # when the hold the last early tick looked at started
         # set by the greenlet probe while its tracing pauses (an attribute, read before
         # clear_profile without a call): the hold clock then says nothing, so it is not watched
         self.quiet = False
@@ -240,6 +245,7 @@ class Sampler:
         cpu_start = time.thread_time()
         try:
             source = None
+            found: Any = False  # what the watch found: False, or (hold start, look, CPU then)
             while not self._stopping:
                 # no Python call until clear_profile: deep mode's yappi may have been started
                 # in this thread meanwhile, and would put the call in the program's profile
@@ -253,19 +259,27 @@ class Sampler:
                     now = time.monotonic()
                     if not now - steady < self._next_steady < now + steady:
                         self._next_steady = now + steady
+                    # a steady tick due already (an early tick ran late): take it at once;
+                    # wait_tick refuses a negative interval, and the sampler died of it
+                    left = max(0.0, self._next_steady - now)
                     # while greenlet tracing pauses, nothing is held: no watch between ticks
                     watch = steady if self.quiet else self.interval * WATCH_SHARE
-                    early = wait_tick(self._next_steady - now, watch, self.interval * HOLD_SHARE, source,
-                                      self._next_early)
-                    if early:  # a hold that goes on is looked at once an interval
+                    found = wait_tick(left, watch, self.interval * HOLD_SHARE, source, self._next_early,
+                                      self._early_hold, self._hold_cpu_clock)
+                    early = found is not False
+                    if early:  # a hold that goes on is looked at once an interval (a new one at once)
                         self._next_early = time.monotonic() + self.interval
+                        self._early_hold = found[0]
                     else:
                         self._next_steady += steady
                 if self._stopping:
                     break
                 if "yappi" in sys.modules:  # deep mode's yappi, (re)started for every thread
                     clear_profile()
-                self.tick(own, early)
+                # an early tick knows the hub thread's CPU at the look before: the step's part
+                # before this first look is split from that (see split_lead)
+                look = (self._hold_ident, found[1], found[2]) if early and found[2] >= 0.0 else None
+                self.tick(own, early, look)
                 source = self._watched()
         except Exception as error:  # never take the program down: stop sampling
             self.failed = f"{type(error).__name__}: {error}"
@@ -274,13 +288,20 @@ class Sampler:
             self._running.release()
 
     def _watched(self) -> Any:
-        """The hold clock to watch until the next tick, or None (sleep the interval)."""
+        """The hold clock to watch until the next tick, or None (sleep the interval); the
+        CPU clock of its hub's thread with it, where that thread is known."""
         if self.steady_interval is None or self.hold_clock is None or wait_tick is None:
             return None
+        ident = self.hold_thread() if self.hold_thread is not None else None
+        info = self.threads.alive.get(ident) if ident is not None else None
+        self._hold_ident = ident
+        self._hold_cpu_clock = info.clock if info is not None else None
         return self.hold_clock()
 
-    def tick(self, own: int, early: bool = False) -> None:
-        """Take one sample of every thread but `own`; an early one charges running steps only."""
+    def tick(self, own: int, early: bool = False, look: tuple[int | None, float, float] | None = None) -> None:
+        """Take one sample of every thread but `own`; an early one charges running steps only.
+        `look`: (thread ident, time, its CPU clock then) of a look at a thread since its last
+        tick, which bounds the CPU of a step first seen now more closely."""
         now = self._clock()
         own_cpu = time.thread_time()
         # every stack at once, before anything here can let the GIL go: the frames move on
@@ -348,7 +369,9 @@ class Sampler:
                     # early tick may have looked after the thread's last steady tick
                     state = slot[2]
                     step_held = held if state is None else max(0.0, delay_now - state[3]) + sampler_held
-                    self._charge_step(slot, now, cpu, stack, contended > 0.0, now - dt, dcpu, step_held, delay_now)
+                    closer = look[1:] if look is not None and look[0] == info.ident else None
+                    self._charge_step(slot, now, cpu, stack, contended > 0.0, now - dt, dcpu, step_held, delay_now,
+                                      closer)
         if early:
             self.early_ticks += 1
         else:
@@ -445,23 +468,21 @@ class Sampler:
     @staticmethod
     def _charge_step(slot: RunningSlot, now: float, cpu: float, stack: Stack, contended: bool,
                      interval_start: float, interval_cpu: float, held: float = 0.0,
-                     delay: float = 0.0) -> None:
+                     delay: float = 0.0, look: tuple[float, float] | None = None) -> None:
         """Charge the time since the last look to the step running in `slot`; `held` is the
-        interval's ready-but-not-running time, `delay` the thread's run-queue total now."""
+        interval's ready-but-not-running time, `delay` the thread's run-queue total now,
+        `look` a later look at the thread than the interval's start: (time, CPU then)."""
         record: UnitRecord = slot[0]
         state = slot[2]
         if state is None:
             # first sight: the step ran from t0 to now; its CPU share is exact when the probe
-            # read the CPU clock at its start, else bounded by this tick's interval
+            # read the CPU clock at its start, else bounded by what the thread did meanwhile
             t0, cpu0 = slot[1], slot[3]
             lead = max(0.0, now - t0)
             if cpu0 >= 0.0:
                 lead_on = min(max(0.0, cpu - cpu0), lead)
             else:
-                before = max(0.0, t0 - interval_start)
-                low = max(0.0, interval_cpu - before)
-                high = min(interval_cpu, lead)
-                lead_on = (low + high) / 2.0 if high >= low else high
+                lead_on = split_lead(t0, now, cpu, interval_start, cpu - interval_cpu, look)
             slot[2] = [now, cpu, stack, delay]
             if lead > 0.0:
                 span = max(now - interval_start, lead)
@@ -501,6 +522,31 @@ class Sampler:
             held = min(dt - dcpu, max(0.0, delay - state[3]))
         with self.lock:
             add_step_time(slot[0], state[2], dcpu, dt - dcpu - held, False, held)
+
+
+def cpu_in(t0: float, end: float, cpu_end: float, start: float, cpu_start: float) -> float:
+    """The CPU seconds a thread spent in [t0, end], knowing only its CPU clock at `start`
+    (before t0) and at `end`: between the least the clock says it must have run after t0
+    and the most it could have, the middle of the two."""
+    spent = max(0.0, cpu_end - cpu_start)
+    low = max(0.0, spent - max(0.0, t0 - start))
+    high = min(spent, max(0.0, end - t0))
+    return (low + high) / 2.0 if high >= low else high
+
+
+def split_lead(t0: float, now: float, cpu: float, start: float, cpu_start: float,
+               look: tuple[float, float] | None) -> float:
+    """The on-CPU part of a step's first `now - t0` seconds, seen for the first time now, from
+    the thread's CPU clock at its last tick (`start`, `cpu_start`) and, where there is one, at
+    a later look (the sampler's watch, a few milliseconds before): from that look on (or from
+    t0, where the look came before the step) the bounds are that much closer."""
+    if look is None or not start < look[0] < now or not cpu_start <= look[1] <= cpu:
+        return cpu_in(t0, now, cpu, start, cpu_start)
+    looked, looked_cpu = look
+    if looked <= t0:
+        return cpu_in(t0, now, cpu, looked, looked_cpu)
+    # the step had begun: exact from the look, bounded before it
+    return min(cpu - looked_cpu, now - looked) + cpu_in(t0, looked, looked_cpu, start, cpu_start)
 
 
 def add_step_time(record: UnitRecord, stack: Stack, on: float, off: float, contended: bool,

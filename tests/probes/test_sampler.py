@@ -82,6 +82,43 @@ def test_lead_in_without_a_cpu_reading_is_the_midpoint_of_its_bounds(interval_cp
     assert slot[2][:3] == [100.0, 7.0, stack_a()]
 
 
+def test_a_look_before_the_step_bounds_its_lead_in_from_there() -> None:
+    """The watch looked at the hub thread 1 ms before a step that blocks at once: from its
+    last tick (40 ms back, 30 ms of other steps' CPU in them) the lead-in would be half
+    on-CPU; from the look, 0.5 ms of CPU since leaves at most that much to the step."""
+    record = new_record()
+    slot = [record, 100.001, None, -1.0]  # the step began at 100.001 and sleeps
+    Sampler._charge_step(slot, 100.006, 7.0, stack_a(), False, 99.96, 0.03, look=(100.0, 6.9995))
+    on, off, _ = weights(record, stack_a())
+    assert on + off == pytest.approx(0.005, abs=EXACT)
+    assert on == pytest.approx(0.00025, abs=EXACT)  # the middle of 0 and 0.5 ms, not of 0 and 5
+
+
+def test_a_look_inside_the_step_makes_its_part_from_there_exact() -> None:
+    """The look came 1 ms into the step: the 4 ms after it are exact (0.5 ms of CPU); only
+    the first 1 ms is bounded from the tick before (which ran 1 ms on the CPU in 10 ms)."""
+    record = new_record()
+    slot = [record, 100.0, None, -1.0]
+    Sampler._charge_step(slot, 100.005, 6.0, stack_a(), False, 99.99, 0.0015, look=(100.001, 5.9995))
+    on, off, _ = weights(record, stack_a())
+    assert on + off == pytest.approx(0.005, abs=EXACT)
+    # before the look: 1 ms of CPU from 99.99 to 100.001, 10 ms of it before the step: 0 to 1 ms
+    assert on == pytest.approx(0.0005 + 0.0005, abs=EXACT)
+
+
+@pytest.mark.parametrize("look", [
+    (99.98, 6.999),  # before the tick's own interval began: nothing it could add
+    (100.01, 6.999),  # after the tick
+    (100.0, 7.5),  # a CPU reading past the tick's
+    (100.0, 6.0),  # a CPU reading before the interval's start
+])
+def test_a_look_that_does_not_fit_the_interval_is_not_used(look: tuple[float, float]) -> None:
+    with_look, without = new_record(), new_record()
+    Sampler._charge_step([with_look, 99.996, None, -1.0], 100.005, 7.0, stack_a(), False, 99.99, 0.008, look=look)
+    Sampler._charge_step([without, 99.996, None, -1.0], 100.005, 7.0, stack_a(), False, 99.99, 0.008)
+    assert weights(with_look, stack_a()) == weights(without, stack_a())
+
+
 def test_lead_in_off_cpu_is_flagged_contended_when_others_ran() -> None:
     record = new_record()
     slot = [record, 100.0, None, 5.0]

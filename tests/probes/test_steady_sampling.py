@@ -79,6 +79,36 @@ def test_without_holds_only_the_steady_ticks_are_taken() -> None:
     assert ticks <= 5.0 * wall + 1
 
 
+def burner(seconds: float) -> None:
+    """Holds the hub with CPU in 20 ms bursts, back to back, for `seconds`."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        burst = time.perf_counter() + 0.02
+        while time.perf_counter() < burst:
+            pass
+        gevent.sleep(0)
+
+
+def test_the_sampler_lives_through_ticks_that_run_past_the_next_steady_one() -> None:
+    """A tick that ends past the next steady tick's time (a loaded machine descheduled the
+    sampler; here each tick's listener takes 30 ms, the steady interval 25) left a negative
+    wait, which the watch refused, and the sampler stopped: in a busy server, no hold of the
+    hub was seen after the first second or two."""
+    profiler = Profiler("light", steady_rate=40.0, gevent=True, calibrate=False)
+    profiler.start()
+    capture = profiler.capture
+    assert capture is not None
+    capture.sampler.after_tick.append(lambda _now: time.sleep(0.03))
+    begin = time.perf_counter()
+    gevent.joinall([gevent.spawn(burner, 1.0)], timeout=60, raise_error=True)
+    wall = time.perf_counter() - begin
+    ticks, early, failed = capture.sampler.ticks, capture.sampler.early_ticks, capture.sampler.failed
+    profiler.stop()
+    assert failed is None
+    # a tick every ~30 ms, steady or early, the whole run long
+    assert ticks + early >= 0.5 * wall / 0.03 and ticks >= 5, (ticks, early, wall)
+
+
 def test_the_full_rate_without_a_steady_rate() -> None:
     report, ticks, early, wall, blocked = run(steady_rate=None, hold=True)
     assert early == 0 and ticks >= 0.5 * 100 * wall
