@@ -253,14 +253,19 @@ class Capture:
         if self._started:
             self.greenlet_probe.install_here()
 
-    def _statuses(self) -> list[tuple[str, bool, str]]:
-        """Each probe's state, with the reason of any that disabled itself meanwhile."""
-        status = []
+    def failures(self) -> dict[str, str]:
+        """The probes that disabled themselves so far, and why."""
         failures = {"asyncio": self.asyncio_probe.failed, "sampler": self.sampler.failed,
                     "greenlet": self.greenlet_probe.failed, "deep": self.deep.failed if self.deep else None,
                     "hot-calls": self.hot_calls.failed if self.hot_calls else None,
                     "threads": self.threads.failed,
                     "spans": self.spans.failed if self.spans is not None else None}
+        return {name: reason for name, reason in failures.items() if reason}
+
+    def _statuses(self) -> list[tuple[str, bool, str]]:
+        """Each probe's state, with the reason of any that disabled itself meanwhile."""
+        status = []
+        failures = self.failures()
         for name, active, note in self._status:
             failed = failures.get(name)
             if failed:

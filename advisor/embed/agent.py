@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import _thread
 import atexit
+import logging
 import math
 import os
 import signal
@@ -28,6 +29,8 @@ from .dump import ReportDumper
 from .meter import Gate, Pending, RequestMeter
 from .routes import DEFAULT_MAX_ROUTES
 from .windows import DEFAULT_BUDGET, TraceWindows
+
+LOG = logging.getLogger("advisor")
 
 # The always-on profiler's stack samples a second while a gevent server's greenlets switch
 # as they should (at 100 a second while one holds the hub: see Profiler's steady_rate). A
@@ -89,6 +92,7 @@ class Agent:
         self._pid = 0
         self._forks = -1  # _forks[0] when this process started (-1: not started)
         self._requests = 0
+        self._logged_failures: set[str] = set()  # probes whose failure was logged
         self._closed = False
         # The middleware's short way for a request (see Gate): set by begin() once nothing
         # is left for it to do per request, None again (unsettle) when that changes
@@ -168,6 +172,8 @@ class Agent:
                                             and self._pid != os.getpid()):
                 self.ensure_started()
             capture = self.profiler.attach_current_thread()
+            if capture is not None:
+                self._log_failures(capture)
             trigger = self.trigger
             settled = trigger.active is None and not trigger.finished
             if self.windows is not None and capture is not None:
@@ -190,6 +196,16 @@ class Agent:
             if generation != self._generation:
                 self.fast = None
         return pending
+
+    def _log_failures(self, capture: Any) -> None:
+        """Say once, in the server's log, that a probe disabled itself: the probes run in the
+        program's threads and the sampler's, where a logging call could take the program's
+        locks (gevent's, once patched) or recurse into a probe, so they only keep the reason;
+        a request looks (one in 256 on the gate's way)."""
+        for name, reason in capture.failures().items():
+            if name not in self._logged_failures:
+                self._logged_failures.add(name)
+                LOG.warning("advisor: the %s probe disabled itself after an internal error: %s", name, reason)
 
     def _follow_windows(self, capture: Any, settled: bool) -> None:
         """Pause or resume the tracing of this thread's greenlets when a window says so (see

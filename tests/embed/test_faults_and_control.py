@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,37 @@ def test_a_failure_in_the_probe_path_disables_measuring_and_the_request_goes_on(
         assert app.profiler.running  # the probes themselves go on
     finally:
         app.agent.close()
+
+
+def test_a_probe_that_disables_itself_is_logged_once_and_the_server_goes_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The sampler stops at an internal error (its thread cannot log safely): the agent
+    says so once in the server's log, from a request, and the report shows it inactive."""
+    app = AdvisorWSGIMiddleware(hello, deep_signal=None)
+    try:
+        assert call(app, "/one")[2] == b"hello /one"
+        sampler = app.profiler.capture.sampler
+
+        def broken_tick(*args: Any) -> None:
+            raise RuntimeError("injected tick failure")
+
+        sampler.tick = broken_tick  # type: ignore[method-assign]
+        deadline = time.monotonic() + 5.0
+        while sampler.failed is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sampler.failed == "RuntimeError: injected tick failure"
+        with caplog.at_level(logging.WARNING, logger="advisor"):
+            for _ in range(600):  # past the gate's fall-through to the agent (one in 256)
+                status, _, body = call(app, "/two")
+                assert status == "200 OK" and body == b"hello /two"
+        logged = [record.getMessage() for record in caplog.records if "injected" in record.getMessage()]
+        assert len(logged) == 1 and "sampler probe disabled itself" in logged[0], logged
+        assert app.profiler.routes.route("GET /two").count == 600  # requests are still measured
+    finally:
+        report = app.agent.close()
+    assert report is not None
+    statuses = {probe.name: probe for probe in report.run.probes}
+    assert not statuses["sampler"].active and "injected tick failure" in statuses["sampler"].note
 
 
 def test_a_failing_route_function_falls_back_to_method_and_path() -> None:
