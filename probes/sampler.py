@@ -539,7 +539,9 @@ def split_lead(t0: float, now: float, cpu: float, start: float, cpu_start: float
     """The on-CPU part of a step's first `now - t0` seconds, seen for the first time now, from
     the thread's CPU clock at its last tick (`start`, `cpu_start`) and, where there is one, at
     a later look (the sampler's watch, a few milliseconds before): from that look on (or from
-    t0, where the look came before the step) the bounds are that much closer."""
+    t0, where the look came before the step) the bounds are that much closer. A look that
+    does not fit the interval (the watch's clock is CLOCK_MONOTONIC, as perf_counter's is on
+    Linux) is not used."""
     if look is None or not start < look[0] < now or not cpu_start <= look[1] <= cpu:
         return cpu_in(t0, now, cpu, start, cpu_start)
     looked, looked_cpu = look
