@@ -262,6 +262,18 @@ capture_one(PyFrameObject *leaf, PyObject *hooks, Py_ssize_t max_depth, PyObject
     return stack;
 }
 
+/* the CPU seconds of a thread's clock (an id from threads.thread_cpu_clock), -1.0 where
+ * there is none or the thread is gone; callable without the GIL (wait_tick's looks) */
+static double
+cpu_seconds(int has_clock, long clock)
+{
+    struct timespec now;
+    if (!has_clock || clock_gettime((clockid_t)clock, &now) != 0) {
+        return -1.0;
+    }
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
 /* The thread's CPU seconds by its clock id (the `clock` of a ThreadInfo), or None: no
  * clock, or the thread is gone. What threads.read_clock does, without a Python call. */
 static PyObject *
@@ -271,12 +283,15 @@ read_cpu(PyObject *clock)
         Py_RETURN_NONE;
     }
     long id = PyLong_AsLong(clock);
-    struct timespec now;
-    if ((id == -1 && PyErr_Occurred()) || clock_gettime((clockid_t)id, &now) != 0) {
+    if (id == -1 && PyErr_Occurred()) {
         PyErr_Clear();
         Py_RETURN_NONE;
     }
-    return PyFloat_FromDouble((double)now.tv_sec + (double)now.tv_nsec * 1e-9);
+    double seconds = cpu_seconds(1, id);
+    if (seconds < 0.0) {
+        Py_RETURN_NONE;
+    }
+    return PyFloat_FromDouble(seconds);
 }
 
 /* Seconds the thread waited in the run queue, from its open schedstat descriptor (the
@@ -686,18 +701,6 @@ sleep_s(double seconds)
     struct timespec span = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
     while (nanosleep(&span, &span) != 0 && errno == EINTR) {
     }
-}
-
-/* the CPU seconds of a thread's clock (an id from threads.thread_cpu_clock), -1.0 where
- * there is none or the thread is gone; callable without the GIL */
-static double
-cpu_seconds(int has_clock, long clock)
-{
-    struct timespec now;
-    if (!has_clock || clock_gettime((clockid_t)clock, &now) != 0) {
-        return -1.0;
-    }
-    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
 }
 
 /* wait_tick(interval, watch, hold, clock, not_before=0.0, seen=0.0, cpu_clock=None) -> False

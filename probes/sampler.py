@@ -292,11 +292,13 @@ class Sampler:
         CPU clock of its hub's thread with it, where that thread is known."""
         if self.steady_interval is None or self.hold_clock is None or wait_tick is None:
             return None
-        ident = self.hold_thread() if self.hold_thread is not None else None
-        info = self.threads.alive.get(ident) if ident is not None else None
-        self._hold_ident = ident
-        self._hold_cpu_clock = info.clock if info is not None else None
-        return self.hold_clock()
+        clock = self.hold_clock()
+        if clock is not None:
+            ident = self.hold_thread() if self.hold_thread is not None else None
+            info = self.threads.alive.get(ident) if ident is not None else None
+            self._hold_ident = ident
+            self._hold_cpu_clock = info.clock if info is not None else None
+        return clock
 
     def tick(self, own: int, early: bool = False, look: tuple[int | None, float, float] | None = None) -> None:
         """Take one sample of every thread but `own`; an early one charges running steps only.

@@ -167,12 +167,13 @@ class Agent:
         generation = self._generation
         try:
             self._requests += 1
-            # the gate's requests come here one in REQUEST_FALL_THROUGH (_switch_hook.c): check the pid then
-            if self._forks != _forks[0] or ((self.fast is not None or not self._requests % PID_CHECK_EVERY)
-                                            and self._pid != os.getpid()):
+            # the gate's requests come here one in REQUEST_FALL_THROUGH (_switch_hook.c): check the
+            # pid and the probes then; the others (no gate: an ASGI server's) one in PID_CHECK_EVERY
+            now_and_then = self.fast is not None or not self._requests % PID_CHECK_EVERY
+            if self._forks != _forks[0] or (now_and_then and self._pid != os.getpid()):
                 self.ensure_started()
             capture = self.profiler.attach_current_thread()
-            if capture is not None:
+            if now_and_then and capture is not None:
                 self._log_failures(capture)
             trigger = self.trigger
             settled = trigger.active is None and not trigger.finished
@@ -201,7 +202,7 @@ class Agent:
         """Say once, in the server's log, that a probe disabled itself: the probes run in the
         program's threads and the sampler's, where a logging call could take the program's
         locks (gevent's, once patched) or recurse into a probe, so they only keep the reason;
-        a request looks (one in 256 on the gate's way)."""
+        one request in 256 looks."""
         for name, reason in capture.failures().items():
             if name not in self._logged_failures:
                 self._logged_failures.add(name)
