@@ -196,6 +196,45 @@ def test_a_gevent_hub_waits_for_events_and_blocks_nothing() -> None:
     assert entry.breakdown.waiting_s == pytest.approx(0.875, abs=EXACT)
 
 
+
+def hub_and_handlers(hub_running: float, hub_idle_seen: float, handlers_compute: float,
+                     thread_cpu: float) -> list[Task]:
+    """A server thread's units: its CPU clock, a hub whose idle spells the sampler saw only
+    in part, and a fold of request greenlets that computed without waiting."""
+    thread = thread_record(10.0, thread_cpu, name="MainThread")
+    thread.ident = 7
+    hub = UnitRecord(2, "greenlet", "gevent.hub.Hub", "", 0, 0.0)
+    hub.key, hub.ident = ("hub", 7), 7
+    hub.name, hub.named = "Hub", True
+    hub.running_s = hub.wall_s = hub_running
+    hub.samples = {}
+    add_weights(hub.samples, SLEEP, 0.0, hub_idle_seen, 0.0)
+    handlers = UnitRecord(3, "greenlet", "app.handle", "/app/app.py", 1, 0.0)
+    handlers.ident, handlers.count = 7, 40
+    handlers.running_s = handlers.wall_s = handlers_compute
+    return unit_entries([thread, hub, handlers])
+
+
+def test_a_hub_computes_no_more_than_its_thread_s_cpu_leaves_it() -> None:
+    # the hub ran 7 s, 2.5 s of it seen idle; the thread used 2.3 s of CPU, 2.1 s of it in
+    # the request greenlets: the hub computed 0.2 s at most, and the rest of its 7 s waited
+    entries = {entry.name: entry for entry in hub_and_handlers(7.0, 2.5, 2.1, 2.3)}
+    hub = entries["Hub"]
+    assert hub.breakdown.compute_s == pytest.approx(0.2, abs=EXACT)
+    assert hub.cpu_s == pytest.approx(0.2, abs=EXACT)
+    assert hub.breakdown.waiting_s == pytest.approx(6.8, abs=EXACT)
+    assert parts(hub) == pytest.approx(hub.wall_s, abs=EXACT)
+    assert entries["app.handle"].breakdown.compute_s == pytest.approx(2.1, abs=EXACT)
+    assert entries["MainThread"].breakdown.compute_s == pytest.approx(2.3, abs=EXACT)
+
+
+def test_a_hub_within_its_thread_s_cpu_keeps_its_figures() -> None:
+    # 0.5 s running, 0.4 s seen idle: 0.1 s of compute, well within 2.3 - 1.0 s
+    hub = next(entry for entry in hub_and_handlers(0.5, 0.4, 1.0, 2.3) if entry.name == "Hub")
+    assert hub.breakdown.compute_s == pytest.approx(0.1, abs=EXACT)
+    assert hub.breakdown.waiting_s == pytest.approx(0.4, abs=EXACT)
+
+
 # -- threads --------------------------------------------------------------------------------
 
 def test_a_thread_splits_its_off_cpu_time_in_the_sampled_proportions() -> None:

@@ -5,6 +5,7 @@ the routes they slow down, and the per-route breakdown matches what each route d
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from .conftest import REPO, TOKEN, per_request
@@ -37,6 +38,14 @@ def test_example_service_findings_and_routes(server_factory: Any) -> None:
     probes = {probe["name"]: probe for probe in report["run"]["probes"]}
     assert probes["sampler"]["active"], probes["sampler"]  # it did not stop (it once did)
 
+    # the hub waits for events most of its life: its compute, and the greenlets', fit in
+    # the CPU the whole server process used by then (the hub once showed more than all of it)
+    process_cpu = process_cpu_s(server.process.pid)
+    greenlets = [unit for unit in report["tasks"] if unit["kind"] == "greenlet"]
+    (hub,) = [unit for unit in greenlets if unit["name"] == "Hub"]
+    assert sum(unit["breakdown"]["compute_s"] for unit in greenlets) <= process_cpu, (process_cpu, greenlets)
+    assert hub["breakdown"]["compute_s"] < 0.5 * hub["wall_s"], hub
+
     findings = {finding["rule"]: finding for finding in report["findings"]}
     overhead = report["run"]["overhead"]
     assert set(findings) >= {"cpu-in-event-loop", "blocking-sleep"}, \
@@ -51,3 +60,10 @@ def test_example_service_findings_and_routes(server_factory: Any) -> None:
     assert server.process.returncode == 0 and "Traceback" not in err, err
     final = sorted(server.dump_dir.glob(f"advisor-{server.process.pid}-light-*.json"))
     assert final and json.loads(final[-1].read_text())["run"]["partial"] is False
+
+
+def process_cpu_s(pid: int) -> float:
+    """A process's user and system CPU seconds so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
