@@ -216,6 +216,13 @@ class Profiler:
         if capture is not None:
             capture.threads.ignored.add(get_ident())
 
+    def unignore_current_thread(self) -> None:
+        """Profile the calling thread again: a raw thread of advisor's that is about to end,
+        whose ident a thread of the program's may take next."""
+        capture = self._capture
+        if capture is not None:
+            capture.threads.ignored.discard(get_ident())
+
     # -- the report --------------------------------------------------------------------
     def _report(self, raw: RawCapture, partial: bool) -> Report:
         report = build_report(raw, RunFacts(argv=list(sys.argv), mode=self.mode, started_at=self._started_at,

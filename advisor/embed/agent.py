@@ -16,6 +16,7 @@ import math
 import os
 import signal
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,10 @@ from advisor.probes.threads import main_native_id
 
 from ..api import Mode, Profiler
 from ..profile import Report
-from .control import DEFAULT_PREFIX, ControlEndpoint, DeepTrigger
+from .control import DEFAULT_PREFIX, ControlEndpoint, DeepTrigger, built, failed
 from .dump import ReportDumper
 from .meter import Gate, Pending, RequestMeter
+from .offthread import OffThread, wait_async, wait_for
 from .routes import DEFAULT_MAX_ROUTES
 from .windows import DEFAULT_BUDGET, TraceWindows
 
@@ -246,4 +248,26 @@ class Agent:
         return self.control.wants(path)
 
     def answer(self, method: str, path: str, query: str, token: str | None, remote: str | None) -> Any:
-        return self.control.handle(method, path, query, token, remote)
+        """The control endpoint's answer, for a synchronous server: a report is built on a
+        thread of advisor's own while the request waits its server's way (offthread.py)."""
+        answer = self.control.handle(method, path, query, token, remote)
+        if answer.build is None:
+            return answer
+        try:
+            return built(answer, wait_for(self._off_thread(answer.build)))
+        except Exception as error:
+            return failed(error)
+
+    async def answer_async(self, method: str, path: str, query: str, token: str | None,
+                           remote: str | None) -> Any:
+        """The control endpoint's answer, for an asyncio server (its loop serves on meanwhile)."""
+        answer = self.control.handle(method, path, query, token, remote)
+        if answer.build is None:
+            return answer
+        try:
+            return built(answer, await wait_async(self._off_thread(answer.build)))
+        except Exception as error:
+            return failed(error)
+
+    def _off_thread(self, build: Callable[[], bytes]) -> OffThread[bytes]:
+        return OffThread(build, self.profiler.ignore_current_thread, self.profiler.unignore_current_thread)

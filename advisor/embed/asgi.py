@@ -103,7 +103,7 @@ class AdvisorASGIMiddleware:
         client = scope.get("client")
         remote = client[0] if client else None
         query = scope.get("query_string", b"").decode("latin-1")
-        answer = self.agent.answer(scope.get("method", "GET"), path, query, token, remote)
+        answer = await self.agent.answer_async(scope.get("method", "GET"), path, query, token, remote)
         response_headers = [(b"content-type", answer.content_type.encode()),
                             (b"content-length", str(len(answer.body)).encode()), (b"cache-control", b"no-store")]
         response_headers += [(name.lower().encode(), value.encode()) for name, value in answer.headers]

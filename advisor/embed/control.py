@@ -174,6 +174,19 @@ class ControlResponse:
     body: bytes
     content_type: str = "text/plain; charset=utf-8"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # the body, where it takes real work (a report): made off the request's thread (offthread.py)
+    build: Callable[[], bytes] | None = None
+
+
+def built(answer: ControlResponse, body: bytes) -> ControlResponse:
+    """The answer with its body made."""
+    return ControlResponse(answer.status, body, answer.content_type, answer.headers)
+
+
+def failed(error: Exception) -> ControlResponse:
+    """A 500 that tells the caller nothing more: the error goes to the server's log."""
+    LOG.warning("advisor: control endpoint failed: %s: %s", type(error).__name__, error)
+    return _text(500, "internal error")
 
 
 def _text(status: int, message: str, headers: list[tuple[str, str]] | None = None) -> ControlResponse:
@@ -209,8 +222,7 @@ class ControlEndpoint:
         try:
             return self._handle(method, path, query, token, remote)
         except Exception as error:  # details go to the server's log, not to the caller
-            LOG.warning("advisor: control endpoint failed: %s: %s", type(error).__name__, error)
-            return _text(500, "internal error")
+            return failed(error)
 
     def _handle(self, method: str, path: str, query: str, token: str | None, remote: str | None) -> ControlResponse:
         expected = self._token
@@ -226,13 +238,14 @@ class ControlEndpoint:
         if action == "report":
             if method not in ("GET", "HEAD"):
                 return _text(405, "use GET")
-            return ControlResponse(200, report_json(self.snapshot()).encode(), "application/json")
+            snapshot = self.snapshot
+            return ControlResponse(200, b"", "application/json", build=lambda: report_json(snapshot()).encode())
         if action == "deep":
             if method in ("GET", "HEAD"):
                 last = self.trigger.last_report
                 if last is None:
                     return _text(404, "no deep capture yet")
-                return ControlResponse(200, report_json(last).encode(), "application/json")
+                return ControlResponse(200, b"", "application/json", build=lambda: report_json(last).encode())
             if method != "POST":
                 return _text(405, "use GET or POST")
             values = parse_qs(query).get("seconds", [])

@@ -67,3 +67,33 @@ def process_cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_reports_asked_over_http_are_built_off_the_server_s_greenlets(server_factory: Any) -> None:
+    # each report is milliseconds of CPU: built in the request's greenlet, it showed as the
+    # server's compute (its MainThread's and its request greenlets'), in advisor's code
+    server = server_factory([APP, "--port", "0"], env={"ADVISOR_TOKEN": TOKEN, "STORE_LATENCY_S": "0.001"})
+    # findings and samples to report: a price report holds the hub ~50 ms a time
+    server.drive([("GET", "/health"), ("GET", "/products/3"), ("GET", "/report"), ("POST", "/orders")], 24)
+    before, cpu_before = server.report(), process_cpu_s(server.process.pid)
+    for _ in range(15):
+        server.report()
+        server.drive([("GET", "/health")], 2)  # the server serves on between reports
+    after, cpu_after = server.report(), process_cpu_s(server.process.pid)
+    # the server's CPU meanwhile was mostly the reports' (30 requests for /health came between)
+    grown = {name: compute(after, name) - compute(before, name) for name in ("MainThread", "greenlets")}
+    used = cpu_after - cpu_before
+    print(grown, used)
+    assert all(seconds < 0.4 * used for seconds in grown.values()), (grown, used)
+    routes = {route["route"] for route in after["routes"]}
+    assert routes == {"GET /health", "GET /products/{id}", "GET /report", "POST /orders"}  # the endpoint is no route
+    server.stop()
+
+
+def compute(report: dict[str, Any], name: str) -> float:
+    """A thread's compute, or (``greenlets``) all request greenlets' (the hub's left out)."""
+    if name == "greenlets":
+        return sum(unit["breakdown"]["compute_s"] for unit in report["tasks"]
+                   if unit["kind"] == "greenlet" and unit["name"] != "Hub")
+    (unit,) = [unit for unit in report["tasks"] if unit["name"] == name]
+    return float(unit["breakdown"]["compute_s"])
