@@ -80,11 +80,11 @@ def test_reports_asked_over_http_are_built_off_the_server_s_greenlets(server_fac
         server.report()
         server.drive([("GET", "/health")], 2)  # the server serves on between reports
     after, cpu_after = server.report(), process_cpu_s(server.process.pid)
-    # the server's CPU meanwhile was mostly the reports' (30 requests for /health came between)
+    # the server's CPU meanwhile was mostly the reports' (~10 ms each; 30 requests for /health
+    # came between, and the waits: 0.25 of it in all)
     grown = {name: compute(after, name) - compute(before, name) for name in ("MainThread", "greenlets")}
     used = cpu_after - cpu_before
-    print(grown, used)
-    assert all(seconds < 0.4 * used for seconds in grown.values()), (grown, used)
+    assert all(seconds < 0.6 * used for seconds in grown.values()), (grown, used)  # 0.9 and more before
     routes = {route["route"] for route in after["routes"]}
     assert routes == {"GET /health", "GET /products/{id}", "GET /report", "POST /orders"}  # the endpoint is no route
     server.stop()

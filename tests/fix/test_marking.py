@@ -41,6 +41,28 @@ def test_fixable_is_set_where_the_fixer_applies_and_digests_are_recorded(tmp_pat
     assert digests == {"app.py": "sha256:" + hashlib.sha256(APP.encode()).hexdigest()}
 
 
+def test_a_plan_is_made_once_per_text_and_findings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a live server's reports ask about the same file and findings again and again
+    from advisor.fix import apply
+
+    planned = []
+    real = apply.plan_edits
+    monkeypatch.setattr(apply, "plan_edits", lambda *args: planned.append(1) or real(*args))
+    (tmp_path / "app.py").write_text(APP + "\n# once\n")
+    for _ in range(3):
+        findings = [finding("blocking-sleep", 6), finding("blocking-sleep", 10)]
+        mark_fixable(findings, cwd=str(tmp_path))
+        assert [f.fixable for f in findings] == [True, False]
+    assert len(planned) == 1
+    findings = [finding("blocking-sleep", 10), finding("blocking-sleep", 6)]  # other findings: planned again
+    mark_fixable(findings, cwd=str(tmp_path))
+    assert [f.fixable for f in findings] == [False, True] and len(planned) == 2
+    (tmp_path / "app.py").write_text(APP.replace("async def poll", "def poll") + "\n# twice\n")  # another text
+    findings = [finding("blocking-sleep", 6), finding("blocking-sleep", 10)]
+    mark_fixable(findings, cwd=str(tmp_path))
+    assert [f.fixable for f in findings] == [False, False] and len(planned) == 3
+
+
 def test_a_file_libcst_cannot_parse_has_no_fixable_findings(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text("async def f(:\n    time.sleep(1)\n")
     findings = [finding("blocking-sleep", 2)]
