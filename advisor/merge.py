@@ -107,6 +107,8 @@ def merged_overhead(runs: Sequence[RunInfo]) -> Overhead:
         profiler_call_s=round(mean(o.profiler_call_s for o in overheads), 9),
         bytecode_factor=round(mean(o.bytecode_factor for o in overheads), 4),
         deep_paused_s=_r(sum(o.deep_paused_s for o in overheads)),
+        speed_samples=sum(o.speed_samples for o in overheads),
+        speed_scale=round(mean(o.speed_scale for o in overheads), 4),
         call_wrapper_s=round(mean(o.call_wrapper_s for o in overheads), 9),
         traced_share=round(mean(o.traced_share for o in overheads), 4),
         trace_paused_s=_r(sum(o.trace_paused_s for o in overheads)),

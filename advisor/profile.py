@@ -51,6 +51,10 @@ class Overhead(Model):
     profiler_call_s: float = 0.0  # deep mode: what yappi adds to one call (subtracted)
     bytecode_factor: float = 1.0  # deep mode: how much slower bytecode runs under yappi (taken out)
     deep_paused_s: float = 0.0  # deep mode: time the profile paused (too many live tasks)
+    # deep mode: the main thread's speed samples while the program ran, and the scale they
+    # gave the calibrated costs per call (1.0: too few, the calibrations' speed)
+    speed_samples: int = 0
+    speed_scale: float = 1.0
     call_wrapper_s: float = 0.0  # what standard mode's call counting adds to one call
     # a server's light mode under load: the share of the time greenlet switches were traced,
     # and the seconds tracing was paused to keep the probes' cost within budget (requests

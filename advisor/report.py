@@ -96,6 +96,8 @@ def build_report(raw: RawCapture, facts: RunFacts) -> Report:
         run.overhead.profiler_call_s = round(deep.cost.wall_s, 9)
         run.overhead.bytecode_factor = round(deep.cost.bytecode_factor, 4)
         run.overhead.deep_paused_s = round(deep.paused_s, 6)
+        run.overhead.speed_samples = deep.speed_samples
+        run.overhead.speed_scale = round(deep.speed_scale, 4)
         run.overhead.overhead_s = round(run.overhead.overhead_s + profiler_seconds(deep.functions, deep.cost), 6)
     run.overhead.corrected = bool(corrections) or deep is not None
     tasks = unit_entries(raw.units, corrections, enrich, span=(raw.started, raw.ended))

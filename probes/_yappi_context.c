@@ -9,6 +9,10 @@
  * thread does, dozens of times), the profiled thread resumes into freed tables: a segfault
  * in yappi's hfind. These do what yappi's Python callbacks do, without running bytecode,
  * and with collections held off (a collection's finalizers would be Python code too).
+ *
+ * Also here, for deep mode's in-run speed samples: call_on_main, which has the main thread
+ * call a function between two of its instructions (an interpreter's pending call), as the
+ * program runs, without a signal handler in the program.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -145,12 +149,44 @@ thread_name(PyObject *module, PyObject *Py_UNUSED(unused))
     return held(thread_name_held);
 }
 
+/* a pending call: the main thread, between two instructions, with the GIL */
+static int
+run_on_main(void *callable)
+{
+    PyObject *result = PyObject_CallNoArgs((PyObject *)callable);
+    Py_DECREF((PyObject *)callable);
+    if (result == NULL) {
+        /* never into the program: the caller's function keeps its own failures */
+        PyErr_Clear();
+    }
+    Py_XDECREF(result);
+    return 0;
+}
+
+static PyObject *
+call_on_main(PyObject *module, PyObject *callable)
+{
+    if (!PyCallable_Check(callable)) {
+        PyErr_SetString(PyExc_TypeError, "call_on_main needs a callable");
+        return NULL;
+    }
+    Py_INCREF(callable);
+    if (Py_AddPendingCall(run_on_main, callable) < 0) { /* the queue is full */
+        Py_DECREF(callable);
+        Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
      "configure(greenlet.getcurrent, yappi.GREENLET_COUNTER, threading, yappi's get_ident)"},
     {"greenlet_id", greenlet_id, METH_NOARGS, "the running greenlet's yappi context id (_yappi_tid)"},
     {"greenlet_name", greenlet_name, METH_NOARGS, "the running greenlet's class name"},
     {"thread_name", thread_name, METH_NOARGS, "the running thread's class name, or None before threading has it"},
+    {"call_on_main", call_on_main, METH_O,
+     "call_on_main(function) -> whether the main thread will call function() between two of its instructions "
+     "(False: the interpreter's queue of pending calls is full); what it raises is dropped"},
     {NULL, NULL, 0, NULL},
 };
 

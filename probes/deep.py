@@ -8,13 +8,17 @@ Before the run, the cost yappi adds to one call is measured (by kind of call, C 
 included: yappi times every one, so it is started with builtins on, to count them), split
 into what lands in the caller's and in the callee's own time, and so is how much slower
 bytecode runs under it, so the report can take both out; they are measured
-again once the run's stats are read, and the two are averaged, so that a machine whose
-load changed during the run is corrected at a cost nearer the one it had meanwhile (when
-the two disagree by more than 20%, one of them caught a slow spell: the lower is taken; in a
-running server, where other threads may still be inside yappi's callback, only the start-up's
-is taken, and yappi's tables are freed at the next capture's start). yappi's
-coroutine-aware wall clock grows with the square of the suspended coroutines, so the
-profile pauses while more than ``MAX_LIVE_TASKS`` tasks are alive, and says so.
+again once the run's stats are read, and the two are averaged (when they disagree by more
+than 20%, one of them caught a slow spell: the lower is taken; in a running server, where
+other threads may still be inside yappi's callback, only the start-up's is taken, and
+yappi's tables are freed at the next capture's start). Each measure is timed beside a
+*reference*, a short loop of calls under yappi, and kept relative to it; while the program
+runs, its main thread times the same reference every ``SPEED_EVERY_S`` (a pending call, see
+``_yappi_context.call_on_main``), and the costs are scaled to the speed it saw: a machine
+whose speed changes (a shared core, turbo, throttling) charges the run's calls what they
+cost while it ran, not what they cost during a calibration a fraction of a second long.
+yappi's coroutine-aware wall clock grows with the square of the suspended coroutines, so
+the profile pauses while more than ``MAX_LIVE_TASKS`` tasks are alive, and says so.
 """
 
 from __future__ import annotations
@@ -31,6 +35,13 @@ from typing import Any
 
 from .gc_hold import collections_held
 
+try:  # deep mode's speed samples need it (optional: built where a compiler was)
+    from ._yappi_context import call_on_main  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - depends on the build
+    def call_on_main(function: Callable[[], object]) -> bool:
+        """Where _yappi_context.c was not built: no speed sample (the calibrations' speed)."""
+        return False
+
 # The unit tag of the code running now (0: not inside a tagged asyncio task).
 UNIT_TAG: contextvars.ContextVar[int] = contextvars.ContextVar("advisor_unit_tag", default=0)
 
@@ -39,6 +50,14 @@ DISAGREEMENT = 1.2  # two calibrations further apart than this: one caught a slo
 RESUME_BELOW = 800
 MAX_QUERIES = 2_500  # per-tag and per-context stats asked of yappi at the end
 SETTLE_S = 0.02  # after yappi stops: for a callback in flight in another thread to end
+# The speed reference: a loop of this many calls under yappi (~0.15-0.3 ms), after a few
+# untimed ones (the loop's code and yappi's entries for it back in the caches). Timed in the
+# program's main thread every SPEED_EVERY_S while it runs (~0.5% of its time); scaled to
+# when at least MIN_SPEED_SAMPLES were taken
+REFERENCE_CALLS = 500
+REFERENCE_WARM_UP = 50
+SPEED_EVERY_S = 0.05
+MIN_SPEED_SAMPLES = 5
 _STALE = [False]  # yappi holds a capture's tables, to be freed at the next capture's start
 
 
@@ -70,6 +89,9 @@ class CallCost:
     # with no loop cannot run much longer a call than its instructions take (see
     # advisor/code_shape.py)
     instruction_s: float = 0.0
+    # the reference loop's time per call under yappi when these were measured (0: not
+    # measured): the speed the costs above are at
+    reference_s: float = 0.0
 
     @property
     def total_s(self) -> float:
@@ -80,6 +102,17 @@ class CallCost:
         """A C method call's cost: its own calibration, else (where that loop measured
         nothing) a C function call's."""
         return self.builtin_method_wall_s or self.builtin_wall_s
+
+    def scaled(self, by: float) -> CallCost:
+        """These costs on a machine `by` times as slow (the bytecode factor is a ratio)."""
+        return CallCost(**{name: value if name == "bytecode_factor" else value * by
+                           for name, value in vars(self).items()})
+
+    def at_speed(self, reference_s: float) -> CallCost:
+        """These costs at the speed where the reference loop takes `reference_s` a call."""
+        if not self.reference_s > 0.0 or not reference_s > 0.0:
+            return self
+        return self.scaled(reference_s / self.reference_s)
 
     def combined(self, other: CallCost) -> CallCost:
         """The start-up's and the end's calibrations made one, field by field: their mean
@@ -95,12 +128,19 @@ class CallCost:
             return self
         if not self.wall_s:
             return other
+        if self.reference_s > 0.0 and other.reference_s > 0.0:  # both at the speed between theirs
+            speed = (self.reference_s + other.reference_s) / 2
+            return self.at_speed(speed)._field_by_field(other.at_speed(speed))
+        return self._field_by_field(other)
+
+    def _field_by_field(self, other: CallCost) -> CallCost:
         values = {}
         for name, mine in vars(self).items():
             theirs = getattr(other, name)
             base = 1.0 if name == "bytecode_factor" else 0.0
             low, high = sorted((mine - base, theirs - base))
             values[name] = min(mine, theirs) if high > DISAGREEMENT * low else (mine + theirs) / 2
+        values["reference_s"] = self.reference_s
         return CallCost(**values)
 
 
@@ -136,6 +176,33 @@ class DeepProfile:
     paused_s: float
     clock: str
     backend: str
+    # the main thread's speed while the program ran: reference loops timed, and the scale
+    # the calibrated costs were given for it (1.0: too few were taken, the calibrations' own)
+    speed_samples: int = 0
+    speed_scale: float = 1.0
+
+
+class SpeedSamples:
+    """The reference loop's time per call in the program's main thread, sampled as it runs.
+
+    Kept as their count and the sum of their inverses, bounded: the speed to scale yappi's
+    cost per call to is their harmonic mean. A call costs `c` at a time the loop took `c`, and
+    a program makes more calls a second when calls are cheap, so the calls' mean cost is the
+    time-weighted harmonic mean of `c`; the samples are spread evenly in time. Not the
+    median: a slow spell of a third of the run is a third of its calls' cost."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._inverse_sum = 0.0
+
+    def add(self, seconds_per_call: float) -> None:
+        if seconds_per_call > 0.0:
+            self.count += 1
+            self._inverse_sum += 1.0 / seconds_per_call
+
+    @property
+    def typical(self) -> float:
+        return self.count / self._inverse_sum if self.count else 0.0
 
 
 # The calibrations time the calibrating thread's CPU, not the wall clock: on a busy machine
@@ -187,6 +254,61 @@ class _Link:
 _SCALE = 3
 
 
+def _reference_callee() -> None:
+    return None
+
+
+def _reference_loop(count: int) -> None:
+    for _ in range(count):
+        _reference_callee()
+
+
+def reference_time() -> float:
+    """The reference loop's time per call, as this thread runs it now (under yappi, where
+    it runs): the speed the calibration's measures are kept relative to, and the speed the
+    program's main thread is sampled at while it runs."""
+    _reference_loop(REFERENCE_WARM_UP)
+    begin = _cpu_clock()
+    _reference_loop(REFERENCE_CALLS)
+    return (_cpu_clock() - begin) / REFERENCE_CALLS
+
+
+class Reference:
+    """A calibration's speed reference, timed under yappi beside each of its measures. A
+    shared machine's speed can change by half within a calibration of a fraction of a
+    second (seen here: a call under yappi 320 ns or 620 ns from one second to the next);
+    each measure divided by the reference timed beside it is a figure the machine's speed
+    leaves alone, and the calibration's seconds are those figures at the reference's median."""
+
+    def __init__(self, timer: Callable[[], float] = reference_time) -> None:
+        self._timer = timer
+        self.seen: list[float] = []
+
+    def take(self) -> float:
+        """Time the reference now (yappi running); 1.0 where it measured nothing."""
+        value = self._timer()
+        if value > 0.0:
+            self.seen.append(value)
+            return value
+        return 1.0
+
+    def around(self, yappi: Any, threads: bool) -> float:
+        """Time the reference with yappi started for it (beside a measure taken bare)."""
+        yappi.start(builtins=True, profile_threads=threads)
+        try:
+            return self.take()
+        finally:
+            yappi.stop()
+
+    @property
+    def typical(self) -> float:
+        return statistics.median(self.seen) if self.seen else 0.0
+
+    def since(self, mark: int) -> float:
+        """The median of the references taken since `mark` (a len(seen) before)."""
+        return statistics.median(self.seen[mark:]) if len(self.seen) > mark else 1.0
+
+
 def _bytecode(count: int) -> float:
     """A loop of no calls, with the instructions a program's bodies are made of (global and
     attribute loads, an attribute store, int and float arithmetic, a compare and a branch,
@@ -206,21 +328,24 @@ def _bytecode(count: int) -> float:
     return total
 
 
-def _extra(yappi: Any, timer: Callable[[], float], pairs: int = 7, threads: bool = True) -> tuple[float, float]:
+def _extra(yappi: Any, timer: Callable[[], float], pairs: int = 7, threads: bool = True,
+           reference: Reference | None = None) -> tuple[float, float]:
     """What yappi adds to a timed loop, and the loop's bare time: the medians, over `pairs`
-    runs of the loop without and then with yappi, of the difference and of the bare run.
-    Taken in pairs, a slower spell of the machine lands on both sides of one difference
-    rather than on one side of all of them."""
+    runs of the loop without and then with yappi, of the difference and of the bare run,
+    each pair's divided by the `reference` timed right after it. Taken in pairs, a slower
+    spell of the machine lands on both sides of one difference rather than on one side of
+    all of them."""
     differences, bares = [], []
     for _ in range(pairs):
         bare = timer()
         yappi.start(builtins=True, profile_threads=threads)
         try:
             profiled = timer()
+            unit = reference.take() if reference is not None else 1.0
         finally:
             yappi.stop()
-        differences.append(profiled - bare)
-        bares.append(bare)
+        differences.append((profiled - bare) / unit)
+        bares.append(bare / unit)
     return statistics.median(differences), statistics.median(bares)
 
 
@@ -272,9 +397,10 @@ def _loop_instructions(function: Callable[..., object]) -> int:
         return len(names)
 
 
-def _bytecode_factor(yappi: Any, rounds: int, threads: bool) -> tuple[float, float]:
+def _bytecode_factor(yappi: Any, rounds: int, threads: bool,
+                     reference: Reference | None = None) -> tuple[float, float]:
     """How much slower bytecode runs under yappi, and an instruction's mean time under it."""
-    added, bare = _extra(yappi, _timed(_bytecode, rounds), threads=threads)
+    added, bare = _extra(yappi, _timed(_bytecode, rounds), threads=threads, reference=reference)
     yappi.clear_stats()
     if bare <= 0.0:
         return 1.0, 0.0
@@ -282,16 +408,21 @@ def _bytecode_factor(yappi: Any, rounds: int, threads: bool) -> tuple[float, flo
 
 
 def _measure_calls(yappi: Any, rounds: int, threads: bool) -> CallCost:
+    """The calibration's measures, each relative to the reference timed beside it, made
+    seconds at the reference's median (see Reference)."""
     def loop(count: int) -> None:
         for _ in range(count):
             pass
 
-    loop_only = _typical(_timed(loop, rounds)() for _ in range(5))
-    with_calls = _typical(_timed(_caller, rounds)() for _ in range(5))
-    factor, instruction = _bytecode_factor(yappi, rounds // 2, threads)
+    reference = Reference()
+    loop_only = _typical(_timed(loop, rounds)() for _ in range(5)) / reference.around(yappi, threads)
+    with_calls = _typical(_timed(_caller, rounds)() for _ in range(5)) / reference.around(yappi, threads)
+    factor, instruction = _bytecode_factor(yappi, rounds // 2, threads, reference)
     passes = 7
     yappi.clear_stats()
-    wall = _per_call(_extra(yappi, _timed(_caller, rounds), passes, threads), rounds, factor)
+    mark = len(reference.seen)
+    wall = _per_call(_extra(yappi, _timed(_caller, rounds), passes, threads, reference), rounds, factor)
+    unit = reference.since(mark)  # of the passes whose stats these are
     stats = {stat.name: stat for stat in yappi.get_func_stats() if stat.name in ("_empty", "_caller")}
     yappi.clear_stats()
     if "_empty" not in stats or "_caller" not in stats:
@@ -299,18 +430,20 @@ def _measure_calls(yappi: Any, rounds: int, threads: bool) -> CallCost:
     calls = rounds * passes
     # the bare call's own time splits between the two; under yappi it runs `factor` slower
     empty_bare = max(0.0, (with_calls - loop_only) / rounds) * factor
-    callee = max(0.0, stats["_empty"].tsub / calls - empty_bare / 2)
-    caller_own = max(0.0, (stats["_caller"].tsub - factor * loop_only * passes) / calls - empty_bare / 2)
-    recursive = _recursive_cost(yappi, factor, threads=threads)
-    method, init, recursive_method = _object_costs(yappi, factor, threads=threads)
-    builtin, builtin_callee, builtin_method = _builtin_cost(yappi, factor, rounds // 4, threads=threads)
+    callee = max(0.0, stats["_empty"].tsub / unit / calls - empty_bare / 2)
+    caller_own = max(0.0, (stats["_caller"].tsub / unit - factor * loop_only * passes) / calls - empty_bare / 2)
+    recursive = _recursive_cost(yappi, factor, threads=threads, reference=reference)
+    method, init, recursive_method = _object_costs(yappi, factor, threads=threads, reference=reference)
+    builtin, builtin_callee, builtin_method = _builtin_cost(yappi, factor, rounds // 4, threads=threads,
+                                                            reference=reference)
     wall = max(wall, caller_own + callee)
-    return CallCost(caller_s=caller_own, callee_s=callee, wall_s=wall,
-                    recursive_wall_s=max(recursive, wall), method_wall_s=max(method, wall),
-                    init_wall_s=max(init, wall), recursive_method_wall_s=max(recursive_method, wall),
-                    builtin_wall_s=max(builtin, builtin_callee), builtin_callee_s=builtin_callee,
-                    builtin_method_wall_s=max(builtin_method, builtin, builtin_callee),
-                    bytecode_factor=factor, instruction_s=instruction)
+    relative = CallCost(caller_s=caller_own, callee_s=callee, wall_s=wall,
+                        recursive_wall_s=max(recursive, wall), method_wall_s=max(method, wall),
+                        init_wall_s=max(init, wall), recursive_method_wall_s=max(recursive_method, wall),
+                        builtin_wall_s=max(builtin, builtin_callee), builtin_callee_s=builtin_callee,
+                        builtin_method_wall_s=max(builtin_method, builtin, builtin_callee),
+                        bytecode_factor=factor, instruction_s=instruction, reference_s=1.0)
+    return relative.scaled(reference.typical)
 
 
 def _lengths(count: int) -> int:
@@ -329,7 +462,8 @@ def _counts(count: int) -> int:
     return total
 
 
-def _builtin_cost(yappi: Any, factor: float, rounds: int, threads: bool = True) -> tuple[float, float, float]:
+def _builtin_cost(yappi: Any, factor: float, rounds: int, threads: bool = True,
+                  reference: Reference | None = None) -> tuple[float, float, float]:
     """yappi's cost per call of a C function (``len``), the part of it timed as the C
     function's own, and its cost per call of a C method (``items.count(0)``): yappi times
     C calls whether or not builtins are shown in its stats."""
@@ -338,24 +472,30 @@ def _builtin_cost(yappi: Any, factor: float, rounds: int, threads: bool = True) 
         for _ in range(count):
             total += step
 
-    loop_only = _typical(_timed(bare_loop, rounds)() for _ in range(5))
-    with_calls = _typical(_timed(_lengths, rounds)() for _ in range(5))
+    def unit() -> float:
+        return reference.around(yappi, threads) if reference is not None else 1.0
+
+    loop_only = _typical(_timed(bare_loop, rounds)() for _ in range(5)) / unit()
+    with_calls = _typical(_timed(_lengths, rounds)() for _ in range(5)) / unit()
     passes = 7
     yappi.clear_stats()
     try:
-        wall = _per_call(_extra(yappi, _timed(_lengths, rounds), passes, threads), rounds, factor)
+        mark = len(reference.seen) if reference is not None else 0
+        wall = _per_call(_extra(yappi, _timed(_lengths, rounds), passes, threads, reference), rounds, factor)
+        timed_unit = reference.since(mark) if reference is not None else 1.0
         timed = [stat for stat in yappi.get_func_stats() if stat.builtin and stat.name == "len"]
         yappi.clear_stats()
-        method = _per_call(_extra(yappi, _timed(_counts, rounds), threads=threads), rounds, factor)
+        method = _per_call(_extra(yappi, _timed(_counts, rounds), threads=threads, reference=reference),
+                           rounds, factor)
     finally:
         yappi.clear_stats()
     own = max(0.0, (with_calls - loop_only) / rounds)  # a bare len() call: C code, not slowed
-    callee = max(0.0, timed[0].tsub / (rounds * passes) - own) if timed else 0.0
+    callee = max(0.0, timed[0].tsub / timed_unit / (rounds * passes) - own) if timed else 0.0
     return wall, callee, method
 
 
-def _object_costs(yappi: Any, factor: float, rounds: int = 10_000,
-                  threads: bool = True) -> tuple[float, float, float]:
+def _object_costs(yappi: Any, factor: float, rounds: int = 10_000, threads: bool = True,
+                  reference: Reference | None = None) -> tuple[float, float, float]:
     """yappi's wall cost per method call, per constructor call (``__init__``, called from C by the
     class) and per call of a recursive method, the bytecode factor taken out.
 
@@ -380,18 +520,20 @@ def _object_costs(yappi: Any, factor: float, rounds: int = 10_000,
             chain.length()
 
     try:
-        method, init, walk = (_per_call(_extra(yappi, _timed(work, rounds), threads=threads), rounds, factor)
+        method, init, walk = (_per_call(_extra(yappi, _timed(work, rounds), threads=threads, reference=reference),
+                                        rounds, factor)
                               for work in (methods, constructors, walks))
     finally:
         yappi.clear_stats()
     return method, init, walk
 
 
-def _recursive_cost(yappi: Any, factor: float, depth: int = 18, threads: bool = True) -> float:
+def _recursive_cost(yappi: Any, factor: float, depth: int = 18, threads: bool = True,
+                    reference: Reference | None = None) -> float:
     """yappi's wall cost per call of a recursive function (a small Fibonacci)."""
     calls = 2 * _fib(depth + 1) - 1  # calls made by _fib(depth)
     try:
-        return _per_call(_extra(yappi, _timed(_fib, depth), threads=threads), calls, factor)
+        return _per_call(_extra(yappi, _timed(_fib, depth), threads=threads, reference=reference), calls, factor)
     finally:
         yappi.clear_stats()
 
@@ -446,6 +588,10 @@ class DeepProbe:
         self._paused_at: float | None = None
         self.failed: str | None = None
         self.tagging = False  # asyncio tasks are told apart by yappi's tag callback (tag_tasks)
+        self.speed = SpeedSamples()
+        self._profiling = False  # between start and stop: a speed sample is taken only then
+        self._sample_asked = False  # one pending at a time (the main thread may be blocked)
+        self._next_sample = 0.0
 
     def prepare(self) -> None:
         """Configure yappi and measure its per-call cost (before the other probes start, so
@@ -479,9 +625,12 @@ class DeepProbe:
     def start(self) -> None:
         if self._yappi is None:
             self.prepare()
+        self.speed = SpeedSamples()
         self._yappi.start(builtins=True, profile_threads=True)
+        self._profiling = True
 
     def stop(self) -> None:
+        self._profiling = False
         yappi = self._yappi
         if yappi is not None and yappi.is_running():
             with collections_held():
@@ -495,8 +644,14 @@ class DeepProbe:
             self._paused_at = None
 
     def watch(self, now: float) -> None:
-        """Sampler listener: pause the profile while too many tasks are alive."""
-        if self._live_tasks is None or self._yappi is None:
+        """Sampler listener: ask the main thread for a speed sample now and then, and pause
+        the profile while too many tasks are alive."""
+        if self._yappi is None:
+            return
+        if now >= self._next_sample and not self._sample_asked and self._profiling and self._paused_at is None:
+            self._next_sample = now + SPEED_EVERY_S
+            self._sample_asked = call_on_main(self._sample_speed)
+        if self._live_tasks is None:
             return
         live = self._live_tasks()
         if self._paused_at is None and live > MAX_LIVE_TASKS:
@@ -506,6 +661,21 @@ class DeepProbe:
             self.paused_s += now - self._paused_at
             self._paused_at = None
             self._yappi.start(builtins=True, profile_threads=True)
+
+    def _sample_speed(self) -> None:
+        """In the main thread, between two of the program's instructions: time the reference
+        under yappi (its calls are advisor's, spliced out of the program's stats and their
+        cost taken out with the rest)."""
+        self._sample_asked = False
+        if self._profiling and self._paused_at is None:
+            self.speed.add(reference_time())
+
+    def run_cost(self, calibrated: CallCost) -> tuple[CallCost, float]:
+        """The calibrated costs at the speed the program's main thread ran at, and the scale
+        applied (1.0 with fewer than MIN_SPEED_SAMPLES samples, or no reference measured)."""
+        if self.speed.count < MIN_SPEED_SAMPLES or not calibrated.reference_s > 0.0:
+            return calibrated, 1.0
+        return calibrated.at_speed(self.speed.typical), self.speed.typical / calibrated.reference_s
 
     def save(self, path: str, kind: str) -> None:
         """Write the whole profile in a peer tool's format: ``pstat`` or ``callgrind``."""
@@ -542,9 +712,11 @@ class DeepProbe:
         # with the tag callback on, each call cost more than the start-up (without it) saw:
         # the end's measure (with it) alone, then; most of such a run's calls come after its
         # first task (asyncio.run starts one at once)
-        self.cost = end if self.tagging and end.wall_s > 0.0 else self.cost.combined(end)
+        calibrated = end if self.tagging and end.wall_s > 0.0 else self.cost.combined(end)
+        self.cost, scale = self.run_cost(calibrated)
         return DeepProfile(functions, by_tag, by_context, self.cost, threads,
-                           self.paused_s, "wall", "greenlet" if self.greenlets else "native_thread")
+                           self.paused_s, "wall", "greenlet" if self.greenlets else "native_thread",
+                           self.speed.count, scale)
 
     def clear(self) -> None:
         """Free yappi's tables; where other threads run (a server), at the next capture's

@@ -8,6 +8,8 @@ pollutes the run's stats.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -156,7 +158,8 @@ def test_the_end_of_run_calibration_keeps_the_runs_stats_and_adds_none(
     calls = {f.name: f.ncall for f in profile.functions if f.module == __file__}
     assert calls.get("busy") == 1_000, calls
     names = {f.name for f in profile.functions}
-    assert not names & {"_empty", "_caller", "_fib", "_Point.norm", "_Point.__init__", "_Link.length", "_bytecode",
+    assert not names & {"_empty", "_caller", "_reference_loop", "_reference_callee", "_fib", "_Point.norm",
+                        "_Point.__init__", "_Link.length", "_bytecode",
                         "_lengths", "_counts", "len", "<method 'count' of 'list' objects>"}, names
     for cost in measured:  # every part was measured
         assert cost.bytecode_factor > 1.0 and cost.instruction_s > 0.0, cost
@@ -166,3 +169,127 @@ def test_the_end_of_run_calibration_keeps_the_runs_stats_and_adds_none(
     assert len(measured) == 2 and measured[0] == start
     assert profile.cost is probe.cost and profile.cost == start.combined(measured[1])
     assert profile.cost.wall_s > 0.0
+    # and each at the speed of its own reference loop (no speed sample: no sampler ran here)
+    assert all(cost.reference_s > 0.0 for cost in measured)
+    assert profile.speed_samples == 0 and profile.speed_scale == 1.0
+
+
+def test_a_speed_change_inside_a_calibration_leaves_its_measures_alone() -> None:
+    """A machine twice as slow from the third pair on: the loops and the reference beside
+    them take twice as long, and each pair divided by its reference is what it was."""
+    yappi = FakeYappi()
+    pair = [0]
+
+    def speed() -> float:
+        return 2.0 if pair[0] >= 3 else 1.0
+
+    def timer() -> float:
+        if not yappi.running:
+            pair[0] += 1
+            return 1.0 * speed()
+        return 4.0 * speed()
+
+    reference = deep.Reference(timer=lambda: 0.5 * speed())
+    assert _extra(yappi, timer, pairs=5, reference=reference) == pytest.approx((6.0, 2.0))  # in references
+    assert reference.seen == [0.5, 0.5, 1.0, 1.0, 1.0] and reference.typical == 1.0
+    assert reference.since(2) == 1.0 and reference.since(5) == 1.0  # none since: a unit of 1
+    # without a reference the medians of seconds take the slow pairs' side
+    pair[0] = 0
+    assert _extra(yappi, timer, pairs=5) == pytest.approx((6.0, 2.0))
+
+
+def test_calibrations_at_two_speeds_are_combined_at_the_speed_between() -> None:
+    """The end's calibration on a machine 1.5x as slow (its reference too): the same costs,
+    not a disagreement, so not the lower one; both taken to the speed between the two."""
+    start = CallCost(**{**vars(COST), "reference_s": 1.0})
+    end = start.scaled(1.5)
+    assert end.reference_s == 1.5 and end.bytecode_factor == COST.bytecode_factor
+    combined = start.combined(end)
+    assert vars(combined) == pytest.approx(vars(start.scaled(1.25)))
+    # without references (an older calibration), a disagreement as before
+    assert COST.combined(COST.scaled(1.5)) == COST
+
+
+def test_the_speed_is_the_harmonic_mean_of_the_samples() -> None:
+    samples = deep.SpeedSamples()
+    assert samples.typical == 0.0
+    for value in (1.0, 1.0, 4.0, 0.0, -1.0):  # a clock that did not move counts for nothing
+        samples.add(value)
+    assert samples.count == 3
+    assert samples.typical == pytest.approx(3 / (1 + 1 + 0.25))
+
+
+def test_the_run_cost_follows_the_main_threads_speed_once_sampled_enough() -> None:
+    probe = DeepProbe()
+    calibrated = CallCost(**{**vars(COST), "reference_s": 2.0})
+    for _ in range(deep.MIN_SPEED_SAMPLES - 1):
+        probe.speed.add(3.0)
+    assert probe.run_cost(calibrated) == (calibrated, 1.0)  # too few samples
+    probe.speed.add(3.0)
+    cost, scale = probe.run_cost(calibrated)
+    assert scale == pytest.approx(1.5)
+    assert vars(cost) == pytest.approx(vars(calibrated.scaled(1.5)))
+    assert probe.run_cost(COST) == (COST, 1.0)  # no reference measured: nothing to scale by
+
+
+def test_a_calibration_that_saw_a_faster_machine_is_scaled_back_by_the_runs_samples(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The calibrations caught in a spell ten times as fast as the run (their costs and
+    their reference a tenth of the truth): the main thread's speed samples, taken by the
+    pending calls a sampler-like thread's ticks ask for, scale them back (~10x)."""
+    true_costs: list[CallCost] = []
+
+    def faster(yappi: object, **options: object) -> CallCost:
+        true_costs.append(deep._measure_calls(yappi, 20_000, True))
+        return true_costs[-1].scaled(0.1)
+
+    monkeypatch.setattr(deep, "_calibrate", faster)
+    monkeypatch.setattr(deep, "others_run", lambda ignored=(): False)
+    probe = DeepProbe()
+    probe.prepare()
+    done = threading.Event()
+
+    def ticks() -> None:  # the sampler's part: a tick every 10 ms
+        while not done.wait(0.01):
+            probe.watch(time.perf_counter())
+
+    ticker = threading.Thread(target=ticks, daemon=True)
+    probe.start()
+    ticker.start()
+    try:
+        deadline = time.monotonic() + 10.0
+        while probe.speed.count < deep.MIN_SPEED_SAMPLES + 5 and time.monotonic() < deadline:
+            for index in range(1_000):
+                busy(index)
+    finally:
+        done.set()
+        ticker.join()
+        probe.stop()
+    profile = probe.drain()
+    probe.clear()
+    assert profile.speed_samples >= deep.MIN_SPEED_SAMPLES + 5
+    assert 4.0 < profile.speed_scale < 25.0, profile.speed_scale
+    truth = true_costs[0].combined(true_costs[1])
+    assert 0.4 * truth.wall_s < profile.cost.wall_s < 2.5 * truth.wall_s, (profile.cost, truth)
+    calls = {f.name: f.ncall for f in profile.functions if f.module == __file__}
+    assert calls.get("busy", 0) >= 1_000 and "_reference_loop" not in calls
+
+
+def test_call_on_main_runs_a_function_in_the_main_thread_and_keeps_its_failures() -> None:
+    _yappi_context = pytest.importorskip("advisor.probes._yappi_context")
+    ran: list[str] = []
+
+    def sample() -> None:
+        ran.append(threading.current_thread().name)
+        raise RuntimeError("a probe's failure stays in the probe")
+
+    asked: list[bool] = []
+    worker = threading.Thread(target=lambda: asked.append(_yappi_context.call_on_main(sample)))
+    worker.start()
+    worker.join()
+    deadline = time.monotonic() + 5.0
+    while not ran and time.monotonic() < deadline:
+        sum(range(100))  # the main thread runs instructions: the pending call among them
+    assert asked == [True] and ran == ["MainThread"]
+    with pytest.raises(TypeError):
+        _yappi_context.call_on_main(42)

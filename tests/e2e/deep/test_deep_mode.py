@@ -133,6 +133,15 @@ def compute_vs_bare(call_heavy: Profiled, bare_once: BareOnce) -> tuple[float, f
     return bare, profiled, call_heavy.unit("MainThread")["breakdown"]["compute_s"]
 
 
+def test_the_main_threads_speed_was_sampled_while_it_ran(call_heavy: Profiled) -> None:
+    """A speed sample every 50 ms of a run of ~2 s (a tick may find the last one pending):
+    the calibrated costs were scaled to the speed they saw, and the report says by what."""
+    overhead = call_heavy.report["run"]["overhead"]
+    assert overhead["speed_samples"] >= 10, overhead
+    assert 0.2 < overhead["speed_scale"] < 5.0 and overhead["speed_scale"] != 1.0, overhead
+    assert "_reference_loop" not in {entry["function"].rsplit(".", 1)[-1] for entry in call_heavy.report["functions"]}
+
+
 def test_deep_mode_really_slows_the_calls_down(call_heavy: Profiled, bare_once: BareOnce) -> None:
     """The premise of the correction: yappi's per-call cost is most of this program's CPU."""
     bare, profiled, _compute = compute_vs_bare(call_heavy, bare_once)
