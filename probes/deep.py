@@ -650,7 +650,11 @@ class DeepProbe:
             return
         if now >= self._next_sample and not self._sample_asked and self._profiling and self._paused_at is None:
             self._next_sample = now + SPEED_EVERY_S
-            self._sample_asked = call_on_main(self._sample_speed)
+            # marked before asking: the main thread may take the GIL and run the sample
+            # before call_on_main's answer is stored, and a mark stored after it would stay
+            self._sample_asked = True
+            if not call_on_main(self._sample_speed):
+                self._sample_asked = False
         if self._live_tasks is None:
             return
         live = self._live_tasks()
