@@ -2,7 +2,8 @@
 
 Deep mode runs every call through yappi, which slows call-heavy code 5-10x; the report takes
 yappi's cost back out (a per-call cost calibrated at start-up and at the end, by kind of
-call, and the slower bytecode). The check the greenlet/deep issue asks for: on a call-heavy
+call, and the slower bytecode, scaled to the speed the main thread ran at as the program
+ran). The check the greenlet/deep issue asks for: on a call-heavy
 program with known CPU time, the corrected ``compute_s`` of its thread within 20% of the
 bare run's CPU.
 
