@@ -52,11 +52,11 @@ MAX_QUERIES = 2_500  # per-tag and per-context stats asked of yappi at the end
 SETTLE_S = 0.02  # after yappi stops: for a callback in flight in another thread to end
 # The speed reference: a loop of this many calls under yappi (~0.15-0.3 ms), after a few
 # untimed ones (the loop's code and yappi's entries for it back in the caches). Timed in the
-# program's main thread every SPEED_EVERY_S while it runs (~0.5% of its time); scaled to
+# program's main thread every SPEED_EVERY_S while it runs (~0.2-0.3% of its time); scaled to
 # when at least MIN_SPEED_SAMPLES were taken
 REFERENCE_CALLS = 500
 REFERENCE_WARM_UP = 50
-SPEED_EVERY_S = 0.05
+SPEED_EVERY_S = 0.1
 MIN_SPEED_SAMPLES = 5
 _STALE = [False]  # yappi holds a capture's tables, to be freed at the next capture's start
 
