@@ -123,7 +123,9 @@ class CallCost:
         out all but 0.19 s of a program that runs 0.30-0.47 s bare, or all of it. A spell
         may catch one kind of call's loop alone (seen: 856 ns a method call against 506 ns in
         the same calibration's other loops), hence field by field. The bytecode factor is
-        compared by what it adds (1.9 and 2.0 agree as 0.9 and 1.0 do)."""
+        compared by what it adds (1.9 and 2.0 agree as 0.9 and 1.0 do). Calibrations kept
+        relative to their reference loops are first both taken to the speed between their
+        references: a machine that slowed between them is not a disagreement."""
         if not other.wall_s:
             return self
         if not self.wall_s:
@@ -285,12 +287,13 @@ class Reference:
         self.seen: list[float] = []
 
     def take(self) -> float:
-        """Time the reference now (yappi running); 1.0 where it measured nothing."""
+        """Time the reference now (yappi running). Where the clock did not move, the
+        references so far stand for it (none so far: 1.0, the measure left in seconds)."""
         value = self._timer()
         if value > 0.0:
             self.seen.append(value)
             return value
-        return 1.0
+        return self.typical or 1.0
 
     def around(self, yappi: Any, threads: bool) -> float:
         """Time the reference with yappi started for it (beside a measure taken bare)."""

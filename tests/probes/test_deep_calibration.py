@@ -193,6 +193,10 @@ def test_a_speed_change_inside_a_calibration_leaves_its_measures_alone() -> None
     assert _extra(yappi, timer, pairs=5, reference=reference) == pytest.approx((6.0, 2.0))  # in references
     assert reference.seen == [0.5, 0.5, 1.0, 1.0, 1.0] and reference.typical == 1.0
     assert reference.since(2) == 1.0 and reference.since(5) == 1.0  # none since: a unit of 1
+    # a clock that did not move: the references so far stand for it (none: a unit of 1)
+    assert deep.Reference(timer=lambda: 0.0).take() == 1.0
+    reference = deep.Reference(timer=iter([0.4, 0.6, 0.0]).__next__)
+    assert [reference.take() for _ in range(3)] == [0.4, 0.6, 0.5] and reference.seen == [0.4, 0.6]
     # without a reference the medians of seconds take the slow pairs' side
     pair[0] = 0
     assert _extra(yappi, timer, pairs=5) == pytest.approx((6.0, 2.0))
