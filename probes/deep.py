@@ -435,10 +435,9 @@ def _measure_calls(yappi: Any, rounds: int, threads: bool) -> CallCost:
     empty_bare = max(0.0, (with_calls - loop_only) / rounds) * factor
     callee = max(0.0, stats["_empty"].tsub / unit / calls - empty_bare / 2)
     caller_own = max(0.0, (stats["_caller"].tsub / unit - factor * loop_only * passes) / calls - empty_bare / 2)
-    recursive = _recursive_cost(yappi, factor, threads=threads, reference=reference)
-    method, init, recursive_method = _object_costs(yappi, factor, threads=threads, reference=reference)
-    builtin, builtin_callee, builtin_method = _builtin_cost(yappi, factor, rounds // 4, threads=threads,
-                                                            reference=reference)
+    recursive = _recursive_cost(yappi, factor, threads, reference)
+    method, init, recursive_method = _object_costs(yappi, factor, threads, reference)
+    builtin, builtin_callee, builtin_method = _builtin_cost(yappi, factor, rounds // 4, threads, reference)
     wall = max(wall, caller_own + callee)
     relative = CallCost(caller_s=caller_own, callee_s=callee, wall_s=wall,
                         recursive_wall_s=max(recursive, wall), method_wall_s=max(method, wall),
@@ -465,27 +464,24 @@ def _counts(count: int) -> int:
     return total
 
 
-def _builtin_cost(yappi: Any, factor: float, rounds: int, threads: bool = True,
-                  reference: Reference | None = None) -> tuple[float, float, float]:
+def _builtin_cost(yappi: Any, factor: float, rounds: int, threads: bool,
+                  reference: Reference) -> tuple[float, float, float]:
     """yappi's cost per call of a C function (``len``), the part of it timed as the C
     function's own, and its cost per call of a C method (``items.count(0)``): yappi times
-    C calls whether or not builtins are shown in its stats."""
+    C calls whether or not builtins are shown in its stats. In `reference`'s units."""
     def bare_loop(count: int) -> None:  # _lengths without its len() call
         total, step = 0, 1
         for _ in range(count):
             total += step
 
-    def unit() -> float:
-        return reference.around(yappi, threads) if reference is not None else 1.0
-
-    loop_only = _typical(_timed(bare_loop, rounds)() for _ in range(5)) / unit()
-    with_calls = _typical(_timed(_lengths, rounds)() for _ in range(5)) / unit()
+    loop_only = _typical(_timed(bare_loop, rounds)() for _ in range(5)) / reference.around(yappi, threads)
+    with_calls = _typical(_timed(_lengths, rounds)() for _ in range(5)) / reference.around(yappi, threads)
     passes = 7
     yappi.clear_stats()
     try:
-        mark = len(reference.seen) if reference is not None else 0
+        mark = len(reference.seen)
         wall = _per_call(_extra(yappi, _timed(_lengths, rounds), passes, threads, reference), rounds, factor)
-        timed_unit = reference.since(mark) if reference is not None else 1.0
+        timed_unit = reference.since(mark)  # of the passes whose stats these are
         timed = [stat for stat in yappi.get_func_stats() if stat.builtin and stat.name == "len"]
         yappi.clear_stats()
         method = _per_call(_extra(yappi, _timed(_counts, rounds), threads=threads, reference=reference),
@@ -497,10 +493,11 @@ def _builtin_cost(yappi: Any, factor: float, rounds: int, threads: bool = True,
     return wall, callee, method
 
 
-def _object_costs(yappi: Any, factor: float, rounds: int = 10_000, threads: bool = True,
-                  reference: Reference | None = None) -> tuple[float, float, float]:
+def _object_costs(yappi: Any, factor: float, threads: bool, reference: Reference,
+                  rounds: int = 10_000) -> tuple[float, float, float]:
     """yappi's wall cost per method call, per constructor call (``__init__``, called from C by the
-    class) and per call of a recursive method, the bytecode factor taken out.
+    class) and per call of a recursive method, the bytecode factor taken out, in `reference`'s
+    units.
 
     Each is timed on its own loop: what a call costs under yappi depends on its kind, and a
     constructor's cost is not a method's."""
@@ -531,9 +528,9 @@ def _object_costs(yappi: Any, factor: float, rounds: int = 10_000, threads: bool
     return method, init, walk
 
 
-def _recursive_cost(yappi: Any, factor: float, depth: int = 18, threads: bool = True,
-                    reference: Reference | None = None) -> float:
-    """yappi's wall cost per call of a recursive function (a small Fibonacci)."""
+def _recursive_cost(yappi: Any, factor: float, threads: bool, reference: Reference, depth: int = 18) -> float:
+    """yappi's wall cost per call of a recursive function (a small Fibonacci), in
+    `reference`'s units."""
     calls = 2 * _fib(depth + 1) - 1  # calls made by _fib(depth)
     try:
         return _per_call(_extra(yappi, _timed(_fib, depth), threads=threads, reference=reference), calls, factor)
