@@ -73,6 +73,8 @@ def _parse(version: tuple[str, int, int]) -> Parsed | None:
         if isinstance(node, ast.Call):
             for line in range(node.lineno, (node.end_lineno or node.lineno) + 1):
                 calls.setdefault(line, []).append(node)
+    for found in calls.values():  # outermost first, as calls_on_line answers (sorted once, here)
+        found.sort(key=lambda node: (node.lineno, -(node.end_lineno or node.lineno)))
     return Parsed(tree, parents, calls)
 
 
@@ -177,9 +179,7 @@ def calls_on_line(path: str, line: int) -> list[ast.Call]:
     parsed = parse_file(path)
     if parsed is None:
         return []
-    found = list(parsed.calls.get(line, ()))
-    found.sort(key=lambda node: (node.lineno, -(node.end_lineno or node.lineno)))
-    return found
+    return list(parsed.calls.get(line, ()))
 
 
 def names_loaded(node: ast.AST) -> set[str]:
