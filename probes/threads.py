@@ -139,6 +139,30 @@ def read_run_delay(fd: int | None) -> float | None:
         return None
 
 
+class CallerRunDelay:
+    """Seconds the calling thread has spent runnable but waiting for a CPU so far (its
+    run-queue time), or None where the kernel does not say. One descriptor, on the last
+    thread asked (a server's, which asks again and again): another thread, or the same code
+    in a forked child, closes it and opens its own."""
+
+    def __init__(self) -> None:
+        self._native: int | None = None
+        self._opened: tuple[int, tuple[int, int]] | None = None
+
+    def __call__(self) -> float | None:
+        native = threading.get_native_id()
+        if native != self._native:
+            self.close()
+            self._native = native
+            self._opened = open_schedstat(native)
+        return read_run_delay(self._opened[0]) if self._opened is not None else None
+
+    def close(self) -> None:
+        opened, self._opened, self._native = self._opened, None, None
+        if opened is not None:
+            close_schedstat(*opened)
+
+
 def read_clock(clock: int | None) -> float | None:
     """CPU seconds of a thread's clock, or None once the thread is gone."""
     if clock is None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.probes.native import allocate_lock
-from advisor.probes.threads import main_native_id
+from advisor.probes.threads import CallerRunDelay, main_native_id
 
 from ..api import Mode, Profiler
 from ..profile import Report
@@ -80,11 +80,12 @@ class Agent:
         self.max_routes = max_routes
         self.steady_rate = steady_rate
         if trace_budget is not None and not 0.0 < trace_budget <= 1.0:
-            raise ValueError("trace_budget must be a share of one core, above 0 and at most 1 (or None)")
+            raise ValueError("trace_budget must be a share of a core, above 0 and at most 1 (or None)")
         self.trace_budget = trace_budget
         self.profiler = profiler if profiler is not None else self._new_profiler()
         # a gevent server's light mode: tracing paused under load to keep within the budget
         self.windows = self._new_windows(on_loop)
+        self._run_delay = CallerRunDelay()  # the serving thread's run-queue time, for the windows
         self.dumper = ReportDumper(dump_dir, keep=dump_keep, interval_s=dump_interval_s) if dump_dir else None
         self.deep_signal = deep_signal
         self._lock = allocate_lock()
@@ -149,6 +150,7 @@ class Agent:
         self.trigger.stop()
         if self.dumper is not None:
             self.dumper.stop()
+        self._run_delay.close()
         report = self.profiler.stop() if self.profiler.running else self.profiler.last_report
         if report is not None and self.dumper is not None:
             self.dumper.write(report)
@@ -218,15 +220,18 @@ class Agent:
         windows = self.windows
         if counters is None or windows is None or (probe.paused and not probe.paused_here()):
             return  # (another thread's tracing paused: its own requests resume it)
+        switches, requests = counters
         now = probe.now()
+        # the thread's time waiting for a CPU, read only where a window opens or closes
+        waited = self._run_delay() if not settled or windows.due(now) else None
         if not settled:
             probe.resume_here(now)
-            windows.restart(now, *counters)
+            windows.restart(now, switches, requests, waited)
             probe.change_tracing_at(math.inf)
             return
-        change = windows.change(now, *counters)
+        change = windows.change(now, switches, requests, waited)
         if change == "pause" and not probe.pause_here(now):
-            windows.restart(now, *counters)
+            windows.restart(now, switches, requests, waited)
         elif change == "resume":
             probe.resume_here(now)
         probe.change_tracing_at(windows.next_change)

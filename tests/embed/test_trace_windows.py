@@ -8,6 +8,9 @@ from the requests run inside windows and still match what the app did."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,8 +22,9 @@ from gevent.pywsgi import WSGIServer
 
 from advisor import Profiler
 from advisor.embed import AdvisorWSGIMiddleware
-from advisor.embed.windows import MIN_SHARE, REQUEST_COST_S, SWITCH_COST_S, TraceWindows
+from advisor.embed.windows import MIN_CAPACITY, MIN_SHARE, REQUEST_COST_S, SWITCH_COST_S, TraceWindows
 from advisor.probes.greenlet_probe import SwitchHook
+from advisor.probes.threads import CallerRunDelay
 
 needs_c_hook = pytest.mark.skipif(SwitchHook is None, reason="the C switch hook was not built")
 
@@ -56,6 +60,68 @@ def test_a_share_is_never_below_the_floor() -> None:
     assert windows.change(0.1, 10_000_000, 1_000_000) == "pause"
     assert windows.share == MIN_SHARE
     assert windows.next_change == pytest.approx(0.1 + 0.1 * (1 - MIN_SHARE) / MIN_SHARE)
+
+
+def test_a_thread_that_waited_for_a_cpu_is_held_to_the_budget_of_what_it_got() -> None:
+    """Two windows at the same rates: in the second the thread waited half its seconds for
+    a CPU (a core shared with another worker), so tracing costs twice the share of what it
+    could run, and the traced share is halved."""
+    alone, shared = TraceWindows(budget=0.01, window_s=0.25), TraceWindows(budget=0.01, window_s=0.25)
+    alone.change(0.0, 0, 0, 3.0)
+    shared.change(0.0, 0, 0, 3.0)
+    assert alone.change(0.25, 750, 250, 3.0) == "pause"  # nothing waited in this window
+    assert shared.change(0.25, 750, 250, 3.125) == "pause"  # 0.125 s of its 0.25 s waited
+    cost = (750 * SWITCH_COST_S + 250 * REQUEST_COST_S) / 0.25
+    assert alone.share == pytest.approx(0.01 / cost)
+    assert shared.share == pytest.approx(alone.share / 2)
+    # the window's waits only: the 3.0 s waited before it opened are not counted
+    unknown = TraceWindows(budget=0.01, window_s=0.25)
+    unknown.change(0.0, 0, 0, None)
+    assert unknown.change(0.25, 750, 250, 3.125) == "pause"  # no reading at the start: the whole window
+    assert unknown.share == pytest.approx(alone.share)
+
+
+def test_a_starved_thread_is_costed_at_its_floor_of_capacity() -> None:
+    windows = TraceWindows(budget=0.01, window_s=0.25)
+    windows.change(0.0, 0, 0, 0.0)
+    assert windows.change(0.25, 75, 25, 0.2499) == "pause"  # it ran 0.1 ms of its 0.25 s
+    cost = (75 * SWITCH_COST_S + 25 * REQUEST_COST_S) / (MIN_CAPACITY * 0.25)
+    assert windows.share == pytest.approx(max(MIN_SHARE, 0.01 / cost))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not hasattr(os, "sched_setaffinity"),
+                    reason="run-queue time (schedstat) and pinning: Linux")
+def test_the_run_delay_is_the_time_a_thread_waited_for_its_core() -> None:
+    """This thread and a busy process pinned to one core: for 0.4 s of this thread's spinning
+    it waited for the core about half the time; alone on it, about none."""
+    reader = CallerRunDelay()
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    before = os.sched_getaffinity(0)
+
+    def spin(seconds: float) -> tuple[float, float]:
+        start_delay, start = reader(), time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            pass
+        end_delay = reader()
+        assert start_delay is not None and end_delay is not None
+        return end_delay - start_delay, time.perf_counter() - start
+
+    os.sched_setaffinity(0, {cpu})  # this thread only
+    try:
+        alone_waited, alone_wall = spin(0.2)
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                               preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+        try:
+            time.sleep(0.1)
+            shared_waited, shared_wall = spin(0.4)
+        finally:
+            hog.kill()
+            hog.wait()
+    finally:
+        os.sched_setaffinity(0, before)
+        reader.close()
+    assert 0.2 * shared_wall <= shared_waited <= 0.8 * shared_wall, (shared_waited, shared_wall)
+    assert alone_waited < 0.5 * shared_waited, (alone_waited, alone_wall, shared_waited)
 
 
 def test_a_pause_that_could_not_be_taken_opens_a_new_window() -> None:
