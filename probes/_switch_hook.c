@@ -2191,6 +2191,42 @@ static PyTypeObject HookType = {
     .tp_methods = Hook_methods,
 };
 
+/* For the WSGI middleware's C call (advisor/embed/_gate.c, through the capsule _GATE_API):
+ * what request_begin would answer for a request while tracing is paused, without the call
+ * (its arguments, the route's stack table looked up to pass them, and the answer made into
+ * an object): 1 for False (the request is counted only), -1 for None (the agent's way), -2
+ * with an exception set; 0, counting nothing, where tracing is not paused or `hook` is no
+ * SwitchHook (request_begin is called then, and counts the request). */
+static int
+gate_paused_request(PyObject *hook)
+{
+    if (Py_TYPE(hook) != &HookType) {
+        return 0;
+    }
+    Hook *self = (Hook *)hook;
+    if (!self->paused || self->probe == NULL) {
+        return 0;
+    }
+    if (++self->requests % REQUEST_FALL_THROUGH == 0) {
+        return -1;
+    }
+    PyObject *answer = paused_request(self);
+    if (answer == NULL) {
+        return -2;
+    }
+    int counted = answer == Py_False;
+    Py_DECREF(answer);
+    return counted ? 1 : -1;
+}
+
+/* the capsule's contents: one function today; a struct, so that _gate.c checks what it got */
+typedef struct {
+    int version;
+    int (*paused_request)(PyObject *hook);
+} GateApi;
+
+static GateApi gate_api = {1, gate_paused_request};
+
 static struct PyModuleDef module = {
     .m_base = PyModuleDef_HEAD_INIT,
     .m_name = "_switch_hook",
@@ -2258,6 +2294,12 @@ PyInit__switch_hook(void)
     }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
+        return NULL;
+    }
+    PyObject *capsule = PyCapsule_New(&gate_api, "advisor.probes._switch_hook._GATE_API", NULL);
+    if (capsule == NULL || PyModule_AddObject(m, "_GATE_API", capsule) < 0) {
+        Py_XDECREF(capsule);
+        Py_DECREF(m);
         return NULL;
     }
     Py_INCREF(&HookType);

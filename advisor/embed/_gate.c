@@ -10,7 +10,9 @@
  * AdvisorWSGIMiddleware._serve would; any other one is handed to _serve, before anything
  * was measured. The route function is called once either way, or, where the route is named by
  * path templates (templates.PathTemplates, the default's too), the templates are matched here
- * without a call. What _serve does is the reference: a change there is a change here.
+ * without a call. While tracing is paused the hook's answer is asked through its capsule
+ * (_switch_hook.c's _GATE_API), without calling its request_begin. What _serve does is the
+ * reference: a change there is a change here.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -27,7 +29,17 @@ typedef struct {
     Py_ssize_t fold_every;   /* routes.FOLD_EVERY */
     PyObject *patterns;      /* PathTemplates.patterns and .names where route_of is one, else NULL */
     PyObject *names;
+    /* the C switch hook's answer for a request while tracing is paused, without calling its
+     * request_begin (its capsule, _GATE_API), NULL where the hook was not built */
+    int (*paused_request)(PyObject *hook);
 } GatedCall;
+
+/* the switch hook's capsule (probes/_switch_hook.c: the same layout, version 1) */
+typedef struct {
+    int version;
+    int (*paused_request)(PyObject *hook);
+} GateApi;
+#define GATE_API_NAME "advisor.probes._switch_hook._GATE_API"
 
 static PyObject *s_fast, *s_samples, *s_meter, *s_disable, *s_end, *s_fold, *s_status, *s_code, *s_serve,
     *s_streamed, *s_path_info, *s_request_method, *s_slash, *s_patterns, *s_names, *five_hundred;
@@ -108,15 +120,24 @@ template_tables(PyObject *templates, PyObject **patterns, PyObject **names)
 }
 
 /* _bind_gate(agent, app, route_of, default_route, prefix or None, listeners, fold_every,
- *            templates or None) */
+ *            templates or None[, the switch hook's _GATE_API or None]) */
 static PyObject *
 GatedCall_bind(GatedCall *self, PyObject *args)
 {
     PyObject *agent, *app, *route_of, *default_route, *prefix, *listeners, *templates, *patterns, *names;
+    PyObject *gate_api = Py_None;
     Py_ssize_t fold_every;
-    if (!PyArg_ParseTuple(args, "OOOOOO!nO", &agent, &app, &route_of, &default_route, &prefix, &PyList_Type,
-                          &listeners, &fold_every, &templates)) {
+    if (!PyArg_ParseTuple(args, "OOOOOO!nO|O", &agent, &app, &route_of, &default_route, &prefix, &PyList_Type,
+                          &listeners, &fold_every, &templates, &gate_api)) {
         return NULL;
+    }
+    int (*paused_request)(PyObject *) = NULL;
+    if (gate_api != Py_None) {
+        GateApi *api = PyCapsule_GetPointer(gate_api, GATE_API_NAME);
+        if (api == NULL) {
+            return NULL;
+        }
+        paused_request = api->version == 1 ? api->paused_request : NULL; /* another layout: the call */
     }
     if (prefix != Py_None && !PyUnicode_Check(prefix)) {
         PyErr_SetString(PyExc_TypeError, "the control prefix is a str or None");
@@ -134,6 +155,7 @@ GatedCall_bind(GatedCall *self, PyObject *args)
     Py_XSETREF(self->prefix, prefix != Py_None ? Py_NewRef(prefix) : NULL);
     Py_XSETREF(self->listeners, Py_NewRef(listeners));
     self->fold_every = fold_every;
+    self->paused_request = paused_request;
     Py_RETURN_NONE;
 }
 
@@ -434,6 +456,22 @@ gated(GatedCall *self, PyObject *environ, PyObject *start_response)
         }
         goto done;
     }
+    PyObject *begin = PyTuple_GET_ITEM(fast, 0);
+    if (self->paused_request != NULL && PyCFunction_Check(begin) && PyCFunction_GET_SELF(begin) != NULL) {
+        /* the hook's own answer while tracing is paused, without the call of request_begin */
+        int paused = self->paused_request(PyCFunction_GET_SELF(begin));
+        if (paused == 1) { /* the request counts in its route, no more */
+            result = counted(self, environ, start_response, handler, aggregate, fast);
+            goto done;
+        }
+        if (paused == -1 || (paused == -2 && disable_meter(self) == 0)) {
+            result = serve(self, environ, start_response, route);
+            goto done;
+        }
+        if (paused == -2) {
+            goto done;
+        }
+    }
     Py_INCREF(aggregate);
     PyObject *samples = PyObject_GetAttr(aggregate, s_samples);
     if (samples != NULL) {
@@ -530,7 +568,8 @@ GatedCall_call(GatedCall *self, PyObject *args, PyObject *kwds)
 
 static PyMethodDef GatedCall_methods[] = {
     {"_bind_gate", (PyCFunction)GatedCall_bind, METH_VARARGS,
-     "(agent, app, route_of, default_route, control prefix or None, listeners, fold_every, templates or None)"},
+     "(agent, app, route_of, default_route, control prefix or None, listeners, fold_every, templates or None"
+     "[, the switch hook's _GATE_API or None])"},
     {"_set_keeper", (PyCFunction)GatedCall_set_keeper, METH_O, "the handler type that keeps the status code"},
     {NULL, NULL, 0, NULL},
 };

@@ -78,6 +78,10 @@ try:  # the common request's call in C (optional: built where a compiler was, se
     from ._gate import GatedCall as _GatedCall  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - depends on the build
     _GatedCall = None
+try:  # the C switch hook's answer for a request while tracing is paused, for _gate.c to ask
+    from advisor.probes._switch_hook import _GATE_API  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - depends on the build
+    _GATE_API = None
 
 
 class PythonCall:
@@ -119,7 +123,8 @@ class AdvisorWSGIMiddleware(_CallBase):
         self._control_prefix = self.agent.control.prefix
         if isinstance(self, _GatedCall or ()):
             self._bind_gate(self.agent, app, self.route_of, default_route,
-                            self._control_prefix if self._control_on else None, LISTENERS, FOLD_EVERY, templates)
+                            self._control_prefix if self._control_on else None, LISTENERS, FOLD_EVERY, templates,
+                            _GATE_API)
 
     @property
     def profiler(self) -> Any:

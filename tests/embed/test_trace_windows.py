@@ -259,6 +259,48 @@ def test_a_paused_server_counts_every_request_and_breaks_down_the_traced_ones(
 
 
 @needs_c_hook
+def test_while_paused_one_request_in_256_takes_the_agents_way_and_each_counts_once(
+        served: tuple[AdvisorWSGIMiddleware, int]) -> None:
+    """600 requests inside a pause: each counts once in its route and once in the hook's
+    counter (the C call asks the hook through its capsule, where built, instead of calling
+    request_begin: the same counting), and those the counter puts on a multiple of 256 go
+    to the agent (which checks the process id): _serve asks the hook again, and so does the
+    meter; a route's first request goes to _serve too."""
+    middleware, port = served
+    handed = [0]
+    serve = middleware._serve
+
+    def counted(*args: Any) -> Any:
+        handed[0] += 1
+        return serve(*args)
+
+    middleware._serve = counted  # type: ignore[method-assign]
+    deadline = time.perf_counter() + 5.0
+    keep_alive_client(port, ["/ok"], deadline, limit=1)  # the agent starts at the first request
+    probe = middleware.profiler.capture.greenlet_probe  # type: ignore[union-attr]
+    while not probe.paused:  # the first window (50 ms) ends at a request
+        assert time.perf_counter() < deadline
+        keep_alive_client(port, ["/ok"], deadline, limit=20)
+    hook = probe._hook
+    routes = middleware.profiler.routes
+    before = {stat.route: (stat.count, stat.errors) for stat in routes.stats()}
+    requests0, handed0 = hook.requests, handed[0]
+    # (/error: its empty body goes out with the head, where /ok's waits on a delayed ACK)
+    sent = gevent.spawn(keep_alive_client, port, ["/error"], time.perf_counter() + 10.0, 600).get(timeout=30)
+    assert sent == 600 and probe.paused  # (a pause lasts ~2.45 s)
+    counter, expected = requests0, 0
+    for _ in range(sent):
+        counter += 1
+        if counter % 256 == 0:
+            expected += 1
+            counter += 2  # _serve's own ask, then the meter's
+    assert handed[0] - handed0 == 1 + expected and expected >= 2  # (and the route's first request)
+    assert hook.requests == requests0 + sent + 2 * expected
+    count, errors = next((stat.count, stat.errors) for stat in routes.stats() if stat.route == "GET /error")
+    assert (count, errors) == (600, 600) and "GET /error" not in before
+
+
+@needs_c_hook
 def test_without_a_budget_every_request_is_broken_down() -> None:
     middleware = AdvisorWSGIMiddleware(app, deep_signal=None, trace_budget=None)
     assert middleware.agent.windows is None
