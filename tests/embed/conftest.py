@@ -136,3 +136,17 @@ def run_program(tmp_path: Path, name: str, source: str) -> subprocess.CompletedP
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
+
+
+def count_handed(middleware: Any) -> list[int]:
+    """Count the requests the middleware's call hands to its Python way (``_serve``): the
+    list's one item, as they come."""
+    handed = [0]
+    serve = middleware._serve
+
+    def counted(*args: Any) -> Any:
+        handed[0] += 1
+        return serve(*args)
+
+    middleware._serve = counted
+    return handed

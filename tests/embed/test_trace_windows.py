@@ -26,6 +26,8 @@ from advisor.embed.windows import MIN_CAPACITY, MIN_SHARE, REQUEST_COST_S, SWITC
 from advisor.probes.greenlet_probe import SwitchHook
 from advisor.probes.threads import CallerRunDelay
 
+from .conftest import count_handed
+
 needs_c_hook = pytest.mark.skipif(SwitchHook is None, reason="the C switch hook was not built")
 
 
@@ -267,14 +269,7 @@ def test_while_paused_one_request_in_256_takes_the_agents_way_and_each_counts_on
     to the agent (which checks the process id): _serve asks the hook again, and so does the
     meter; a route's first request goes to _serve too."""
     middleware, port = served
-    handed = [0]
-    serve = middleware._serve
-
-    def counted(*args: Any) -> Any:
-        handed[0] += 1
-        return serve(*args)
-
-    middleware._serve = counted  # type: ignore[method-assign]
+    handed = count_handed(middleware)
     deadline = time.perf_counter() + 5.0
     keep_alive_client(port, ["/ok"], deadline, limit=1)  # the agent starts at the first request
     probe = middleware.profiler.capture.greenlet_probe  # type: ignore[union-attr]

@@ -18,6 +18,8 @@ from gevent.pywsgi import WSGIServer
 from advisor.embed import wsgi
 from advisor.embed.wsgi import AdvisorWSGIMiddleware, PythonCall
 
+from .conftest import count_handed
+
 WAIT_S = 0.02
 ROUNDS = 12
 TOKEN = "a-long-enough-token"
@@ -75,14 +77,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[AdvisorWSGIMiddlewa
     # no trace windows: each window's end hands a request to _serve (see windows.py), and
     # this test counts the requests the C call hands over
     middleware = kind(app, deep_signal=None, control_token=TOKEN, trace_budget=None)
-    handed = [0]
-    serve = middleware._serve
-
-    def counted(*args: Any) -> Any:
-        handed[0] += 1
-        return serve(*args)
-
-    middleware._serve = counted  # type: ignore[method-assign]
+    handed = count_handed(middleware)
     server = WSGIServer(("127.0.0.1", 0), middleware, log=None, error_log=None)
     server.start()
     try:
