@@ -222,8 +222,10 @@ class Agent:
             return  # (another thread's tracing paused: its own requests resume it)
         switches, requests = counters
         now = probe.now()
-        # the thread's time waiting for a CPU, read only where a window opens or closes
-        waited = self._run_delay() if not settled or windows.due(now) else None
+        # the thread's time waiting for a CPU, read only where a window closes or a pause
+        # ends (not at every request of a deep capture, each of which restarts the window:
+        # the first window after one is costed over all its seconds)
+        waited = self._run_delay() if windows.due(now) else None
         if not settled:
             probe.resume_here(now)
             windows.restart(now, switches, requests, waited)
