@@ -231,6 +231,24 @@ def control(port: int, method: str, path: str) -> int:
         stream.close()
 
 
+def paused_seconds(port: int) -> float | None:
+    """The seconds the server's tracing has been paused so far (its report's
+    run.overhead.trace_paused_s, through the control endpoint), or None where it says none."""
+    stream = socket.create_connection(("127.0.0.1", port), timeout=30)
+    try:
+        stream.sendall(f"GET /_advisor/report HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+                       f"Connection: close\r\n\r\n".encode())
+        answer = bytearray()
+        while chunk := stream.recv(1 << 20):
+            answer += chunk
+    finally:
+        stream.close()
+    head, _, body = bytes(answer).partition(b"\r\n\r\n")
+    if int(head.split(b" ", 2)[1]) != 200:
+        return None
+    return json.loads(body)["run"]["overhead"].get("trace_paused_s")
+
+
 def start_deep_capture(port: int) -> None:
     """Ask the server's control endpoint for a deep capture, and let yappi calibrate."""
     if control(port, "POST", "/_advisor/deep?seconds=120") != 202:
@@ -264,9 +282,12 @@ def one_round(variant: str, requests: int, connections: int, directory: Path) ->
         stop([process])
 
 
-def together_round(variant: str, index: int, requests: int, connections: int, directory: Path) -> float:
+def together_round(variant: str, index: int, requests: int, connections: int,
+                   directory: Path) -> tuple[float, float | None]:
     """Bare and `variant` served at once from the server's core and loaded at once: the
-    bare server's CPU per request over the variant's, in the same seconds of the machine."""
+    bare server's CPU per request over the variant's, in the same seconds of the machine;
+    and, for light mode with trace windows, the share of those seconds it traced (a round
+    shorter than a window's cycle may fall inside a pause, and measure the paused state)."""
     pair = [("base", "bare"), ("other", variant)]
     if index % 2:
         pair.reverse()  # which starts, and is served, first
@@ -276,25 +297,40 @@ def together_round(variant: str, index: int, requests: int, connections: int, di
         warm_up(ports, requests, connections // 2)
         if variant == "deep":
             start_deep_capture(started["other"][1])
+        windowed = variant == "light"
+        paused0 = paused_seconds(started["other"][1]) if windowed else None
+        begun = time.monotonic()
+        if windowed:  # the report built for that leaves garbage behind: collected before the measure
+            warm_up(ports, requests, connections // 2)
         cpu0 = {role: process_cpu_s(process.pid) for role, (process, _port) in started.items()}
         load(ports, requests, connections // 2)
         used = {role: process_cpu_s(process.pid) - cpu0[role] for role, (process, _port) in started.items()}
-        return used["base"] / max(used["other"], 1e-9)
+        paused1 = paused_seconds(started["other"][1]) if windowed else None
+        seconds = time.monotonic() - begun  # (the second warm-up's and the measure's)
+        traced = (None if paused0 is None or paused1 is None
+                  else min(1.0, max(0.0, 1.0 - (paused1 - paused0) / max(seconds, 1e-9))))
+        return used["base"] / max(used["other"], 1e-9), traced
     finally:
         stop([process for process, _port in started.values()])
 
 
-def together(variants: tuple[str, ...], rounds: int, requests: int, connections: int) -> dict[str, list[float]]:
+def together(variants: tuple[str, ...], rounds: int, requests: int,
+             connections: int) -> tuple[dict[str, list[float]], list[float]]:
     """Each variant against a bare server running beside it (the first pair: bare against
-    bare, the method's own error)."""
+    bare, the method's own error); and the share of each light round traced."""
     ratios: dict[str, list[float]] = {name: [] for name in variants}
+    traced_shares: list[float] = []
     with tempfile.TemporaryDirectory() as scratch:
         for index in range(rounds):
             for variant in variants:
-                ratio = together_round(variant, index, requests, connections, Path(scratch))
+                ratio, traced = together_round(variant, index, requests, connections, Path(scratch))
                 ratios[variant].append(ratio)
-                print(f"together round {index + 1} {variant:5s} {100 * ratio:6.1f}% of bare", flush=True)
-    return ratios
+                note = ""
+                if traced is not None:
+                    traced_shares.append(traced)
+                    note = f" (traced {100 * traced:.0f}% of the round)"
+                print(f"together round {index + 1} {variant:5s} {100 * ratio:6.1f}% of bare{note}", flush=True)
+    return ratios, traced_shares
 
 
 def order_balanced(ratios: list[float]) -> float:
@@ -353,13 +389,18 @@ def main() -> int:
               f" {median_cpu - bare_cpu:+6.1f}")
     if options.together:
         print("\nbeside a bare server, loaded at once (bare's CPU per request over the variant's):")
-        ratios = together(variants, options.rounds, options.requests, options.connections)
+        ratios, traced_shares = together(variants, options.rounds, options.requests, options.connections)
+        if traced_shares:
+            summary.setdefault("light", {})["together_traced_shares"] = [round(share, 4) for share in traced_shares]
         for variant in variants:
             balanced = order_balanced(ratios[variant])
             summary[variant]["together_of_bare"] = round(balanced, 4)
             summary[variant]["together_rounds"] = [round(ratio, 4) for ratio in ratios[variant]]
             label = "bare (control)" if variant == "bare" else variant
             print(f"{label:15s} {100 * balanced:6.1f}%   rounds: {' '.join(f'{100 * r:.0f}' for r in ratios[variant])}")
+        if traced_shares:
+            print(f"light traced {100 * statistics.mean(traced_shares):.1f}% of its measured seconds (mean of the "
+                  f"rounds; a server left on traces its windows' share: see advisor.embed.windows)")
     if "light" in summary:
         print(f"\ngoal: light >= 95% of bare: {'met' if summary['light']['of_bare'] >= 0.95 else 'missed'}"
               + (f" (together: {'met' if summary['light']['together_of_bare'] >= 0.95 else 'missed'})"
