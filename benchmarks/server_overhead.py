@@ -35,7 +35,10 @@ saturation, and the machine's speed flips (1.5x, from one second to the next) fa
 alike. The pair starts, and is served, in the other order every other round, and each order
 moves a round by about ±3%: a variant's figure is the mean of the two orders' means (a
 median of rounds kept whichever order had more of the middle rounds). The first pair is
-bare beside bare, the method's own error.
+bare beside bare, the method's own error. For light mode it also prints the share of each
+round's seconds that was traced (its trace windows: see ``advisor.embed.windows``), read
+from the server's report before a second warm-up and after the measure: a round that fell
+inside a pause measured the paused state only, not what a server left on pays.
 """
 
 import argparse
