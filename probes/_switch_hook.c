@@ -1964,27 +1964,29 @@ clock_seconds(Hook *self, double *out)
     return *out == -1.0 && PyErr_Occurred() ? -1 : 0;
 }
 
-/* While tracing is paused: False, a request counted and nothing more (the middleware counts
- * it in its route without reading a clock or making an object: a paused request must cost
- * next to nothing); None once the agent is due to resume the tracing */
-static PyObject *
-paused_request(Hook *self)
+/* request_begin's decision while tracing is paused, counting the request: 1 for False, a
+ * request counted and nothing more (the middleware counts it in its route without reading a
+ * clock or making an object: a paused request must cost next to nothing); -1 for None, once
+ * the agent is due to resume the tracing or for one request in REQUEST_FALL_THROUGH; -2 with
+ * an exception set. 0, counting nothing, where tracing is not paused. */
+static int
+paused_answer(Hook *self)
 {
+    if (!self->paused || self->probe == NULL) {
+        return 0;
+    }
+    if (++self->requests % REQUEST_FALL_THROUGH == 0) {
+        return -1;
+    }
     struct timespec now;
-    if (self->perf_counter && clock_gettime(CLOCK_MONOTONIC, &now) == 0) {
-        if ((double)now.tv_sec + now.tv_nsec * 1e-9 < self->change_at) {
-            Py_RETURN_FALSE;
-        }
-        Py_RETURN_NONE;
-    }
     double seconds;
-    if (clock_seconds(self, &seconds) < 0) {
-        return NULL;
+    if (self->perf_counter && clock_gettime(CLOCK_MONOTONIC, &now) == 0) {
+        seconds = (double)now.tv_sec + now.tv_nsec * 1e-9;
     }
-    if (seconds < self->change_at) {
-        Py_RETURN_FALSE;
+    else if (clock_seconds(self, &seconds) < 0) {
+        return -2;
     }
-    Py_RETURN_NONE;
+    return seconds < self->change_at ? 1 : -1;
 }
 
 /* request_end's entry for a request timed only: (aggregate, wall, None, None, None, None,
@@ -2036,11 +2038,15 @@ Hook_request_begin(Hook *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "request_begin takes 2 arguments (%zd given)", nargs);
         return NULL;
     }
+    int paused = paused_answer(self);
+    if (paused != 0) {
+        if (paused == -2) {
+            return NULL;
+        }
+        return Py_NewRef(paused == 1 ? Py_False : Py_None);
+    }
     if (++self->requests % REQUEST_FALL_THROUGH == 0) {
         Py_RETURN_NONE;
-    }
-    if (self->paused && self->probe != NULL) {
-        return paused_request(self);
     }
     RequestUnit unit;
     int found = self->probe != NULL ? request_unit(self, &unit) : 0;
@@ -2192,31 +2198,13 @@ static PyTypeObject HookType = {
 };
 
 /* For the WSGI middleware's C call (advisor/embed/_gate.c, through the capsule _GATE_API):
- * what request_begin would answer for a request while tracing is paused, without the call
- * (its arguments, the route's stack table looked up to pass them, and the answer made into
- * an object): 1 for False (the request is counted only), -1 for None (the agent's way), -2
- * with an exception set; 0, counting nothing, where tracing is not paused or `hook` is no
- * SwitchHook (request_begin is called then, and counts the request). */
+ * request_begin's answer for a request while tracing is paused (paused_answer), without the
+ * call (its arguments, the route's stack table looked up to pass them, and the answer made
+ * into an object); 0 also where `hook` is no SwitchHook (request_begin is called then). */
 static int
 gate_paused_request(PyObject *hook)
 {
-    if (Py_TYPE(hook) != &HookType) {
-        return 0;
-    }
-    Hook *self = (Hook *)hook;
-    if (!self->paused || self->probe == NULL) {
-        return 0;
-    }
-    if (++self->requests % REQUEST_FALL_THROUGH == 0) {
-        return -1;
-    }
-    PyObject *answer = paused_request(self);
-    if (answer == NULL) {
-        return -2;
-    }
-    int counted = answer == Py_False;
-    Py_DECREF(answer);
-    return counted ? 1 : -1;
+    return Py_TYPE(hook) == &HookType ? paused_answer((Hook *)hook) : 0;
 }
 
 /* the capsule's contents: one function today; a struct, so that _gate.c checks what it got */
