@@ -464,11 +464,10 @@ gated(GatedCall *self, PyObject *environ, PyObject *start_response)
             result = counted(self, environ, start_response, handler, aggregate, fast);
             goto done;
         }
-        if (paused == -1 || (paused == -2 && disable_meter(self) == 0)) {
-            result = serve(self, environ, start_response, route);
-            goto done;
-        }
-        if (paused == -2) {
+        if (paused != 0) { /* the agent's way, or (-2) the meter disabled first, as for pending == NULL */
+            if (paused == -1 || disable_meter(self) == 0) {
+                result = serve(self, environ, start_response, route);
+            }
             goto done;
         }
     }
