@@ -391,6 +391,13 @@ def _timed(work: Callable[[int], object], count: int) -> Callable[[], float]:
     return timer
 
 
+def _bare_relative(work: Callable[[int], object], count: int, yappi: Any, threads: bool,
+                   reference: Reference) -> float:
+    """A loop's typical bare time (of 5 runs), in the units of the reference timed right
+    after it."""
+    return _typical(_timed(work, count)() for _ in range(5)) / reference.around(yappi, threads)
+
+
 def _loop_instructions(function: Callable[..., object]) -> int:
     """The instructions of a function's loop, from its FOR_ITER to its backward jump."""
     names = [instruction.opname for instruction in dis.get_instructions(function)]
@@ -418,8 +425,8 @@ def _measure_calls(yappi: Any, rounds: int, threads: bool) -> CallCost:
             pass
 
     reference = Reference()
-    loop_only = _typical(_timed(loop, rounds)() for _ in range(5)) / reference.around(yappi, threads)
-    with_calls = _typical(_timed(_caller, rounds)() for _ in range(5)) / reference.around(yappi, threads)
+    loop_only = _bare_relative(loop, rounds, yappi, threads, reference)
+    with_calls = _bare_relative(_caller, rounds, yappi, threads, reference)
     factor, instruction = _bytecode_factor(yappi, rounds // 2, threads, reference)
     passes = 7
     yappi.clear_stats()
@@ -474,8 +481,8 @@ def _builtin_cost(yappi: Any, factor: float, rounds: int, threads: bool,
         for _ in range(count):
             total += step
 
-    loop_only = _typical(_timed(bare_loop, rounds)() for _ in range(5)) / reference.around(yappi, threads)
-    with_calls = _typical(_timed(_lengths, rounds)() for _ in range(5)) / reference.around(yappi, threads)
+    loop_only = _bare_relative(bare_loop, rounds, yappi, threads, reference)
+    with_calls = _bare_relative(_lengths, rounds, yappi, threads, reference)
     passes = 7
     yappi.clear_stats()
     try:
