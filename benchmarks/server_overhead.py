@@ -107,16 +107,6 @@ def request_bytes(method: str, path: str) -> bytes:
     return f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n".encode()
 
 
-def read_response(stream: socket.socket, pending: bytearray) -> int:
-    """Read one response (headers and Content-Length body) from a blocking keep-alive connection."""
-    while (status := take_response(pending)) is None:
-        chunk = stream.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed")
-        pending += chunk
-    return status
-
-
 def take_response(pending: bytearray) -> int | None:
     """The status of the first whole response in `pending`, which is taken out of it; None
     while it is not all there."""
@@ -224,37 +214,33 @@ def warm_up(port: int | list[int], requests: int, connections: int) -> None:
         load(port, min(1000, requests), connections)
 
 
-def control(port: int, method: str, path: str) -> int:
-    stream = socket.create_connection(("127.0.0.1", port), timeout=10)
-    try:
-        stream.sendall(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
-                       f"Content-Length: 0\r\n\r\n".encode())
-        return read_response(stream, bytearray())
-    finally:
-        stream.close()
-
-
-def paused_seconds(port: int) -> float | None:
-    """The seconds the server's tracing has been paused so far (its report's
-    run.overhead.trace_paused_s, through the control endpoint), or None where it says none."""
+def control(port: int, method: str, path: str) -> tuple[int, bytes]:
+    """The control endpoint's answer (status, body), on a connection of its own."""
     stream = socket.create_connection(("127.0.0.1", port), timeout=30)
     try:
-        stream.sendall(f"GET /_advisor/report HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
-                       f"Connection: close\r\n\r\n".encode())
+        stream.sendall(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+                       f"Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
         answer = bytearray()
         while chunk := stream.recv(1 << 20):
             answer += chunk
     finally:
         stream.close()
     head, _, body = bytes(answer).partition(b"\r\n\r\n")
-    if int(head.split(b" ", 2)[1]) != 200:
+    return int(head.split(b" ", 2)[1]), body
+
+
+def paused_seconds(port: int) -> float | None:
+    """The seconds the server's tracing has been paused so far (its report's
+    run.overhead.trace_paused_s, through the control endpoint), or None where it says none."""
+    status, body = control(port, "GET", "/_advisor/report")
+    if status != 200:
         return None
     return json.loads(body)["run"]["overhead"].get("trace_paused_s")
 
 
 def start_deep_capture(port: int) -> None:
     """Ask the server's control endpoint for a deep capture, and let yappi calibrate."""
-    if control(port, "POST", "/_advisor/deep?seconds=120") != 202:
+    if control(port, "POST", "/_advisor/deep?seconds=120")[0] != 202:
         raise RuntimeError("the deep capture did not start")
     time.sleep(1.0)  # yappi's calibration, then the capture runs
 
